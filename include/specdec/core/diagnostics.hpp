@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+/// @file
+/// @brief Per-clause diagnostics for the core concepts and the SPECDEC_CHECK macro.
+///
+/// `SPECDEC_CHECK(target_model, my_model);` fails with one message per missing member, naming
+/// the concept, the member and its expected signature (nvcc prints little for an unmet
+/// constraint; static_assert messages print under every compiler).
+
+#include <specdec/config.hpp>
+#include <specdec/core/concepts.hpp>
+#include <specdec/core/executor.hpp>
+
+SPECDEC_NAMESPACE_BEGIN
+
+namespace diag {
+
+/// Checks `uniform_source` clause by clause. @return true when satisfied (else a static_assert fires).
+template <class U>
+consteval bool check_uniform_source() {
+  static_assert(requires(const U& u, index_t pos, draw_purpose p) {
+    { u(pos, p) } -> std::convertible_to<float>;
+  }, "uniform_source: U needs 'float operator()(index_t position, draw_purpose purpose) const'");
+  static_assert(requires(const U& u, index_t pos, draw_purpose p, std::uint32_t lane) {
+    { u(pos, p, lane) } -> std::convertible_to<float>;
+  }, "uniform_source: U needs 'float operator()(index_t, draw_purpose, std::uint32_t lane) const'");
+  return true;
+}
+
+/// Checks `draft_proposer` clause by clause. @return true when satisfied.
+template <class P>
+consteval bool check_draft_proposer() {
+  static_assert(requires(P& p, const draft_request& r, draft_block& b) {
+    { p.propose(r, b) } -> std::same_as<status>;
+  }, "draft_proposer: P needs 'status propose(const draft_request&, draft_block&)'");
+  static_assert(requires(const P& p) {
+    { p.max_draft_len() } -> std::convertible_to<int>;
+  }, "draft_proposer: P needs 'int max_draft_len() const'");
+  return true;
+}
+
+/// Checks `target_model` clause by clause. @return true when satisfied.
+template <class M>
+consteval bool check_target_model() {
+  static_assert(requires(M& m, const score_request& r, matrix_view<float> out) {
+    { m.score(r, out) } -> std::same_as<status>;
+  }, "target_model: M needs 'status score(const score_request&, matrix_view<float> logits)'");
+  static_assert(requires(const M& m) {
+    { m.vocab_size() } -> std::convertible_to<index_t>;
+  }, "target_model: M needs 'index_t vocab_size() const'");
+  return true;
+}
+
+/// Checks `row_executor` clause by clause. @return true when satisfied.
+template <class E>
+consteval bool check_row_executor() {
+  static_assert(requires(const E& e, index_t n, float x, weight_mode m) {
+    { e.scan_row(n, [](index_t) { return 0.0f; }, m, x) } -> std::same_as<row_scan_result>;
+  }, "row_executor: E needs 'row_scan_result scan_row(index_t, Raw, weight_mode, float) const'");
+  static_assert(requires(const E& e, index_t n) {
+    { e.sum(n, [](index_t) { return 0.0f; }) } -> std::convertible_to<float>;
+  }, "row_executor: E needs 'float sum(index_t, F) const'");
+  static_assert(requires(const E& e, index_t n, float x) {
+    { e.sample_inverse_cdf(n, [](index_t) { return 0.0f; }, x) } -> std::convertible_to<index_t>;
+  }, "row_executor: E needs 'index_t sample_inverse_cdf(index_t, F, float target) const'");
+  static_assert(requires(const E& e, index_t n, float x) {
+    {
+      e.threshold_probe(n, [](index_t) { return 0.0f; }, [](float) { return 0.0f; }, x, x)
+      } -> std::same_as<threshold_probe_result>;
+  }, "row_executor: E needs 'threshold_probe_result threshold_probe(index_t, Raw, G, float, float) const'");
+  return true;
+}
+
+} // namespace diag
+
+SPECDEC_NAMESPACE_END
+
+/// Asserts that `T` models the specdec concept `CONCEPT` (e.g. target_model), with one
+/// readable message per missing clause.
+#define SPECDEC_CHECK(CONCEPT, ...) static_assert(::specdec::diag::check_##CONCEPT<__VA_ARGS__>())

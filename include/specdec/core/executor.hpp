@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+/// @file
+/// @brief The row-ops executor: the vocab-wide primitives every rule is written against.
+///
+/// A verification rule is written once, as `SPECDEC_HD` code over an executor. The host
+/// executor (`cpu::serial_executor`) runs plain vectorisable loops; a device executor runs the
+/// same primitives block-cooperatively. The primitives take lazily computed functions of the
+/// index, so nothing of vocabulary size is ever materialised.
+
+#include <specdec/config.hpp>
+#include <specdec/core/types.hpp>
+
+#include <concepts>
+
+SPECDEC_NAMESPACE_BEGIN
+
+/// How raw row values turn into unnormalised weights.
+enum class weight_mode : std::uint8_t {
+  exp_scaled, ///< weight = exp((raw - max) * inv_temp): logits, or log-probabilities
+  linear,     ///< weight = raw: probabilities at temperature 1
+  one_hot     ///< greedy: all weight on the first argmax
+};
+
+/// Result of executor::scan_row.
+struct row_scan_result {
+  float max = 0.0f;         ///< largest valid raw value (-inf when there is none)
+  index_t argmax = -1;      ///< first index holding `max`; -1 when no valid value exists
+  float weight_sum = 0.0f;  ///< sum of weights relative to `max` (see weight_mode)
+  index_t invalid = 0;      ///< number of invalid values (NaN, +Inf, or negative in linear mode)
+};
+
+/// Result of executor::threshold_probe.
+struct threshold_probe_result {
+  float mass = 0.0f;  ///< sum of g(raw) over the entries with raw >= mid
+  float above = 0.0f; ///< smallest raw value >= mid (+inf when none)
+  float below = 0.0f; ///< largest raw value in [floor, mid) (-inf when none)
+};
+
+/// A row-ops executor. Every primitive runs over indices 0 .. n-1 of one row and takes callables
+/// `raw(i) -> float` (the raw value at i) or `f(i) -> float` (a weight at i, >= 0).
+///
+/// Required, with these semantics (all float accumulation; order is the executor's):
+/// - `scan_row(n, raw, mode, inv_temp)` -> row_scan_result: max and first argmax of the valid
+///   raw values, count of invalid ones, and the sum of weights exp((raw - max) * inv_temp)
+///   (exp_scaled) or raw (linear) over valid values; one pass.
+/// - `sum(n, f)` -> float: the sum of f(i).
+/// - `sample_inverse_cdf(n, f, target)` -> index_t: the smallest i whose running sum of f
+///   exceeds `target`; if rounding leaves none, the last i with f(i) > 0; -1 when all are 0.
+/// - `threshold_probe(n, raw, g, floor, mid)` -> threshold_probe_result over the entries with
+///   raw >= floor.
+template <class E>
+concept row_executor = requires(const E& e, index_t n, float x, weight_mode m) {
+  { e.scan_row(n, [](index_t) { return 0.0f; }, m, x) } -> std::same_as<row_scan_result>;
+  { e.sum(n, [](index_t) { return 0.0f; }) } -> std::convertible_to<float>;
+  { e.sample_inverse_cdf(n, [](index_t) { return 0.0f; }, x) } -> std::convertible_to<index_t>;
+  {
+    e.threshold_probe(n, [](index_t) { return 0.0f; }, [](float) { return 0.0f; }, x, x)
+    } -> std::same_as<threshold_probe_result>;
+};
+
+SPECDEC_NAMESPACE_END

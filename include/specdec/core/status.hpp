@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+/// @file
+/// @brief Error codes, the host-side status object and the per-row status flags of batch calls.
+
+#include <specdec/config.hpp>
+
+#include <cstdint>
+
+SPECDEC_NAMESPACE_BEGIN
+
+/// Error codes returned by host algorithms and launchers. `errc::ok` is zero.
+enum class errc : std::int32_t {
+  ok = 0,                 ///< success
+  invalid_argument,       ///< a null pointer, negative size or similar malformed argument
+  shape_mismatch,         ///< offsets, row counts or strides disagree with each other
+  vocab_mismatch,         ///< draft and target rows have different vocabulary sizes
+  token_out_of_range,     ///< a token id is negative or not below the vocabulary size
+  invalid_value,          ///< NaN, +Inf in logits, or an infinite or negative probability
+  zero_mass_row,          ///< a row has no probability mass (all zero, or all -inf logits)
+  zero_draft_probability, ///< the draft distribution gives probability 0 to its own drafted token
+  invalid_temperature,    ///< temperature is negative or NaN
+  invalid_top_k,          ///< top-k is negative
+  invalid_top_p,          ///< top-p is outside (0, 1]
+  invalid_min_p,          ///< min-p is outside [0, 1]
+  overflow,               ///< a size or position does not fit the index types
+  unsupported,            ///< a valid request this build or backend cannot serve
+  cuda_error,             ///< a CUDA runtime call failed; see status::cuda_error
+  io_error,               ///< a file could not be opened or read
+  corrupt_data            ///< a file or buffer does not hold what its header promises
+};
+
+/// A human-readable message for an error code (a static string, never null).
+/// @par Complexity
+/// Constant.
+constexpr const char* message(errc code) noexcept {
+  switch (code) {
+  case errc::ok: return "ok";
+  case errc::invalid_argument: return "invalid argument";
+  case errc::shape_mismatch: return "shape mismatch between offsets, rows or strides";
+  case errc::vocab_mismatch: return "draft and target vocabulary sizes differ";
+  case errc::token_out_of_range: return "token id outside [0, vocab)";
+  case errc::invalid_value: return "NaN, +Inf logit, or infinite or negative probability in a row";
+  case errc::zero_mass_row: return "distribution row has no probability mass";
+  case errc::zero_draft_probability: return "draft gives probability 0 to its own token";
+  case errc::invalid_temperature: return "temperature must be >= 0";
+  case errc::invalid_top_k: return "top-k must be >= 0";
+  case errc::invalid_top_p: return "top-p must be in (0, 1]";
+  case errc::invalid_min_p: return "min-p must be in [0, 1]";
+  case errc::overflow: return "size or position overflows the index type";
+  case errc::unsupported: return "unsupported configuration";
+  case errc::cuda_error: return "CUDA runtime error";
+  case errc::io_error: return "I/O error";
+  case errc::corrupt_data: return "corrupt or truncated data";
+  }
+  return "unknown error";
+}
+
+/// The result of a host algorithm or launcher: an error code and, for CUDA calls, the raw
+/// `cudaError_t` value (kept as an int so that core/ needs no CUDA header).
+struct [[nodiscard]] status {
+  errc code = errc::ok; ///< what went wrong, or errc::ok
+  int cuda_error = 0;   ///< the cudaError_t of a failed CUDA call, else 0
+
+  /// True when the call succeeded.
+  constexpr bool ok() const noexcept {
+    return code == errc::ok;
+  }
+  /// True when the call succeeded.
+  constexpr explicit operator bool() const noexcept {
+    return ok();
+  }
+  /// The message of #code.
+  constexpr const char* message() const noexcept {
+    return ::specdec::message(code);
+  }
+  /// Two statuses are equal when code and CUDA error agree.
+  friend constexpr bool operator==(const status&, const status&) = default;
+};
+
+/// Bit flags describing what happened to one request of a batch call. Zero means clean.
+/// Device kernels write them instead of failing; host batch calls fill them as well, so the
+/// CPU reference and the GPU report the same thing.
+struct row_status {
+  std::uint32_t bits = 0; ///< OR of the flag constants below
+
+  static constexpr std::uint32_t target_invalid = 1u << 0; ///< NaN/+Inf/negative in a target row
+  static constexpr std::uint32_t target_zero_mass = 1u << 1; ///< a target row has no mass
+  static constexpr std::uint32_t draft_invalid = 1u << 2;    ///< NaN/+Inf/negative in a draft row
+  static constexpr std::uint32_t draft_zero_mass = 1u << 3;  ///< a draft row has no mass
+  static constexpr std::uint32_t token_out_of_range = 1u << 4; ///< a draft token id is invalid
+  static constexpr std::uint32_t zero_draft_probability = 1u << 5; ///< q(x) = 0 for a draft x
+  static constexpr std::uint32_t invalid_params = 1u << 6; ///< sampling parameters rejected
+  /// Informational: a residual had no mass, so the correction was drawn from the target row.
+  static constexpr std::uint32_t residual_fallback = 1u << 7;
+  /// Flags that mean the input was bad (everything except informational flags).
+  static constexpr std::uint32_t error_mask = 0x7fu;
+
+  /// True when no error flag is set (informational flags allowed).
+  constexpr bool ok() const noexcept {
+    return (bits & error_mask) == 0;
+  }
+  /// True when flag `f` is set.
+  constexpr bool has(std::uint32_t f) const noexcept {
+    return (bits & f) != 0;
+  }
+  /// Sets flag `f`.
+  constexpr void set(std::uint32_t f) noexcept {
+    bits |= f;
+  }
+  /// The host error code for the lowest error flag set, errc::ok when none.
+  constexpr errc to_errc() const noexcept {
+    if (has(target_invalid) || has(draft_invalid)) return errc::invalid_value;
+    if (has(target_zero_mass) || has(draft_zero_mass)) return errc::zero_mass_row;
+    if (has(token_out_of_range)) return errc::token_out_of_range;
+    if (has(zero_draft_probability)) return errc::zero_draft_probability;
+    if (has(invalid_params)) return errc::invalid_argument;
+    return errc::ok;
+  }
+  /// Two row statuses are equal when their bits are.
+  friend constexpr bool operator==(const row_status&, const row_status&) = default;
+};
+
+SPECDEC_NAMESPACE_END

@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+/// @file
+/// @brief Vocabulary types: token ids, indices, distribution kinds and random-draw purposes.
+
+#include <specdec/config.hpp>
+
+#include <cstdint>
+
+SPECDEC_NAMESPACE_BEGIN
+
+/// A token id. Valid ids of a vocabulary of size V are 0 .. V-1.
+using token_id = std::int32_t;
+
+/// A signed index or size (rows, vocabulary entries, offsets).
+using index_t = std::int64_t;
+
+/// What the values of a distribution row hold.
+enum class distribution_kind : std::uint8_t {
+  logits,       ///< unnormalised log-probabilities; -inf marks a token that cannot occur
+  probabilities ///< non-negative probabilities (they need not sum to one: rows are normalised)
+};
+
+/// Why a random number is drawn. Each purpose is an independent stream for a (request, position).
+enum class draw_purpose : std::uint32_t {
+  accept = 0, ///< the acceptance coin of the draft token at a position
+  sample = 1, ///< the categorical draw of a correction or bonus token at a position
+  auxiliary = 2 ///< any further draw a rule needs (tree siblings use auxiliary + sibling index)
+};
+
+SPECDEC_NAMESPACE_END

@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+/// @file
+/// @brief The host row executor: serial, chunked loops written so that compilers vectorise them.
+///
+/// Every primitive processes the row in chunks of `chunk` elements; inside a chunk it keeps
+/// `lanes` independent accumulators, which compilers turn into SIMD registers without any
+/// reassociation flag. The row is read once per primitive (scan_row fuses validation, max,
+/// argmax and the online-softmax sum into one pass).
+
+#include <specdec/config.hpp>
+#include <specdec/core/executor.hpp>
+#include <specdec/core/math.hpp>
+#include <specdec/core/types.hpp>
+
+SPECDEC_NAMESPACE_BEGIN
+
+namespace cpu {
+
+/// The host implementation of `row_executor`. Stateless and trivially copyable.
+/// @par Complexity
+/// Each primitive is O(n) with one read of the row; sample_inverse_cdf reads at most one chunk
+/// twice.
+struct serial_executor {
+  static constexpr index_t chunk = 512; ///< elements staged per chunk (fits L1 with headroom)
+  static constexpr int lanes = 8;       ///< independent accumulators per reduction
+
+  /// Fused validation + max + first argmax + online weight sum. See `row_executor`.
+  template <class Raw>
+  row_scan_result scan_row(index_t n, Raw raw, weight_mode mode, float inv_temp) const {
+    const float inf = detail::infinity();
+    const bool linear = mode == weight_mode::linear;
+    float buf[chunk];
+    row_scan_result res{-inf, -1, 0.0f, 0};
+    for (index_t base = 0; base < n; base += chunk) {
+      const int len = static_cast<int>(detail::min_i<index_t>(chunk, n - base));
+      for (int j = 0; j < len; ++j) buf[j] = raw(base + j);
+      // Invalid entries become -inf in the buffer so that max and sums skip them.
+      float lane_max[lanes];
+      int lane_bad[lanes];
+      for (int l = 0; l < lanes; ++l) {
+        lane_max[l] = -inf;
+        lane_bad[l] = 0;
+      }
+      int j = 0;
+      for (; j + lanes <= len; j += lanes) {
+        for (int l = 0; l < lanes; ++l) {
+          const float x = buf[j + l];
+          const bool bad = detail::is_nan(x) || x == inf || (linear && x < 0.0f);
+          lane_bad[l] += bad ? 1 : 0;
+          const float v = bad ? -inf : x;
+          buf[j + l] = v;
+          lane_max[l] = detail::max_f(lane_max[l], v);
+        }
+      }
+      for (; j < len; ++j) {
+        const float x = buf[j];
+        const bool bad = detail::is_nan(x) || x == inf || (linear && x < 0.0f);
+        lane_bad[0] += bad ? 1 : 0;
+        buf[j] = bad ? -inf : x;
+        lane_max[0] = detail::max_f(lane_max[0], buf[j]);
+      }
+      float cmax = -inf;
+      for (int l = 0; l < lanes; ++l) {
+        cmax = detail::max_f(cmax, lane_max[l]);
+        res.invalid += lane_bad[l];
+      }
+      if (cmax > res.max) {
+        if (mode == weight_mode::exp_scaled && res.argmax >= 0)
+          res.weight_sum *= detail::exp_f((res.max - cmax) * inv_temp);
+        res.max = cmax;
+        for (int k = 0; k < len; ++k) {
+          if (buf[k] == cmax) {
+            res.argmax = base + k;
+            break;
+          }
+        }
+      }
+      if (mode == weight_mode::one_hot || res.argmax < 0) continue;
+      float acc[lanes] = {};
+      const float m = res.max;
+      j = 0;
+      if (linear) {
+        for (; j + lanes <= len; j += lanes)
+          for (int l = 0; l < lanes; ++l) acc[l] += detail::max_f(buf[j + l], 0.0f);
+        for (; j < len; ++j) acc[0] += detail::max_f(buf[j], 0.0f);
+      } else {
+        for (; j + lanes <= len; j += lanes)
+          for (int l = 0; l < lanes; ++l) acc[l] += detail::exp_f((buf[j + l] - m) * inv_temp);
+        for (; j < len; ++j) acc[0] += detail::exp_f((buf[j] - m) * inv_temp);
+      }
+      res.weight_sum += sum_lanes(acc);
+    }
+    if (mode == weight_mode::one_hot) res.weight_sum = res.argmax >= 0 ? 1.0f : 0.0f;
+    return res;
+  }
+
+  /// Sum of f(i) over 0 .. n-1. See `row_executor`.
+  template <class F>
+  float sum(index_t n, F f) const {
+    float total = 0.0f;
+    for (index_t base = 0; base < n; base += chunk) total += chunk_sum(base, detail::min_i<index_t>(chunk, n - base), f);
+    return total;
+  }
+
+  /// Inverse-CDF draw: smallest i with running sum of f > target. See `row_executor`.
+  template <class F>
+  index_t sample_inverse_cdf(index_t n, F f, float target) const {
+    float running = 0.0f;
+    index_t last_positive_chunk = -1;
+    for (index_t base = 0; base < n; base += chunk) {
+      const index_t len = detail::min_i<index_t>(chunk, n - base);
+      const float total = chunk_sum(base, len, f);
+      if (total > 0.0f) last_positive_chunk = base;
+      if (running + total > target) {
+        // Fine scan of this chunk in index order from the running total.
+        float acc = running;
+        for (index_t i = base; i < base + len; ++i) {
+          acc += f(i);
+          if (acc > target) return i;
+        }
+        running = acc;
+      } else {
+        running += total;
+      }
+    }
+    if (last_positive_chunk < 0) return -1;
+    const index_t end = detail::min_i<index_t>(last_positive_chunk + chunk, n);
+    for (index_t i = end - 1; i >= last_positive_chunk; --i)
+      if (f(i) > 0.0f) return i;
+    return -1;
+  }
+
+  /// Mass of g(raw) over raw >= mid, plus the nearest raw values around mid (entries below
+  /// `floor` ignored). See `row_executor`.
+  template <class Raw, class G>
+  threshold_probe_result threshold_probe(index_t n, Raw raw, G g, float floor, float mid) const {
+    const float inf = detail::infinity();
+    threshold_probe_result res{0.0f, inf, -inf};
+    for (index_t i = 0; i < n; ++i) {
+      const float x = raw(i);
+      if (!(x >= floor)) continue; // also skips NaN
+      if (x >= mid) {
+        res.mass += g(x);
+        res.above = detail::min_f(res.above, x);
+      } else {
+        res.below = detail::max_f(res.below, x);
+      }
+    }
+    return res;
+  }
+
+private:
+  static float sum_lanes(const float (&acc)[lanes]) {
+    float s = 0.0f;
+    for (int l = 0; l < lanes; ++l) s += acc[l];
+    return s;
+  }
+  template <class F>
+  static float chunk_sum(index_t base, index_t len, F f) {
+    float acc[lanes] = {};
+    index_t j = 0;
+    for (; j + lanes <= len; j += lanes)
+      for (int l = 0; l < lanes; ++l) acc[l] += f(base + j + l);
+    for (; j < len; ++j) acc[0] += f(base + j);
+    return sum_lanes(acc);
+  }
+};
+
+static_assert(row_executor<serial_executor>);
+
+} // namespace cpu
+
+SPECDEC_NAMESPACE_END

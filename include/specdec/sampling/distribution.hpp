@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+/// @file
+/// @brief The processed distribution of one row: logits or probabilities, any dtype, after
+/// temperature / top-k / min-p / top-p, represented lazily by a few scalars (never
+/// materialised), plus categorical sampling by inverse CDF.
+
+#include <specdec/config.hpp>
+#include <specdec/core/dtype.hpp>
+#include <specdec/core/executor.hpp>
+#include <specdec/core/math.hpp>
+#include <specdec/core/status.hpp>
+#include <specdec/core/types.hpp>
+#include <specdec/sampling/params.hpp>
+
+#include <cstdint>
+
+SPECDEC_NAMESPACE_BEGIN
+
+namespace sampling {
+
+/// One distribution row as stored by the engine: `vocab` elements of type T.
+/// @tparam T float, half or bfloat16
+template <class T>
+struct dist_row {
+  const T* data = nullptr;                         ///< first element
+  index_t vocab = 0;                               ///< number of elements
+  distribution_kind kind = distribution_kind::logits; ///< logits or probabilities
+};
+
+/// The lazily represented processed distribution of a row (a few scalars, O(1) to copy).
+///
+/// For index i with raw value r(i) (the logit; for probability rows r = p, or log p when the
+/// temperature is not 1), the processed probability is
+/// `one_hot ? [i == argmax] : (r(i) >= cut ? weight(r(i)) * inv_mass : 0)`.
+struct row_stats {
+  weight_mode mode = weight_mode::exp_scaled; ///< how raw values become weights
+  bool log_of_probs = false;                  ///< raw values are log(p) of a probability row
+  float max_raw = 0.0f;                       ///< largest raw value
+  float inv_temp = 1.0f;                      ///< 1 / temperature (exp_scaled mode)
+  float cut = 0.0f;                           ///< raw values below this have probability 0
+  float mass = 0.0f;                          ///< sum of weights over the support
+  float inv_mass = 0.0f;                      ///< 1 / mass
+  index_t argmax = -1;                        ///< first index of the largest raw value
+  row_status status{};                        ///< target_invalid / target_zero_mass on bad rows
+
+  /// Unnormalised weight of a raw value (0 outside the support). @hd
+  SPECDEC_HD float weight(float raw) const noexcept {
+    const float w = mode == weight_mode::linear ? raw : detail::exp_f((raw - max_raw) * inv_temp);
+    return raw >= cut ? w : 0.0f;
+  }
+  /// True when the row could be processed (no invalid value, positive mass). @hd
+  SPECDEC_HD bool ok() const noexcept {
+    return status.ok();
+  }
+};
+
+/// Raw value of element i of a row, as the processed distribution sees it (log p for
+/// probability rows in exp_scaled mode). @hd
+template <class T>
+SPECDEC_HD inline float raw_value(const dist_row<T>& row, bool log_of_probs, index_t i) noexcept {
+  const float x = load_as_float(row.data, i);
+  return log_of_probs ? (x < 0.0f ? detail::bits_float(0x7fc00000u) : detail::log_f(x)) : x;
+}
+
+/// Processed probability of index i. @pre st was computed for `row`. @hd
+template <class T>
+SPECDEC_HD inline float prob_at(const dist_row<T>& row, const row_stats& st, index_t i) noexcept {
+  if (st.mode == weight_mode::one_hot) return i == st.argmax ? 1.0f : 0.0f;
+  return st.weight(raw_value(row, st.log_of_probs, i)) * st.inv_mass;
+}
+
+namespace detail {
+
+/// Largest raw value v (among the row's values >= floor) with F(v) = sum over raw >= v of g(raw)
+/// at least `goal`; `lo` is a value known to satisfy it (the smallest raw value >= floor).
+/// Bisection on the order-preserving key, jumping to actual row values: at most 32 probes.
+template <row_executor E, class Raw, class G>
+SPECDEC_HD float search_threshold(
+    const E& ex, index_t n, const Raw& raw, const G& g, float floor, float lo, float hi, float goal) {
+  while (lo < hi) {
+    const std::uint32_t klo = ::specdec::detail::order_key(lo);
+    const std::uint32_t khi = ::specdec::detail::order_key(hi);
+    const float mid = ::specdec::detail::from_order_key(klo + (khi - klo + 1u) / 2u);
+    const threshold_probe_result pr = ex.threshold_probe(n, raw, g, floor, mid);
+    if (pr.mass >= goal)
+      lo = pr.above; // the smallest value >= mid satisfies too: F is constant on [mid, above]
+    else
+      hi = pr.below; // every v >= mid fails; the next candidate is the largest value below mid
+  }
+  return lo;
+}
+
+} // namespace detail
+
+/// Computes the processed distribution of a row: validation, max/argmax and mass in one pass,
+/// then (only when truncation is on) the top-k, min-p and top-p cut.
+/// @tparam E a row_executor
+/// @tparam T the element type
+/// @param ex executor
+/// @param row the row
+/// @param params sampling parameters (validated by the caller)
+/// @return the stats; `status` has target_invalid (NaN, +Inf, negative probability) or
+///   target_zero_mass set when the row is unusable (callers re-label them for draft rows)
+/// @par Complexity
+/// One pass over the row without truncation; with truncation, O(log) extra probes (at most
+/// 32 per filter, usually far fewer). @hd
+template <row_executor E, class T>
+SPECDEC_HD row_stats prepare_row(const E& ex, const dist_row<T>& row, const sampling_params& params) {
+  row_stats st;
+  const bool greedy = params.greedy();
+  const bool probs = row.kind == distribution_kind::probabilities;
+  st.mode = greedy ? weight_mode::one_hot
+                   : (probs && params.temperature == 1.0f ? weight_mode::linear
+                                                          : weight_mode::exp_scaled);
+  st.log_of_probs = probs && st.mode == weight_mode::exp_scaled;
+  st.inv_temp = greedy ? 1.0f : 1.0f / params.temperature;
+  const bool log_probs = st.log_of_probs;
+  const auto raw = [row, log_probs](index_t i) { return raw_value(row, log_probs, i); };
+  const row_scan_result scan = ex.scan_row(row.vocab, raw, st.mode, st.inv_temp);
+  st.max_raw = scan.max;
+  st.argmax = scan.argmax;
+  st.cut = -::specdec::detail::infinity();
+  st.mass = scan.weight_sum;
+  if (scan.invalid > 0) st.status.set(row_status::target_invalid);
+  if (scan.argmax < 0 || !(scan.weight_sum > 0.0f)) st.status.set(row_status::target_zero_mass);
+  if (!st.status.ok()) {
+    st.inv_mass = 0.0f;
+    return st;
+  }
+  if (!greedy && params.truncates()) {
+    const row_stats base = st;
+    const auto weight = [base](float r) { return base.weight(r); };
+    const auto one = [](float) { return 1.0f; };
+    const float inf = ::specdec::detail::infinity();
+    float cut = -inf;
+    if (params.min_p > 0.0f) {
+      cut = st.mode == weight_mode::linear
+                ? params.min_p * st.max_raw
+                : st.max_raw + ::specdec::detail::log_f(params.min_p) * params.temperature;
+      cut = ::specdec::detail::min_f(cut, st.max_raw); // the top token always survives
+    }
+    // The smallest value at or above the current cut, and the number of values there.
+    threshold_probe_result all = ex.threshold_probe(row.vocab, raw, one, cut, cut);
+    if (params.top_k > 0 && static_cast<float>(params.top_k) < all.mass) {
+      cut = detail::search_threshold(ex, row.vocab, raw, one, cut, all.above, st.max_raw,
+                                     static_cast<float>(params.top_k));
+      all = ex.threshold_probe(row.vocab, raw, one, cut, cut);
+    }
+    float mass = ex.threshold_probe(row.vocab, raw, weight, cut, cut).mass;
+    if (params.top_p < 1.0f) {
+      cut = detail::search_threshold(
+          ex, row.vocab, raw, weight, cut, all.above, st.max_raw, params.top_p * mass);
+      mass = ex.threshold_probe(row.vocab, raw, weight, cut, cut).mass;
+    }
+    st.cut = cut;
+    st.mass = mass;
+  }
+  st.inv_mass = 1.0f / st.mass;
+  return st;
+}
+
+/// Draws from a processed row by inverse CDF with uniform u in [0, 1): the smallest index whose
+/// cumulative weight exceeds u * mass (DeepSpec's convention). Greedy rows return the argmax.
+/// @return the token, or -1 when the row has no mass. @hd
+template <row_executor E, class T>
+SPECDEC_HD index_t sample_row(const E& ex, const dist_row<T>& row, const row_stats& st, float u) {
+  if (st.mode == weight_mode::one_hot) return st.argmax;
+  const bool log_probs = st.log_of_probs;
+  const auto w = [row, st, log_probs](index_t i) { return st.weight(raw_value(row, log_probs, i)); };
+  return ex.sample_inverse_cdf(row.vocab, w, u * st.mass);
+}
+
+/// Shannon entropy (nats) of a processed row; 0 for greedy rows. Used by typical acceptance.
+/// @par Complexity
+/// One pass. @hd
+template <row_executor E, class T>
+SPECDEC_HD float entropy(const E& ex, const dist_row<T>& row, const row_stats& st) {
+  if (st.mode == weight_mode::one_hot) return 0.0f;
+  const bool log_probs = st.log_of_probs;
+  // p log p with p = w / mass:  H = log(mass) - sum(w log w) / mass.
+  const auto wlogw = [row, st, log_probs](index_t i) {
+    const float r = raw_value(row, log_probs, i);
+    const float w = st.weight(r);
+    if (!(w > 0.0f)) return 0.0f;
+    const float logw =
+        st.mode == weight_mode::linear ? ::specdec::detail::log_f(w) : (r - st.max_raw) * st.inv_temp;
+    return w * logw;
+  };
+  const float s = ex.sum(row.vocab, wlogw);
+  return ::specdec::detail::log_f(st.mass) - s * st.inv_mass;
+}
+
+} // namespace sampling
+
+SPECDEC_NAMESPACE_END

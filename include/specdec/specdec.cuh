@@ -1,0 +1,8 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+/// @file
+/// @brief Umbrella header for CUDA translation units: specdec.hpp plus the cuda/ layer.
+
+#include <specdec/config.hpp>
+#include <specdec/cuda/launch.cuh>
+#include <specdec/specdec.hpp>

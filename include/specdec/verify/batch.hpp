@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+/// @file
+/// @brief The ragged batch layout of chain verification (shared by the host and device
+/// backends), its validation, and the per-request view into it.
+
+#include <specdec/config.hpp>
+#include <specdec/core/rng.hpp>
+#include <specdec/core/status.hpp>
+#include <specdec/core/types.hpp>
+#include <specdec/core/views.hpp>
+#include <specdec/sampling/params.hpp>
+#include <specdec/verify/chain.hpp>
+
+#include <cstdint>
+
+SPECDEC_NAMESPACE_BEGIN
+
+namespace verify {
+
+/// A batch of B chain drafts of different lengths, in the ragged layout engines use.
+///
+/// Request b owns drafts `draft_offsets[b] .. draft_offsets[b+1]` (K_b of them) in `tokens` and
+/// `draft`, and target rows `draft_offsets[b] + b .. draft_offsets[b+1] + b` (K_b + 1 rows).
+/// Randomness is keyed by (seed, request_ids[b], positions[b] + j), never by b, so permuting the
+/// batch permutes the results and changes nothing else.
+/// @tparam TT target element type
+/// @tparam TD draft element type
+template <class TT, class TD = TT>
+struct chain_batch {
+  index_t batch = 0;                     ///< B
+  const index_t* draft_offsets = nullptr; ///< @shape{[B + 1]}, [0] = 0, non-decreasing
+  const token_id* tokens = nullptr;      ///< @shape{[sum K_b]}
+  matrix_view<const TT> target{};        ///< @shape{[sum K_b + B, V]}
+  matrix_view<const TD> draft{};         ///< @shape{[sum K_b, V]}; rows = 0 when not needed
+  distribution_kind target_kind = distribution_kind::logits; ///< what target rows hold
+  distribution_kind draft_kind = distribution_kind::logits;  ///< what draft rows hold
+  const sampling::sampling_params* params = nullptr; ///< per request, or one for all
+  index_t params_stride = 0;             ///< 1: one entry per request; 0: params[0] for all
+  const std::uint64_t* request_ids = nullptr; ///< @shape{[B]} engine-wide ids (RNG stream)
+  const index_t* positions = nullptr;    ///< @shape{[B]} absolute position of each x_1
+  std::uint64_t seed = 0;                ///< sampling seed
+
+  /// The request view of request b. @pre the batch validated. @hd
+  SPECDEC_HD chain_request<TT, TD> request(index_t b) const noexcept {
+    chain_request<TT, TD> r;
+    const index_t d0 = draft_offsets[b];
+    r.num_drafts = static_cast<std::int32_t>(draft_offsets[b + 1] - d0);
+    r.target = target.data + (d0 + b) * target.row_stride;
+    r.target_stride = target.row_stride;
+    r.draft = draft.rows > 0 ? draft.data + d0 * draft.row_stride : nullptr;
+    r.draft_stride = draft.row_stride;
+    r.tokens = tokens + d0;
+    r.vocab = target.cols;
+    r.target_kind = target_kind;
+    r.draft_kind = draft_kind;
+    r.params = params[b * params_stride];
+    r.position = positions[b];
+    return r;
+  }
+  /// The uniform source of request b. @hd
+  SPECDEC_HD philox_uniforms uniforms(index_t b) const noexcept {
+    return philox_uniforms{rng_key{seed, request_ids[b]}};
+  }
+};
+
+/// Where batch results go: one entry per request.
+struct chain_batch_output {
+  std::int32_t* accepted = nullptr; ///< @shape{[B]} accepted drafts
+  token_id* next = nullptr;         ///< @shape{[B]} correction or bonus token
+  row_status* status = nullptr;     ///< @shape{[B]} per-request flags
+};
+
+/// Validates the shape and parameters of a batch (not the row contents, which are checked per
+/// request while verifying).
+/// @param b the batch
+/// @param out the output buffers
+/// @param needs_draft_rows whether the policy reads draft rows
+/// @return errc::ok, or the first problem: invalid_argument (null pointer, B < 0, V <= 0),
+///   shape_mismatch (offsets or row counts), vocab_mismatch (draft V != target V),
+///   overflow (a draft longer than INT32_MAX), or the parameter errors of sampling_params.
+/// @par Complexity
+/// O(B).
+template <class TT, class TD>
+constexpr status validate(const chain_batch<TT, TD>& b, const chain_batch_output& out, bool needs_draft_rows) noexcept {
+  if (b.batch < 0 || b.target.cols <= 0) return {errc::invalid_argument};
+  if (b.batch == 0) return {};
+  if (b.draft_offsets == nullptr || b.target.data == nullptr || b.params == nullptr
+      || b.request_ids == nullptr || b.positions == nullptr || out.accepted == nullptr
+      || out.next == nullptr || out.status == nullptr)
+    return {errc::invalid_argument};
+  if (b.params_stride != 0 && b.params_stride != 1) return {errc::invalid_argument};
+  if (b.draft_offsets[0] != 0) return {errc::shape_mismatch};
+  for (index_t i = 0; i < b.batch; ++i) {
+    const index_t k = b.draft_offsets[i + 1] - b.draft_offsets[i];
+    if (k < 0) return {errc::shape_mismatch};
+    if (k > INT32_MAX - 1) return {errc::overflow};
+    if (b.positions[i] < 0) return {errc::invalid_argument};
+  }
+  const index_t total = b.draft_offsets[b.batch];
+  if (total > 0 && b.tokens == nullptr) return {errc::invalid_argument};
+  if (b.target.rows != total + b.batch || b.target.row_stride < b.target.cols)
+    return {errc::shape_mismatch};
+  if (needs_draft_rows && total > 0) {
+    if (b.draft.data == nullptr) return {errc::invalid_argument};
+    if (b.draft.cols != b.target.cols) return {errc::vocab_mismatch};
+    if (b.draft.rows != total || b.draft.row_stride < b.draft.cols) return {errc::shape_mismatch};
+  }
+  const index_t n_params = b.params_stride == 0 ? 1 : b.batch;
+  for (index_t i = 0; i < n_params; ++i) {
+    const errc e = b.params[i].validate();
+    if (e != errc::ok) return {e};
+  }
+  return {};
+}
+
+} // namespace verify
+
+SPECDEC_NAMESPACE_END

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+/// @file
+/// @brief Greedy chain verification: accept while each draft is the target's argmax.
+
+#include <specdec/config.hpp>
+#include <specdec/core/concepts.hpp>
+#include <specdec/core/executor.hpp>
+#include <specdec/verify/chain.hpp>
+
+SPECDEC_NAMESPACE_BEGIN
+
+namespace verify {
+
+/// Greedy verification. Draft x_k is accepted while it equals the argmax (first index on ties)
+/// of target row k-1; the first mismatch emits that argmax, and a fully accepted chain emits the
+/// argmax of the bonus row. Sampling parameters and randomness are ignored (the argmax survives
+/// every filter), and draft rows are not read.
+///
+/// Bad input: an invalid target row stops the chain there and emits its safe token (argmax of
+/// the valid entries, else 0); an out-of-range draft token is a mismatch and is flagged.
+struct greedy {
+  static constexpr bool needs_draft_rows = false; ///< draft rows are never read
+  static constexpr bool lossless = true;          ///< equals greedy decoding of the target
+
+  /// Verifies one chain.
+  /// @tparam E a row_executor
+  /// @tparam U a uniform_source (unused)
+  /// @par Complexity
+  /// One max/argmax pass per target row visited (at most accepted + 1 rows). @hd
+  template <row_executor E, class TT, class TD, uniform_source U>
+  SPECDEC_HD chain_outcome verify_chain(const E& ex, const chain_request<TT, TD>& r, const U&) const {
+    chain_outcome out;
+    sampling::sampling_params argmax_only;
+    argmax_only.temperature = 0.0f;
+    for (std::int32_t k = 0; k <= r.num_drafts; ++k) {
+      const sampling::row_stats ts = sampling::prepare_row(ex, r.target_row(k), argmax_only);
+      detail::merge_row_status(out.status, ts, false);
+      const token_id best = detail::safe_token(ts);
+      if (!ts.ok() || k == r.num_drafts || r.tokens[k] != best) {
+        if (ts.ok() && k < r.num_drafts && !r.token_in_range(k))
+          out.status.set(row_status::token_out_of_range);
+        out.accepted = k;
+        out.next = best;
+        return out;
+      }
+    }
+    return out; // not reached
+  }
+};
+
+} // namespace verify
+
+SPECDEC_NAMESPACE_END

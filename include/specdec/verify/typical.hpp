@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+/// @file
+/// @brief Typical acceptance (Medusa, Cai et al. 2024): a lossy rule that accepts drafts the
+/// target finds typical enough.
+
+#include <specdec/config.hpp>
+#include <specdec/core/concepts.hpp>
+#include <specdec/core/executor.hpp>
+#include <specdec/core/math.hpp>
+#include <specdec/verify/chain.hpp>
+
+SPECDEC_NAMESPACE_BEGIN
+
+namespace verify {
+
+/// Typical acceptance: accept x_k while p(x_k) > min(epsilon, delta * exp(-H(p))), where p is
+/// the processed target row and H its entropy in nats; the first rejected position emits a
+/// sample of p (not a residual), and a fully accepted chain a sample of the bonus row. Not
+/// lossless: it trades exactness for acceptance. Greedy parameters reduce it to greedy.
+///
+/// Bad input is handled as in greedy (invalid target row: stop, safe token; bad token id:
+/// rejected, flagged).
+struct typical_acceptance {
+  float epsilon = 0.09f; ///< hard threshold (Medusa's posterior_threshold)
+  float delta = 0.3f;    ///< entropy-scaled threshold factor (Medusa's posterior_alpha)
+  static constexpr bool needs_draft_rows = false; ///< draft rows are never read
+  static constexpr bool lossless = false;         ///< lossy by design
+
+  /// The acceptance threshold for a row of entropy `h`. @hd
+  SPECDEC_HD float threshold(float h) const noexcept {
+    return ::specdec::detail::min_f(epsilon, delta * ::specdec::detail::exp_f(-h));
+  }
+
+  /// Verifies one chain. @par Complexity
+  /// Two passes (stats, entropy) per visited target row, plus the sampling pass. @hd
+  template <row_executor E, class TT, class TD, uniform_source U>
+  SPECDEC_HD chain_outcome verify_chain(const E& ex, const chain_request<TT, TD>& r, const U& u) const {
+    chain_outcome out;
+    for (std::int32_t k = 0; k <= r.num_drafts; ++k) {
+      const index_t pos = r.position + k;
+      const sampling::dist_row<TT> trow = r.target_row(k);
+      const sampling::row_stats ts = sampling::prepare_row(ex, trow, r.params);
+      out.accepted = k;
+      if (!ts.ok()) {
+        detail::merge_row_status(out.status, ts, false);
+        out.next = detail::safe_token(ts);
+        return out;
+      }
+      if (k < r.num_drafts) {
+        if (!r.token_in_range(k)) {
+          out.status.set(row_status::token_out_of_range);
+        } else {
+          const float px = sampling::prob_at(trow, ts, r.tokens[k]);
+          if (px > threshold(sampling::entropy(ex, trow, ts))) continue;
+        }
+      }
+      out.next = detail::draw_from(ex, trow, ts, u(pos, draw_purpose::sample));
+      return out;
+    }
+    return out; // not reached
+  }
+};
+
+} // namespace verify
+
+SPECDEC_NAMESPACE_END
