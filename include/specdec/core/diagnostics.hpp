@@ -55,17 +55,17 @@ consteval bool check_target_model() {
 template <class E>
 consteval bool check_row_executor() {
   static_assert(requires(const E& e, index_t n, float x, weight_mode m) {
-    { e.scan_row(n, [](index_t) { return 0.0f; }, m, x) } -> std::same_as<row_scan_result>;
+    { e.scan_row(n, detail::index_fn_archetype{}, m, x) } -> std::same_as<row_scan_result>;
   }, "row_executor: E needs 'row_scan_result scan_row(index_t, Raw, weight_mode, float) const'");
   static_assert(requires(const E& e, index_t n) {
-    { e.sum(n, [](index_t) { return 0.0f; }) } -> std::convertible_to<float>;
+    { e.sum(n, detail::index_fn_archetype{}) } -> std::convertible_to<float>;
   }, "row_executor: E needs 'float sum(index_t, F) const'");
   static_assert(requires(const E& e, index_t n, float x) {
-    { e.sample_inverse_cdf(n, [](index_t) { return 0.0f; }, x) } -> std::convertible_to<index_t>;
+    { e.sample_inverse_cdf(n, detail::index_fn_archetype{}, x) } -> std::convertible_to<index_t>;
   }, "row_executor: E needs 'index_t sample_inverse_cdf(index_t, F, float target) const'");
   static_assert(requires(const E& e, index_t n, float x) {
     {
-      e.threshold_probe(n, [](index_t) { return 0.0f; }, [](float) { return 0.0f; }, x, x)
+      e.threshold_probe(n, detail::index_fn_archetype{}, detail::value_fn_archetype{}, x, x)
       } -> std::same_as<threshold_probe_result>;
   }, "row_executor: E needs 'threshold_probe_result threshold_probe(index_t, Raw, G, float, float) const'");
   return true;

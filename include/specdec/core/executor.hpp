@@ -37,6 +37,21 @@ struct threshold_probe_result {
   float below = 0.0f; ///< largest raw value in [floor, mid) (-inf when none)
 };
 
+namespace detail {
+/// Archetype of the `f(i) -> float` callables executors take (concept checking only).
+struct index_fn_archetype {
+  SPECDEC_HD float operator()(index_t) const noexcept {
+    return 0.0f;
+  }
+};
+/// Archetype of the `g(raw) -> float` callables of threshold_probe (concept checking only).
+struct value_fn_archetype {
+  SPECDEC_HD float operator()(float) const noexcept {
+    return 0.0f;
+  }
+};
+} // namespace detail
+
 /// A row-ops executor. Every primitive runs over indices 0 .. n-1 of one row and takes callables
 /// `raw(i) -> float` (the raw value at i) or `f(i) -> float` (a weight at i, >= 0).
 ///
@@ -50,13 +65,16 @@ struct threshold_probe_result {
 /// - `threshold_probe(n, raw, g, floor, mid)` -> threshold_probe_result over the entries with
 ///   raw >= floor.
 template <class E>
-concept row_executor = requires(const E& e, index_t n, float x, weight_mode m) {
-  { e.scan_row(n, [](index_t) { return 0.0f; }, m, x) } -> std::same_as<row_scan_result>;
-  { e.sum(n, [](index_t) { return 0.0f; }) } -> std::convertible_to<float>;
-  { e.sample_inverse_cdf(n, [](index_t) { return 0.0f; }, x) } -> std::convertible_to<index_t>;
-  {
-    e.threshold_probe(n, [](index_t) { return 0.0f; }, [](float) { return 0.0f; }, x, x)
-    } -> std::same_as<threshold_probe_result>;
+concept row_executor = requires(const E& e,
+                                index_t n,
+                                float x,
+                                weight_mode m,
+                                detail::index_fn_archetype f,
+                                detail::value_fn_archetype g) {
+  { e.scan_row(n, f, m, x) } -> std::same_as<row_scan_result>;
+  { e.sum(n, f) } -> std::convertible_to<float>;
+  { e.sample_inverse_cdf(n, f, x) } -> std::convertible_to<index_t>;
+  { e.threshold_probe(n, f, g, x, x) } -> std::same_as<threshold_probe_result>;
 };
 
 SPECDEC_NAMESPACE_END

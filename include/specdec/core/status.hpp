@@ -63,11 +63,11 @@ struct [[nodiscard]] status {
   int cuda_error = 0;   ///< the cudaError_t of a failed CUDA call, else 0
 
   /// True when the call succeeded.
-  constexpr bool ok() const noexcept {
+  SPECDEC_HD constexpr bool ok() const noexcept {
     return code == errc::ok;
   }
   /// True when the call succeeded.
-  constexpr explicit operator bool() const noexcept {
+  SPECDEC_HD constexpr explicit operator bool() const noexcept {
     return ok();
   }
   /// The message of #code.
@@ -97,19 +97,19 @@ struct row_status {
   static constexpr std::uint32_t error_mask = 0x7fu;
 
   /// True when no error flag is set (informational flags allowed).
-  constexpr bool ok() const noexcept {
+  SPECDEC_HD constexpr bool ok() const noexcept {
     return (bits & error_mask) == 0;
   }
   /// True when flag `f` is set.
-  constexpr bool has(std::uint32_t f) const noexcept {
+  SPECDEC_HD constexpr bool has(std::uint32_t f) const noexcept {
     return (bits & f) != 0;
   }
   /// Sets flag `f`.
-  constexpr void set(std::uint32_t f) noexcept {
+  SPECDEC_HD constexpr void set(std::uint32_t f) noexcept {
     bits |= f;
   }
   /// The host error code for the lowest error flag set, errc::ok when none.
-  constexpr errc to_errc() const noexcept {
+  SPECDEC_HD constexpr errc to_errc() const noexcept {
     if (has(target_invalid) || has(draft_invalid)) return errc::invalid_value;
     if (has(target_zero_mass) || has(draft_zero_mass)) return errc::zero_mass_row;
     if (has(token_out_of_range)) return errc::token_out_of_range;

@@ -17,7 +17,9 @@ SPECDEC_NAMESPACE_BEGIN
 
 namespace cpu {
 
-/// The host implementation of `row_executor`. Stateless and trivially copyable.
+/// The host implementation of `row_executor`. Stateless and trivially copyable. Its members are
+/// also `SPECDEC_HD`, so a single device thread can run a rule with it (the GPU tests use that to
+/// run the exact host decision logic on the device; the fast device path is the block executor).
 /// @par Complexity
 /// Each primitive is O(n) with one read of the row; sample_inverse_cdf reads at most one chunk
 /// twice.
@@ -27,7 +29,7 @@ struct serial_executor {
 
   /// Fused validation + max + first argmax + online weight sum. See `row_executor`.
   template <class Raw>
-  row_scan_result scan_row(index_t n, Raw raw, weight_mode mode, float inv_temp) const {
+  SPECDEC_HD row_scan_result scan_row(index_t n, Raw raw, weight_mode mode, float inv_temp) const {
     const float inf = detail::infinity();
     const bool linear = mode == weight_mode::linear;
     float buf[chunk];
@@ -67,7 +69,7 @@ struct serial_executor {
       }
       if (cmax > res.max) {
         if (mode == weight_mode::exp_scaled && res.argmax >= 0)
-          res.weight_sum *= detail::exp_f((res.max - cmax) * inv_temp);
+          res.weight_sum = detail::fmul(res.weight_sum, detail::exp_f((res.max - cmax) * inv_temp));
         res.max = cmax;
         for (int k = 0; k < len; ++k) {
           if (buf[k] == cmax) {
@@ -97,7 +99,7 @@ struct serial_executor {
 
   /// Sum of f(i) over 0 .. n-1. See `row_executor`.
   template <class F>
-  float sum(index_t n, F f) const {
+  SPECDEC_HD float sum(index_t n, F f) const {
     float total = 0.0f;
     for (index_t base = 0; base < n; base += chunk) total += chunk_sum(base, detail::min_i<index_t>(chunk, n - base), f);
     return total;
@@ -105,7 +107,7 @@ struct serial_executor {
 
   /// Inverse-CDF draw: smallest i with running sum of f > target. See `row_executor`.
   template <class F>
-  index_t sample_inverse_cdf(index_t n, F f, float target) const {
+  SPECDEC_HD index_t sample_inverse_cdf(index_t n, F f, float target) const {
     float running = 0.0f;
     index_t last_positive_chunk = -1;
     for (index_t base = 0; base < n; base += chunk) {
@@ -134,7 +136,7 @@ struct serial_executor {
   /// Mass of g(raw) over raw >= mid, plus the nearest raw values around mid (entries below
   /// `floor` ignored). See `row_executor`.
   template <class Raw, class G>
-  threshold_probe_result threshold_probe(index_t n, Raw raw, G g, float floor, float mid) const {
+  SPECDEC_HD threshold_probe_result threshold_probe(index_t n, Raw raw, G g, float floor, float mid) const {
     const float inf = detail::infinity();
     threshold_probe_result res{0.0f, inf, -inf};
     for (index_t i = 0; i < n; ++i) {
@@ -151,13 +153,13 @@ struct serial_executor {
   }
 
 private:
-  static float sum_lanes(const float (&acc)[lanes]) {
+  SPECDEC_HD static float sum_lanes(const float (&acc)[lanes]) {
     float s = 0.0f;
     for (int l = 0; l < lanes; ++l) s += acc[l];
     return s;
   }
   template <class F>
-  static float chunk_sum(index_t base, index_t len, F f) {
+  SPECDEC_HD static float chunk_sum(index_t base, index_t len, F f) {
     float acc[lanes] = {};
     index_t j = 0;
     for (; j + lanes <= len; j += lanes)

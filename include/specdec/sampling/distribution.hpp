@@ -67,7 +67,7 @@ SPECDEC_HD inline float raw_value(const dist_row<T>& row, bool log_of_probs, ind
 template <class T>
 SPECDEC_HD inline float prob_at(const dist_row<T>& row, const row_stats& st, index_t i) noexcept {
   if (st.mode == weight_mode::one_hot) return i == st.argmax ? 1.0f : 0.0f;
-  return st.weight(raw_value(row, st.log_of_probs, i)) * st.inv_mass;
+  return ::specdec::detail::fmul(st.weight(raw_value(row, st.log_of_probs, i)), st.inv_mass);
 }
 
 namespace detail {
@@ -136,8 +136,8 @@ SPECDEC_HD row_stats prepare_row(const E& ex, const dist_row<T>& row, const samp
     float cut = -inf;
     if (params.min_p > 0.0f) {
       cut = st.mode == weight_mode::linear
-                ? params.min_p * st.max_raw
-                : st.max_raw + ::specdec::detail::log_f(params.min_p) * params.temperature;
+                ? ::specdec::detail::fmul(params.min_p, st.max_raw)
+                : st.max_raw + ::specdec::detail::fmul(::specdec::detail::log_f(params.min_p), params.temperature);
       cut = ::specdec::detail::min_f(cut, st.max_raw); // the top token always survives
     }
     // The smallest value at or above the current cut, and the number of values there.
@@ -150,7 +150,7 @@ SPECDEC_HD row_stats prepare_row(const E& ex, const dist_row<T>& row, const samp
     float mass = ex.threshold_probe(row.vocab, raw, weight, cut, cut).mass;
     if (params.top_p < 1.0f) {
       cut = detail::search_threshold(
-          ex, row.vocab, raw, weight, cut, all.above, st.max_raw, params.top_p * mass);
+          ex, row.vocab, raw, weight, cut, all.above, st.max_raw, ::specdec::detail::fmul(params.top_p, mass));
       mass = ex.threshold_probe(row.vocab, raw, weight, cut, cut).mass;
     }
     st.cut = cut;
@@ -168,7 +168,7 @@ SPECDEC_HD index_t sample_row(const E& ex, const dist_row<T>& row, const row_sta
   if (st.mode == weight_mode::one_hot) return st.argmax;
   const bool log_probs = st.log_of_probs;
   const auto w = [row, st, log_probs](index_t i) { return st.weight(raw_value(row, log_probs, i)); };
-  return ex.sample_inverse_cdf(row.vocab, w, u * st.mass);
+  return ex.sample_inverse_cdf(row.vocab, w, ::specdec::detail::fmul(u, st.mass));
 }
 
 /// Shannon entropy (nats) of a processed row; 0 for greedy rows. Used by typical acceptance.
@@ -185,10 +185,10 @@ SPECDEC_HD float entropy(const E& ex, const dist_row<T>& row, const row_stats& s
     if (!(w > 0.0f)) return 0.0f;
     const float logw =
         st.mode == weight_mode::linear ? ::specdec::detail::log_f(w) : (r - st.max_raw) * st.inv_temp;
-    return w * logw;
+    return ::specdec::detail::fmul(w, logw);
   };
   const float s = ex.sum(row.vocab, wlogw);
-  return ::specdec::detail::log_f(st.mass) - s * st.inv_mass;
+  return ::specdec::detail::log_f(st.mass) - ::specdec::detail::fmul(s, st.inv_mass);
 }
 
 } // namespace sampling

@@ -65,7 +65,7 @@ SPECDEC_HD chain_outcome block_chain(const E& ex, const chain_request<TT, TD>& r
       break;
     }
     const float px = sampling::prob_at(trow, ts, x);
-    const float pi = ::specdec::detail::min_f(1.0f, p * (px / qx));
+    const float pi = ::specdec::detail::min_f(1.0f, ::specdec::detail::fmul(p, px / qx));
     const sampling::dist_row<TT> trow_next = r.target_row(i);
     const sampling::row_stats ts_next = sampling::prepare_row(ex, trow_next, r.params);
     if (!ts_next.ok()) {
@@ -84,7 +84,7 @@ SPECDEC_HD chain_outcome block_chain(const E& ex, const chain_request<TT, TD>& r
         last = true; // the block ends at i; step i+1 flags the cause
       } else {
         const auto excess = [trow_next, ts_next, q_next, pi](index_t v) {
-          const float d = pi * sampling::prob_at(trow_next, ts_next, v) - q_next.prob(v);
+          const float d = ::specdec::detail::fmul(pi, sampling::prob_at(trow_next, ts_next, v)) - q_next.prob(v);
           return d > 0.0f ? d : 0.0f;
         };
         const float z = ex.sum(r.vocab, excess);

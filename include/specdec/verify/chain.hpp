@@ -133,7 +133,7 @@ SPECDEC_HD token_id sample_residual(const E& ex,
                                     float u,
                                     row_status& status) {
   const auto residual = [trow, ts, q, scale](index_t i) {
-    const float d = scale * sampling::prob_at(trow, ts, i) - q.prob(i);
+    const float d = ::specdec::detail::fmul(scale, sampling::prob_at(trow, ts, i)) - q.prob(i);
     return d > 0.0f ? d : 0.0f;
   };
   const float mass = ex.sum(trow.vocab, residual);
@@ -141,7 +141,7 @@ SPECDEC_HD token_id sample_residual(const E& ex,
     status.set(row_status::residual_fallback);
     return draw_from(ex, trow, ts, u);
   }
-  const index_t t = ex.sample_inverse_cdf(trow.vocab, residual, u * mass);
+  const index_t t = ex.sample_inverse_cdf(trow.vocab, residual, ::specdec::detail::fmul(u, mass));
   return t >= 0 ? static_cast<token_id>(t) : safe_token(ts);
 }
 
