@@ -9,6 +9,7 @@
 /// `SPECDEC_CHECK(concept, T)` next to an adapter for one readable message per missing clause.
 
 #include <specdec/config.hpp>
+
 #include <specdec/core/status.hpp>
 #include <specdec/core/types.hpp>
 #include <specdec/core/views.hpp>
@@ -24,7 +25,8 @@ SPECDEC_NAMESPACE_BEGIN
 /// order, so rules can draw lazily and host and device agree. `philox_uniforms` is the standard
 /// model; tests pass scripted sources.
 template <class U>
-concept uniform_source = requires(const U& u, index_t position, draw_purpose p, std::uint32_t lane) {
+concept uniform_source =
+    requires(const U& u, index_t position, draw_purpose p, std::uint32_t lane) {
   { u(position, p) } -> std::convertible_to<float>;
   { u(position, p, lane) } -> std::convertible_to<float>;
 };
@@ -38,9 +40,9 @@ struct draft_request {
 
 /// Where a proposer writes its draft: caller-owned buffers.
 struct draft_block {
-  row_view<token_id> tokens;    ///< capacity for the draft tokens
-  matrix_view<float> probs;     ///< optional dense draft rows (rows == 0: the drafter has none)
-  std::int32_t length = 0;      ///< set by the proposer: tokens written, <= tokens.size
+  row_view<token_id> tokens; ///< capacity for the draft tokens
+  matrix_view<float> probs;  ///< optional dense draft rows (rows == 0: the drafter has none)
+  std::int32_t length = 0;   ///< set by the proposer: tokens written, <= tokens.size
 };
 
 /// A draft proposer: fills a draft_block for a request.

@@ -8,6 +8,7 @@
 /// constraint; static_assert messages print under every compiler).
 
 #include <specdec/config.hpp>
+
 #include <specdec/core/concepts.hpp>
 #include <specdec/core/executor.hpp>
 
@@ -15,59 +16,91 @@ SPECDEC_NAMESPACE_BEGIN
 
 namespace diag {
 
-/// Checks `uniform_source` clause by clause. @return true when satisfied (else a static_assert fires).
+/// Checks `uniform_source` clause by clause. @return true when satisfied (else a static_assert
+/// fires).
 template <class U>
 consteval bool check_uniform_source() {
-  static_assert(requires(const U& u, index_t pos, draw_purpose p) {
-    { u(pos, p) } -> std::convertible_to<float>;
-  }, "uniform_source: U needs 'float operator()(index_t position, draw_purpose purpose) const'");
-  static_assert(requires(const U& u, index_t pos, draw_purpose p, std::uint32_t lane) {
-    { u(pos, p, lane) } -> std::convertible_to<float>;
-  }, "uniform_source: U needs 'float operator()(index_t, draw_purpose, std::uint32_t lane) const'");
+  static_assert(
+      requires(const U& u, index_t pos, draw_purpose p) {
+        { u(pos, p) } -> std::convertible_to<float>;
+      },
+      "uniform_source: U needs 'float operator()(index_t position, draw_purpose purpose) const'");
+  static_assert(
+      requires(const U& u, index_t pos, draw_purpose p, std::uint32_t lane) {
+        { u(pos, p, lane) } -> std::convertible_to<float>;
+      },
+      "uniform_source: U needs 'float operator()(index_t, draw_purpose, std::uint32_t lane) "
+      "const'");
   return true;
 }
 
 /// Checks `draft_proposer` clause by clause. @return true when satisfied.
 template <class P>
 consteval bool check_draft_proposer() {
-  static_assert(requires(P& p, const draft_request& r, draft_block& b) {
-    { p.propose(r, b) } -> std::same_as<status>;
-  }, "draft_proposer: P needs 'status propose(const draft_request&, draft_block&)'");
-  static_assert(requires(const P& p) {
-    { p.max_draft_len() } -> std::convertible_to<int>;
-  }, "draft_proposer: P needs 'int max_draft_len() const'");
+  static_assert(
+      requires(P & p, const draft_request& r, draft_block& b) {
+        { p.propose(r, b) } -> std::same_as<status>;
+      },
+      "draft_proposer: P needs 'status propose(const draft_request&, draft_block&)'");
+  static_assert(
+      requires(const P& p) {
+        { p.max_draft_len() } -> std::convertible_to<int>;
+      },
+      "draft_proposer: P needs 'int max_draft_len() const'");
   return true;
 }
 
 /// Checks `target_model` clause by clause. @return true when satisfied.
 template <class M>
 consteval bool check_target_model() {
-  static_assert(requires(M& m, const score_request& r, matrix_view<float> out) {
-    { m.score(r, out) } -> std::same_as<status>;
-  }, "target_model: M needs 'status score(const score_request&, matrix_view<float> logits)'");
-  static_assert(requires(const M& m) {
-    { m.vocab_size() } -> std::convertible_to<index_t>;
-  }, "target_model: M needs 'index_t vocab_size() const'");
+  static_assert(
+      requires(M & m, const score_request& r, matrix_view<float> out) {
+        { m.score(r, out) } -> std::same_as<status>;
+      },
+      "target_model: M needs 'status score(const score_request&, matrix_view<float> logits)'");
+  static_assert(
+      requires(const M& m) {
+        { m.vocab_size() } -> std::convertible_to<index_t>;
+      },
+      "target_model: M needs 'index_t vocab_size() const'");
   return true;
 }
 
 /// Checks `row_executor` clause by clause. @return true when satisfied.
 template <class E>
 consteval bool check_row_executor() {
-  static_assert(requires(const E& e, index_t n, float x, weight_mode m) {
-    { e.scan_row(n, detail::index_fn_archetype{}, m, x) } -> std::same_as<row_scan_result>;
-  }, "row_executor: E needs 'row_scan_result scan_row(index_t, Raw, weight_mode, float) const'");
-  static_assert(requires(const E& e, index_t n) {
-    { e.sum(n, detail::index_fn_archetype{}) } -> std::convertible_to<float>;
-  }, "row_executor: E needs 'float sum(index_t, F) const'");
-  static_assert(requires(const E& e, index_t n, float x) {
-    { e.sample_inverse_cdf(n, detail::index_fn_archetype{}, x) } -> std::convertible_to<index_t>;
-  }, "row_executor: E needs 'index_t sample_inverse_cdf(index_t, F, float target) const'");
-  static_assert(requires(const E& e, index_t n, float x) {
-    {
-      e.threshold_probe(n, detail::index_fn_archetype{}, detail::value_fn_archetype{}, x, x)
-      } -> std::same_as<threshold_probe_result>;
-  }, "row_executor: E needs 'threshold_probe_result threshold_probe(index_t, Raw, G, float, float) const'");
+  static_assert(
+      requires(const E& e, index_t n, float x, weight_mode m) {
+        { e.scan_row(n, detail::index_fn_archetype{}, m, x) } -> std::same_as<row_scan_result>;
+      },
+      "row_executor: E needs 'row_scan_result scan_row(index_t, Raw, weight_mode, float) const'");
+  static_assert(
+      requires(const E& e, index_t n) {
+        { e.sum(n, detail::index_fn_archetype{}) } -> std::convertible_to<float>;
+      },
+      "row_executor: E needs 'float sum(index_t, F) const'");
+  static_assert(
+      requires(const E& e, index_t n, float x) {
+        {
+          e.sample_inverse_cdf(n, detail::index_fn_archetype{}, x)
+          } -> std::convertible_to<index_t>;
+      },
+      "row_executor: E needs 'index_t sample_inverse_cdf(index_t, F, float target) const'");
+  static_assert(
+      requires(const E& e, index_t n, float x) {
+        {
+          e.threshold_probe(n, detail::index_fn_archetype{}, detail::value_fn_archetype{}, x, x)
+          } -> std::same_as<threshold_probe_result>;
+      },
+      "row_executor: E needs 'threshold_probe_result threshold_probe(index_t, Raw, G, float, "
+      "float) const'");
+  static_assert(
+      requires(const E& e, index_t n, float x, std::uint32_t k, int s, float* m) {
+        e.radix_histogram(
+            n, detail::index_fn_archetype{}, detail::value_fn_archetype{}, x, k, s, m);
+      },
+      "row_executor: E needs 'void radix_histogram(index_t, Raw, G, float floor, std::uint32_t "
+      "prefix, int shift, float* mass) const'");
   return true;
 }
 

@@ -5,6 +5,7 @@
 /// read any supported row element as float, identically on host and device.
 
 #include <specdec/config.hpp>
+
 #include <specdec/core/math.hpp>
 #include <specdec/core/types.hpp>
 
@@ -55,7 +56,8 @@ struct dtype_traits<bfloat16> {
   /// Rounds a float to the nearest bfloat16, ties to even; NaN stays a quiet NaN. @hd
   SPECDEC_HD static inline bfloat16 from_float(float f) noexcept {
     const std::uint32_t u = detail::float_bits(f);
-    if (detail::is_nan(f)) return bfloat16{static_cast<std::uint16_t>((u >> 16) | 0x40u)};
+    if (detail::is_nan(f))
+      return bfloat16{static_cast<std::uint16_t>((u >> 16) | 0x40u)};
     const std::uint32_t rounded = u + 0x7fffu + ((u >> 16) & 1u);
     return bfloat16{static_cast<std::uint16_t>(rounded >> 16)};
   }
@@ -74,7 +76,8 @@ struct dtype_traits<half> {
       const float mag = static_cast<float>(mant) * 5.9604644775390625e-8f;
       return sign != 0u ? -mag : mag;
     }
-    if (exp == 31u) return detail::bits_float(sign | 0x7f800000u | (mant << 13));
+    if (exp == 31u)
+      return detail::bits_float(sign | 0x7f800000u | (mant << 13));
     return detail::bits_float(sign | ((exp + 112u) << 23) | (mant << 13));
   }
   /// Rounds a float to the nearest half, ties to even, overflowing to infinity. @hd
@@ -82,13 +85,16 @@ struct dtype_traits<half> {
     const std::uint32_t u = detail::float_bits(f);
     const auto sign = static_cast<std::uint16_t>((u >> 16) & 0x8000u);
     const std::uint32_t absu = u & 0x7fffffffu;
-    if (absu > 0x7f800000u) return half{static_cast<std::uint16_t>(sign | 0x7e00u)}; // NaN
-    if (absu >= 0x477ff000u) return half{static_cast<std::uint16_t>(sign | 0x7c00u)}; // overflow
+    if (absu > 0x7f800000u)
+      return half{static_cast<std::uint16_t>(sign | 0x7e00u)}; // NaN
+    if (absu >= 0x477ff000u)
+      return half{static_cast<std::uint16_t>(sign | 0x7c00u)}; // overflow
     if (absu < 0x38800000u) { // result is subnormal or zero: round |f| * 2^24 to an integer
       const float scaled = detail::bits_float(absu) * 16777216.0f;
       auto m = static_cast<std::uint32_t>(scaled);
       const float rem = scaled - static_cast<float>(m);
-      if (rem > 0.5f || (rem == 0.5f && (m & 1u) != 0u)) ++m;
+      if (rem > 0.5f || (rem == 0.5f && (m & 1u) != 0u))
+        ++m;
       return half{static_cast<std::uint16_t>(sign | m)};
     }
     const std::uint32_t rounded = absu + 0xfffu + ((absu >> 13) & 1u);

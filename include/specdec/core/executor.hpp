@@ -9,9 +9,11 @@
 /// index, so nothing of vocabulary size is ever materialised.
 
 #include <specdec/config.hpp>
+
 #include <specdec/core/types.hpp>
 
 #include <concepts>
+#include <cstdint>
 
 SPECDEC_NAMESPACE_BEGIN
 
@@ -24,10 +26,10 @@ enum class weight_mode : std::uint8_t {
 
 /// Result of executor::scan_row.
 struct row_scan_result {
-  float max = 0.0f;         ///< largest valid raw value (-inf when there is none)
-  index_t argmax = -1;      ///< first index holding `max`; -1 when no valid value exists
-  float weight_sum = 0.0f;  ///< sum of weights relative to `max` (see weight_mode)
-  index_t invalid = 0;      ///< number of invalid values (NaN, +Inf, or negative in linear mode)
+  float max = 0.0f;        ///< largest valid raw value (-inf when there is none)
+  index_t argmax = -1;     ///< first index holding `max`; -1 when no valid value exists
+  float weight_sum = 0.0f; ///< sum of weights relative to `max` (see weight_mode)
+  index_t invalid = 0;     ///< number of invalid values (NaN, +Inf, or negative in linear mode)
 };
 
 /// Result of executor::threshold_probe.
@@ -64,6 +66,9 @@ struct value_fn_archetype {
 ///   exceeds `target`; if rounding leaves none, the last i with f(i) > 0; -1 when all are 0.
 /// - `threshold_probe(n, raw, g, floor, mid)` -> threshold_probe_result over the entries with
 ///   raw >= floor.
+/// - `radix_histogram(n, raw, g, floor, prefix, shift, mass)`: zeroes `mass[0..255]`, then adds
+///   g(raw) to `mass[(order_key(raw) >> shift) & 255]` for every entry with raw >= floor whose
+///   order key agrees with `prefix` on the bits above `shift + 8` (one pass; radix select).
 template <class E>
 concept row_executor = requires(const E& e,
                                 index_t n,
@@ -75,6 +80,7 @@ concept row_executor = requires(const E& e,
   { e.sum(n, f) } -> std::convertible_to<float>;
   { e.sample_inverse_cdf(n, f, x) } -> std::convertible_to<index_t>;
   { e.threshold_probe(n, f, g, x, x) } -> std::same_as<threshold_probe_result>;
+  e.radix_histogram(n, f, g, x, std::uint32_t{}, int{}, static_cast<float*>(nullptr));
 };
 
 SPECDEC_NAMESPACE_END

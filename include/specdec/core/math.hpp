@@ -6,7 +6,8 @@
 ///
 /// The only place where shared code branches on `__CUDA_ARCH__`. Multiplications and additions
 /// in exp_f use `__fmul_rn`/`__fadd_rn` on the device so that nvcc never fuses them into FMAs;
-/// the host build uses ISO C++ (no `-ffp-contract=fast`), so both sides round the same way.
+/// the host must be compiled with `-ffp-contract=off` (the specdec CMake target adds it), so both
+/// sides round the same way.
 
 #include <specdec/config.hpp>
 
@@ -85,10 +86,10 @@ SPECDEC_HD inline float from_order_key(std::uint32_t k) noexcept {
   return bits_float((k & 0x80000000u) != 0u ? (k & 0x7fffffffu) : ~k);
 }
 
-/// exp(x) to about 2 ulp for -87.33 <= x <= 88 (larger x give exp(88)), with exp(x) = 0 for x < -87.33 (flushes the subnormal
-/// range) and exp(-inf) = 0; NaN stays NaN. Branch-free, so host loops vectorise; bit-identical
-/// on host and device. Range reduction x = n ln2 + r with Cephes' split ln2 and a degree-5
-/// polynomial for exp(r) on [-ln2/2, ln2/2].
+/// exp(x) to about 2 ulp for -87.33 <= x <= 88 (larger x give exp(88)), with exp(x) = 0 for x <
+/// -87.33 (flushes the subnormal range) and exp(-inf) = 0; NaN stays NaN. Branch-free, so host
+/// loops vectorise; bit-identical on host and device. Range reduction x = n ln2 + r with Cephes'
+/// split ln2 and a degree-5 polynomial for exp(r) on [-ln2/2, ln2/2].
 SPECDEC_HD inline float exp_f(float x) noexcept {
   const float xc = min_f(max_f(x, -87.33654f), 88.0f);
   const float round_magic = 12582912.0f; // 1.5 * 2^23: adding and subtracting rounds to int

@@ -9,6 +9,7 @@
 /// the same numbers in any batch, on any backend.
 
 #include <specdec/config.hpp>
+
 #include <specdec/core/math.hpp>
 #include <specdec/core/types.hpp>
 
@@ -30,9 +31,8 @@ struct philox_block {
 /// @par Complexity
 /// Constant: `Rounds` rounds of two 32x32->64 multiplications. @hd
 template <int Rounds = 10>
-SPECDEC_HD constexpr philox_block philox4x32(philox_block counter,
-                                             std::uint32_t key0,
-                                             std::uint32_t key1) noexcept {
+SPECDEC_HD constexpr philox_block
+philox4x32(philox_block counter, std::uint32_t key0, std::uint32_t key1) noexcept {
   constexpr std::uint64_t m0 = 0xD2511F53u;
   constexpr std::uint64_t m1 = 0xCD9E8D57u;
   constexpr std::uint32_t w0 = 0x9E3779B9u; // golden ratio
@@ -65,10 +65,8 @@ struct rng_key {
 };
 
 /// The four random words of draw (position, purpose, lane) of a stream. @hd
-SPECDEC_HD constexpr philox_block random_words(rng_key key,
-                                               index_t position,
-                                               draw_purpose purpose,
-                                               std::uint32_t lane = 0) noexcept {
+SPECDEC_HD constexpr philox_block
+random_words(rng_key key, index_t position, draw_purpose purpose, std::uint32_t lane = 0) noexcept {
   const philox_block ctr{{static_cast<std::uint32_t>(position),
                           static_cast<std::uint32_t>(purpose) | (lane << 8),
                           static_cast<std::uint32_t>(key.request),
@@ -78,10 +76,8 @@ SPECDEC_HD constexpr philox_block random_words(rng_key key,
 }
 
 /// The uniform in [0, 1) (24 random bits) of draw (position, purpose, lane). @hd
-SPECDEC_HD constexpr float uniform_at(rng_key key,
-                                      index_t position,
-                                      draw_purpose purpose,
-                                      std::uint32_t lane = 0) noexcept {
+SPECDEC_HD constexpr float
+uniform_at(rng_key key, index_t position, draw_purpose purpose, std::uint32_t lane = 0) noexcept {
   return detail::uniform_from_bits(random_words(key, position, purpose, lane).w[0]);
 }
 
@@ -91,9 +87,8 @@ struct philox_uniforms {
   rng_key key; ///< seed and request id
 
   /// The uniform for (position, purpose, lane). @hd
-  SPECDEC_HD constexpr float operator()(index_t position,
-                                        draw_purpose purpose,
-                                        std::uint32_t lane = 0) const noexcept {
+  SPECDEC_HD constexpr float
+  operator()(index_t position, draw_purpose purpose, std::uint32_t lane = 0) const noexcept {
     return uniform_at(key, position, purpose, lane);
   }
 };

@@ -35,23 +35,40 @@ enum class errc : std::int32_t {
 /// Constant.
 constexpr const char* message(errc code) noexcept {
   switch (code) {
-  case errc::ok: return "ok";
-  case errc::invalid_argument: return "invalid argument";
-  case errc::shape_mismatch: return "shape mismatch between offsets, rows or strides";
-  case errc::vocab_mismatch: return "draft and target vocabulary sizes differ";
-  case errc::token_out_of_range: return "token id outside [0, vocab)";
-  case errc::invalid_value: return "NaN, +Inf logit, or infinite or negative probability in a row";
-  case errc::zero_mass_row: return "distribution row has no probability mass";
-  case errc::zero_draft_probability: return "draft gives probability 0 to its own token";
-  case errc::invalid_temperature: return "temperature must be >= 0";
-  case errc::invalid_top_k: return "top-k must be >= 0";
-  case errc::invalid_top_p: return "top-p must be in (0, 1]";
-  case errc::invalid_min_p: return "min-p must be in [0, 1]";
-  case errc::overflow: return "size or position overflows the index type";
-  case errc::unsupported: return "unsupported configuration";
-  case errc::cuda_error: return "CUDA runtime error";
-  case errc::io_error: return "I/O error";
-  case errc::corrupt_data: return "corrupt or truncated data";
+  case errc::ok:
+    return "ok";
+  case errc::invalid_argument:
+    return "invalid argument";
+  case errc::shape_mismatch:
+    return "shape mismatch between offsets, rows or strides";
+  case errc::vocab_mismatch:
+    return "draft and target vocabulary sizes differ";
+  case errc::token_out_of_range:
+    return "token id outside [0, vocab)";
+  case errc::invalid_value:
+    return "NaN, +Inf logit, or infinite or negative probability in a row";
+  case errc::zero_mass_row:
+    return "distribution row has no probability mass";
+  case errc::zero_draft_probability:
+    return "draft gives probability 0 to its own token";
+  case errc::invalid_temperature:
+    return "temperature must be >= 0";
+  case errc::invalid_top_k:
+    return "top-k must be >= 0";
+  case errc::invalid_top_p:
+    return "top-p must be in (0, 1]";
+  case errc::invalid_min_p:
+    return "min-p must be in [0, 1]";
+  case errc::overflow:
+    return "size or position overflows the index type";
+  case errc::unsupported:
+    return "unsupported configuration";
+  case errc::cuda_error:
+    return "CUDA runtime error";
+  case errc::io_error:
+    return "I/O error";
+  case errc::corrupt_data:
+    return "corrupt or truncated data";
   }
   return "unknown error";
 }
@@ -84,13 +101,13 @@ struct [[nodiscard]] status {
 struct row_status {
   std::uint32_t bits = 0; ///< OR of the flag constants below
 
-  static constexpr std::uint32_t target_invalid = 1u << 0; ///< NaN/+Inf/negative in a target row
+  static constexpr std::uint32_t target_invalid = 1u << 0;   ///< NaN/+Inf/negative in a target row
   static constexpr std::uint32_t target_zero_mass = 1u << 1; ///< a target row has no mass
   static constexpr std::uint32_t draft_invalid = 1u << 2;    ///< NaN/+Inf/negative in a draft row
   static constexpr std::uint32_t draft_zero_mass = 1u << 3;  ///< a draft row has no mass
-  static constexpr std::uint32_t token_out_of_range = 1u << 4; ///< a draft token id is invalid
+  static constexpr std::uint32_t token_out_of_range = 1u << 4;     ///< a draft token id is invalid
   static constexpr std::uint32_t zero_draft_probability = 1u << 5; ///< q(x) = 0 for a draft x
-  static constexpr std::uint32_t invalid_params = 1u << 6; ///< sampling parameters rejected
+  static constexpr std::uint32_t invalid_params = 1u << 6;         ///< sampling parameters rejected
   /// Informational: a residual had no mass, so the correction was drawn from the target row.
   static constexpr std::uint32_t residual_fallback = 1u << 7;
   /// Flags that mean the input was bad (everything except informational flags).
@@ -110,11 +127,16 @@ struct row_status {
   }
   /// The host error code for the lowest error flag set, errc::ok when none.
   SPECDEC_HD constexpr errc to_errc() const noexcept {
-    if (has(target_invalid) || has(draft_invalid)) return errc::invalid_value;
-    if (has(target_zero_mass) || has(draft_zero_mass)) return errc::zero_mass_row;
-    if (has(token_out_of_range)) return errc::token_out_of_range;
-    if (has(zero_draft_probability)) return errc::zero_draft_probability;
-    if (has(invalid_params)) return errc::invalid_argument;
+    if (has(target_invalid) || has(draft_invalid))
+      return errc::invalid_value;
+    if (has(target_zero_mass) || has(draft_zero_mass))
+      return errc::zero_mass_row;
+    if (has(token_out_of_range))
+      return errc::token_out_of_range;
+    if (has(zero_draft_probability))
+      return errc::zero_draft_probability;
+    if (has(invalid_params))
+      return errc::invalid_argument;
     return errc::ok;
   }
   /// Two row statuses are equal when their bits are.

@@ -23,8 +23,8 @@ enum class distribution_kind : std::uint8_t {
 
 /// Why a random number is drawn. Each purpose is an independent stream for a (request, position).
 enum class draw_purpose : std::uint32_t {
-  accept = 0, ///< the acceptance coin of the draft token at a position
-  sample = 1, ///< the categorical draw of a correction or bonus token at a position
+  accept = 0,   ///< the acceptance coin of the draft token at a position
+  sample = 1,   ///< the categorical draw of a correction or bonus token at a position
   auxiliary = 2 ///< any further draw a rule needs (tree siblings use auxiliary + sibling index)
 };
 

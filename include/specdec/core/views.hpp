@@ -7,6 +7,7 @@
 /// facts), so a device kernel could not call them without relaxed-constexpr flags.
 
 #include <specdec/config.hpp>
+
 #include <specdec/core/types.hpp>
 
 SPECDEC_NAMESPACE_BEGIN
@@ -41,10 +42,10 @@ struct row_view {
 /// @tparam T element type
 template <class T>
 struct matrix_view {
-  T* data = nullptr;        ///< element (0, 0)
-  index_t rows = 0;         ///< number of rows
-  index_t cols = 0;         ///< elements per row (the vocabulary size for distribution rows)
-  index_t row_stride = 0;   ///< elements between the starts of consecutive rows (>= cols)
+  T* data = nullptr;      ///< element (0, 0)
+  index_t rows = 0;       ///< number of rows
+  index_t cols = 0;       ///< elements per row (the vocabulary size for distribution rows)
+  index_t row_stride = 0; ///< elements between the starts of consecutive rows (>= cols)
 
   /// Row `r` as a contiguous view. @pre 0 <= r < rows. @hd
   SPECDEC_HD constexpr row_view<T> row(index_t r) const noexcept {

@@ -9,9 +9,12 @@
 /// argmax and the online-softmax sum into one pass).
 
 #include <specdec/config.hpp>
+
 #include <specdec/core/executor.hpp>
 #include <specdec/core/math.hpp>
 #include <specdec/core/types.hpp>
+
+#include <cstdint>
 
 SPECDEC_NAMESPACE_BEGIN
 
@@ -25,7 +28,7 @@ namespace cpu {
 /// twice.
 struct serial_executor {
   static constexpr index_t chunk = 512; ///< elements staged per chunk (fits L1 with headroom)
-  static constexpr int lanes = 8;       ///< independent accumulators per reduction
+  static constexpr int lanes = 16;      ///< independent accumulators (g++ 12 vectorises 16, not 8)
 
   /// Fused validation + max + first argmax + online weight sum. See `row_executor`.
   template <class Raw>
@@ -36,7 +39,8 @@ struct serial_executor {
     row_scan_result res{-inf, -1, 0.0f, 0};
     for (index_t base = 0; base < n; base += chunk) {
       const int len = static_cast<int>(detail::min_i<index_t>(chunk, n - base));
-      for (int j = 0; j < len; ++j) buf[j] = raw(base + j);
+      for (int j = 0; j < len; ++j)
+        buf[j] = raw(base + j);
       // Invalid entries become -inf in the buffer so that max and sums skip them.
       float lane_max[lanes];
       int lane_bad[lanes];
@@ -78,22 +82,28 @@ struct serial_executor {
           }
         }
       }
-      if (mode == weight_mode::one_hot || res.argmax < 0) continue;
+      if (mode == weight_mode::one_hot || res.argmax < 0)
+        continue;
       float acc[lanes] = {};
       const float m = res.max;
       j = 0;
       if (linear) {
         for (; j + lanes <= len; j += lanes)
-          for (int l = 0; l < lanes; ++l) acc[l] += detail::max_f(buf[j + l], 0.0f);
-        for (; j < len; ++j) acc[0] += detail::max_f(buf[j], 0.0f);
+          for (int l = 0; l < lanes; ++l)
+            acc[l] += detail::max_f(buf[j + l], 0.0f);
+        for (; j < len; ++j)
+          acc[0] += detail::max_f(buf[j], 0.0f);
       } else {
         for (; j + lanes <= len; j += lanes)
-          for (int l = 0; l < lanes; ++l) acc[l] += detail::exp_f((buf[j + l] - m) * inv_temp);
-        for (; j < len; ++j) acc[0] += detail::exp_f((buf[j] - m) * inv_temp);
+          for (int l = 0; l < lanes; ++l)
+            acc[l] += detail::exp_f((buf[j + l] - m) * inv_temp);
+        for (; j < len; ++j)
+          acc[0] += detail::exp_f((buf[j] - m) * inv_temp);
       }
       res.weight_sum += sum_lanes(acc);
     }
-    if (mode == weight_mode::one_hot) res.weight_sum = res.argmax >= 0 ? 1.0f : 0.0f;
+    if (mode == weight_mode::one_hot)
+      res.weight_sum = res.argmax >= 0 ? 1.0f : 0.0f;
     return res;
   }
 
@@ -101,7 +111,8 @@ struct serial_executor {
   template <class F>
   SPECDEC_HD float sum(index_t n, F f) const {
     float total = 0.0f;
-    for (index_t base = 0; base < n; base += chunk) total += chunk_sum(base, detail::min_i<index_t>(chunk, n - base), f);
+    for (index_t base = 0; base < n; base += chunk)
+      total += chunk_sum(base, detail::min_i<index_t>(chunk, n - base), f);
     return total;
   }
 
@@ -113,49 +124,97 @@ struct serial_executor {
     for (index_t base = 0; base < n; base += chunk) {
       const index_t len = detail::min_i<index_t>(chunk, n - base);
       const float total = chunk_sum(base, len, f);
-      if (total > 0.0f) last_positive_chunk = base;
+      if (total > 0.0f)
+        last_positive_chunk = base;
       if (running + total > target) {
         // Fine scan of this chunk in index order from the running total.
         float acc = running;
         for (index_t i = base; i < base + len; ++i) {
           acc += f(i);
-          if (acc > target) return i;
+          if (acc > target)
+            return i;
         }
         running = acc;
       } else {
         running += total;
       }
     }
-    if (last_positive_chunk < 0) return -1;
+    if (last_positive_chunk < 0)
+      return -1;
     const index_t end = detail::min_i<index_t>(last_positive_chunk + chunk, n);
     for (index_t i = end - 1; i >= last_positive_chunk; --i)
-      if (f(i) > 0.0f) return i;
+      if (f(i) > 0.0f)
+        return i;
     return -1;
   }
 
   /// Mass of g(raw) over raw >= mid, plus the nearest raw values around mid (entries below
-  /// `floor` ignored). See `row_executor`.
+  /// `floor` ignored). See `row_executor`. Two stages per chunk (stage the raw values, then a
+  /// branch-free lane loop), so the probe vectorises.
   template <class Raw, class G>
-  SPECDEC_HD threshold_probe_result threshold_probe(index_t n, Raw raw, G g, float floor, float mid) const {
+  SPECDEC_HD threshold_probe_result
+  threshold_probe(index_t n, Raw raw, G g, float floor, float mid) const {
     const float inf = detail::infinity();
-    threshold_probe_result res{0.0f, inf, -inf};
-    for (index_t i = 0; i < n; ++i) {
-      const float x = raw(i);
-      if (!(x >= floor)) continue; // also skips NaN
-      if (x >= mid) {
-        res.mass += g(x);
-        res.above = detail::min_f(res.above, x);
-      } else {
-        res.below = detail::max_f(res.below, x);
+    float buf[chunk];
+    float mass[lanes], above[lanes], below[lanes];
+    for (int l = 0; l < lanes; ++l) {
+      mass[l] = 0.0f;
+      above[l] = inf;
+      below[l] = -inf;
+    }
+    for (index_t base = 0; base < n; base += chunk) {
+      const int len = static_cast<int>(detail::min_i<index_t>(chunk, n - base));
+      for (int j = 0; j < len; ++j)
+        buf[j] = raw(base + j);
+      const int padded = (len + lanes - 1) / lanes * lanes;
+      for (int j = len; j < padded; ++j)
+        buf[j] = -inf; // below any floor but -inf itself
+      for (int j = 0; j < padded; j += lanes) {
+        for (int l = 0; l < lanes; ++l) {
+          const float x = buf[j + l];
+          const bool in = x >= floor && j + l < len; // also drops NaN and the padding
+          const bool up = in && x >= mid;
+          const float w = g(x);
+          mass[l] += up ? w : 0.0f;
+          above[l] = up ? detail::min_f(above[l], x) : above[l];
+          below[l] = (in && !up) ? detail::max_f(below[l], x) : below[l];
+        }
       }
     }
+    threshold_probe_result res{0.0f, inf, -inf};
+    for (int l = 0; l < lanes; ++l) {
+      res.mass += mass[l];
+      res.above = detail::min_f(res.above, above[l]);
+      res.below = detail::max_f(res.below, below[l]);
+    }
     return res;
+  }
+
+  /// One radix-select pass: a 256-bin histogram of g(raw) by the order-key digit at `shift`, over
+  /// the entries with raw >= floor whose key matches `prefix` above that digit. See
+  /// `row_executor`.
+  template <class Raw, class G>
+  SPECDEC_HD void radix_histogram(
+      index_t n, Raw raw, G g, float floor, std::uint32_t prefix, int shift, float* mass) const {
+    for (int b = 0; b < 256; ++b)
+      mass[b] = 0.0f;
+    const int high = shift + 8;
+    for (index_t i = 0; i < n; ++i) {
+      const float x = raw(i);
+      if (!(x >= floor))
+        continue; // also skips NaN
+      const std::uint32_t key = detail::order_key(x);
+      if (high < 32 && (key >> high) != (prefix >> high))
+        continue;
+      mass[(key >> shift) & 255u] += g(x);
+    }
   }
 
 private:
   SPECDEC_HD static float sum_lanes(const float (&acc)[lanes]) {
     float s = 0.0f;
-    for (int l = 0; l < lanes; ++l) s += acc[l];
+    for (int l = 0; l < lanes; ++l)
+      s += acc[l];
     return s;
   }
   template <class F>
@@ -163,8 +222,10 @@ private:
     float acc[lanes] = {};
     index_t j = 0;
     for (; j + lanes <= len; j += lanes)
-      for (int l = 0; l < lanes; ++l) acc[l] += f(base + j + l);
-    for (; j < len; ++j) acc[0] += f(base + j);
+      for (int l = 0; l < lanes; ++l)
+        acc[l] += f(base + j + l);
+    for (; j < len; ++j)
+      acc[0] += f(base + j);
     return sum_lanes(acc);
   }
 };

@@ -6,6 +6,7 @@
 /// materialised), plus categorical sampling by inverse CDF.
 
 #include <specdec/config.hpp>
+
 #include <specdec/core/dtype.hpp>
 #include <specdec/core/executor.hpp>
 #include <specdec/core/math.hpp>
@@ -23,8 +24,8 @@ namespace sampling {
 /// @tparam T float, half or bfloat16
 template <class T>
 struct dist_row {
-  const T* data = nullptr;                         ///< first element
-  index_t vocab = 0;                               ///< number of elements
+  const T* data = nullptr;                            ///< first element
+  index_t vocab = 0;                                  ///< number of elements
   distribution_kind kind = distribution_kind::logits; ///< logits or probabilities
 };
 
@@ -66,31 +67,171 @@ SPECDEC_HD inline float raw_value(const dist_row<T>& row, bool log_of_probs, ind
 /// Processed probability of index i. @pre st was computed for `row`. @hd
 template <class T>
 SPECDEC_HD inline float prob_at(const dist_row<T>& row, const row_stats& st, index_t i) noexcept {
-  if (st.mode == weight_mode::one_hot) return i == st.argmax ? 1.0f : 0.0f;
+  if (st.mode == weight_mode::one_hot)
+    return i == st.argmax ? 1.0f : 0.0f;
   return ::specdec::detail::fmul(st.weight(raw_value(row, st.log_of_probs, i)), st.inv_mass);
 }
 
 namespace detail {
 
-/// Largest raw value v (among the row's values >= floor) with F(v) = sum over raw >= v of g(raw)
-/// at least `goal`; `lo` is a value known to satisfy it (the smallest raw value >= floor).
-/// Bisection on the order-preserving key, jumping to actual row values: at most 32 probes.
-template <row_executor E, class Raw, class G>
-SPECDEC_HD float search_threshold(
-    const E& ex, index_t n, const Raw& raw, const G& g, float floor, float lo, float hi, float goal) {
-  while (lo < hi) {
-    const std::uint32_t klo = ::specdec::detail::order_key(lo);
-    const std::uint32_t khi = ::specdec::detail::order_key(hi);
-    const float mid = ::specdec::detail::from_order_key(klo + (khi - klo + 1u) / 2u);
-    const threshold_probe_result pr = ex.threshold_probe(n, raw, g, floor, mid);
-    if (pr.mass >= goal)
-      lo = pr.above; // the smallest value >= mid satisfies too: F is constant on [mid, above]
+/// How raw values are read from a row.
+enum class raw_form { logits, probabilities, log_of_probabilities };
+
+/// Raw values of a row with its form fixed at compile time, so loops over it have no
+/// per-element branch. A negative probability reads as NaN, so every scan flags it as invalid.
+template <class T, raw_form Form>
+struct raw_reader {
+  const T* data;
+  SPECDEC_HD float operator()(index_t i) const noexcept {
+    const float x = load_as_float(data, i);
+    const float nan = ::specdec::detail::bits_float(0x7fc00000u);
+    if constexpr (Form == raw_form::log_of_probabilities)
+      return x < 0.0f ? nan : ::specdec::detail::log_f(x);
+    else if constexpr (Form == raw_form::probabilities)
+      return x < 0.0f ? nan : x;
     else
-      hi = pr.below; // every v >= mid fails; the next candidate is the largest value below mid
+      return x;
   }
-  return lo;
+};
+
+/// scale * weight(i) for logit rows (exp_scaled, Linear = false) or probability rows at T = 1
+/// (Linear = true): branch-free, equal bit for bit to fmul(st.weight(raw), scale).
+template <class T, bool Linear>
+struct fast_weight {
+  const T* data;
+  float max_raw, inv_temp, cut, scale;
+  SPECDEC_HD float operator()(index_t i) const noexcept {
+    const float r = load_as_float(data, i);
+    const float w = Linear ? r : ::specdec::detail::exp_f((r - max_raw) * inv_temp);
+    return r >= cut ? ::specdec::detail::fmul(w, scale) : 0.0f;
+  }
+};
+
+/// scale * weight(i) for any row (one-hot and log-of-probabilities rows included).
+template <class T>
+struct generic_weight {
+  dist_row<T> row;
+  row_stats st;
+  float scale;
+  SPECDEC_HD float operator()(index_t i) const noexcept {
+    if (st.mode == weight_mode::one_hot)
+      return i == st.argmax ? scale : 0.0f;
+    return ::specdec::detail::fmul(st.weight(raw_value(row, st.log_of_probs, i)), scale);
+  }
+};
+
+/// Calls f with the cheapest functor computing scale * weight(i) for this row (scale =
+/// inv_mass gives the processed probabilities) and returns what f returns.
+template <class T, class F>
+SPECDEC_HD auto visit_weights(const dist_row<T>& row, const row_stats& st, float scale, F&& f) {
+  if (st.mode == weight_mode::exp_scaled && !st.log_of_probs)
+    return f(fast_weight<T, false>{row.data, st.max_raw, st.inv_temp, st.cut, scale});
+  if (st.mode == weight_mode::linear)
+    return f(fast_weight<T, true>{row.data, st.max_raw, st.inv_temp, st.cut, scale});
+  return f(generic_weight<T>{row, st, scale});
 }
 
+/// Largest raw value v (among the row's values >= floor) with F(v) = sum over raw >= v of g(raw)
+/// at least `goal`, by radix select on the order-preserving key: four histogram passes of 8 bits.
+/// When rounding leaves F below `goal` everywhere, the smallest value >= floor (everything kept).
+template <row_executor E, class Raw, class G>
+SPECDEC_HD float
+search_threshold(const E& ex, index_t n, const Raw& raw, const G& g, float floor, float goal) {
+  std::uint32_t prefix = 0;
+  float above = 0.0f; // mass of the entries whose key is above the current bucket
+  float mass[256];
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    ex.radix_histogram(n, raw, g, floor, prefix, shift, mass);
+    int chosen = -1;
+    int lowest_nonempty = -1;
+    for (int b = 255; b >= 0; --b) {
+      if (!(mass[b] > 0.0f))
+        continue;
+      lowest_nonempty = b;
+      if (above + mass[b] >= goal) {
+        chosen = b;
+        break;
+      }
+      above += mass[b];
+    }
+    if (chosen < 0) { // rounding: take the whole remaining range
+      chosen = lowest_nonempty < 0 ? 0 : lowest_nonempty;
+      above -= chosen == lowest_nonempty && lowest_nonempty >= 0 ? mass[chosen] : 0.0f;
+    }
+    prefix |= static_cast<std::uint32_t>(chosen) << shift;
+  }
+  return ::specdec::detail::from_order_key(prefix);
+}
+
+/// Applies min-p, top-k and top-p to `st` (cut and mass), with `weight(raw)` the unnormalised
+/// weight relative to the row max.
+template <row_executor E, class Raw, class W>
+SPECDEC_HD void truncate(const E& ex,
+                         index_t n,
+                         const Raw& raw,
+                         const W& weight,
+                         const sampling_params& params,
+                         row_stats& st) {
+  const auto one = [](float) { return 1.0f; };
+  float cut = -::specdec::detail::infinity();
+  if (params.min_p > 0.0f) {
+    cut = st.mode == weight_mode::linear
+              ? ::specdec::detail::fmul(params.min_p, st.max_raw)
+              : st.max_raw
+                    + ::specdec::detail::fmul(::specdec::detail::log_f(params.min_p),
+                                              params.temperature);
+    cut = ::specdec::detail::min_f(cut, st.max_raw); // the top token always survives
+  }
+  if (params.top_k > 0) {
+    const float count = ex.threshold_probe(n, raw, one, cut, cut).mass; // entries kept so far
+    if (static_cast<float>(params.top_k) < count)
+      cut = search_threshold(ex, n, raw, one, cut, static_cast<float>(params.top_k));
+  }
+  float mass = ex.threshold_probe(n, raw, weight, cut, cut).mass;
+  if (params.top_p < 1.0f) {
+    cut = search_threshold(ex, n, raw, weight, cut, ::specdec::detail::fmul(params.top_p, mass));
+    mass = ex.threshold_probe(n, raw, weight, cut, cut).mass;
+  }
+  st.cut = cut;
+  st.mass = mass;
+}
+
+template <raw_form Form, row_executor E, class T>
+SPECDEC_HD row_stats
+prepare_row_impl(const E& ex, const dist_row<T>& row, const sampling_params& params, row_stats st) {
+  const bool greedy = params.greedy();
+  const raw_reader<T, Form> raw{row.data};
+  const row_scan_result scan = ex.scan_row(row.vocab, raw, st.mode, st.inv_temp);
+  st.max_raw = scan.max;
+  st.argmax = scan.argmax;
+  st.cut = -::specdec::detail::infinity();
+  st.mass = scan.weight_sum;
+  // A probability row whose largest value is 0 has no mass, even for greedy parameters.
+  const bool no_mass = Form == raw_form::probabilities && !(scan.max > 0.0f);
+  if (scan.invalid > 0)
+    st.status.set(row_status::target_invalid);
+  else if (scan.argmax < 0 || !(scan.weight_sum > 0.0f) || no_mass)
+    st.status.set(row_status::target_zero_mass);
+  if (!st.status.ok()) {
+    st.inv_mass = 0.0f;
+    return st;
+  }
+  if (!greedy && params.truncates()) {
+    // Unnormalised weights relative to the max, with the row form fixed at compile time.
+    const float max_raw = st.max_raw;
+    const float inv_temp = st.inv_temp;
+    const auto linear_weight = [](float r) { return r; };
+    const auto exp_weight = [max_raw, inv_temp](float r) {
+      return ::specdec::detail::exp_f((r - max_raw) * inv_temp);
+    };
+    if (st.mode == weight_mode::linear)
+      truncate(ex, row.vocab, raw, linear_weight, params, st);
+    else
+      truncate(ex, row.vocab, raw, exp_weight, params, st);
+  }
+  st.inv_mass = 1.0f / st.mass;
+  return st;
+}
 } // namespace detail
 
 /// Computes the processed distribution of a row: validation, max/argmax and mass in one pass,
@@ -106,7 +247,9 @@ SPECDEC_HD float search_threshold(
 /// One pass over the row without truncation; with truncation, O(log) extra probes (at most
 /// 32 per filter, usually far fewer). @hd
 template <row_executor E, class T>
-SPECDEC_HD row_stats prepare_row(const E& ex, const dist_row<T>& row, const sampling_params& params) {
+SPECDEC_HD row_stats prepare_row(const E& ex,
+                                 const dist_row<T>& row,
+                                 const sampling_params& params) {
   row_stats st;
   const bool greedy = params.greedy();
   const bool probs = row.kind == distribution_kind::probabilities;
@@ -115,49 +258,11 @@ SPECDEC_HD row_stats prepare_row(const E& ex, const dist_row<T>& row, const samp
                                                           : weight_mode::exp_scaled);
   st.log_of_probs = probs && st.mode == weight_mode::exp_scaled;
   st.inv_temp = greedy ? 1.0f : 1.0f / params.temperature;
-  const bool log_probs = st.log_of_probs;
-  const auto raw = [row, log_probs](index_t i) { return raw_value(row, log_probs, i); };
-  const row_scan_result scan = ex.scan_row(row.vocab, raw, st.mode, st.inv_temp);
-  st.max_raw = scan.max;
-  st.argmax = scan.argmax;
-  st.cut = -::specdec::detail::infinity();
-  st.mass = scan.weight_sum;
-  if (scan.invalid > 0) st.status.set(row_status::target_invalid);
-  if (scan.argmax < 0 || !(scan.weight_sum > 0.0f)) st.status.set(row_status::target_zero_mass);
-  if (!st.status.ok()) {
-    st.inv_mass = 0.0f;
-    return st;
-  }
-  if (!greedy && params.truncates()) {
-    const row_stats base = st;
-    const auto weight = [base](float r) { return base.weight(r); };
-    const auto one = [](float) { return 1.0f; };
-    const float inf = ::specdec::detail::infinity();
-    float cut = -inf;
-    if (params.min_p > 0.0f) {
-      cut = st.mode == weight_mode::linear
-                ? ::specdec::detail::fmul(params.min_p, st.max_raw)
-                : st.max_raw + ::specdec::detail::fmul(::specdec::detail::log_f(params.min_p), params.temperature);
-      cut = ::specdec::detail::min_f(cut, st.max_raw); // the top token always survives
-    }
-    // The smallest value at or above the current cut, and the number of values there.
-    threshold_probe_result all = ex.threshold_probe(row.vocab, raw, one, cut, cut);
-    if (params.top_k > 0 && static_cast<float>(params.top_k) < all.mass) {
-      cut = detail::search_threshold(ex, row.vocab, raw, one, cut, all.above, st.max_raw,
-                                     static_cast<float>(params.top_k));
-      all = ex.threshold_probe(row.vocab, raw, one, cut, cut);
-    }
-    float mass = ex.threshold_probe(row.vocab, raw, weight, cut, cut).mass;
-    if (params.top_p < 1.0f) {
-      cut = detail::search_threshold(
-          ex, row.vocab, raw, weight, cut, all.above, st.max_raw, ::specdec::detail::fmul(params.top_p, mass));
-      mass = ex.threshold_probe(row.vocab, raw, weight, cut, cut).mass;
-    }
-    st.cut = cut;
-    st.mass = mass;
-  }
-  st.inv_mass = 1.0f / st.mass;
-  return st;
+  if (!probs)
+    return detail::prepare_row_impl<detail::raw_form::logits>(ex, row, params, st);
+  if (st.log_of_probs)
+    return detail::prepare_row_impl<detail::raw_form::log_of_probabilities>(ex, row, params, st);
+  return detail::prepare_row_impl<detail::raw_form::probabilities>(ex, row, params, st);
 }
 
 /// Draws from a processed row by inverse CDF with uniform u in [0, 1): the smallest index whose
@@ -165,10 +270,12 @@ SPECDEC_HD row_stats prepare_row(const E& ex, const dist_row<T>& row, const samp
 /// @return the token, or -1 when the row has no mass. @hd
 template <row_executor E, class T>
 SPECDEC_HD index_t sample_row(const E& ex, const dist_row<T>& row, const row_stats& st, float u) {
-  if (st.mode == weight_mode::one_hot) return st.argmax;
-  const bool log_probs = st.log_of_probs;
-  const auto w = [row, st, log_probs](index_t i) { return st.weight(raw_value(row, log_probs, i)); };
-  return ex.sample_inverse_cdf(row.vocab, w, ::specdec::detail::fmul(u, st.mass));
+  if (st.mode == weight_mode::one_hot)
+    return st.argmax;
+  const float target = ::specdec::detail::fmul(u, st.mass);
+  return detail::visit_weights(row, st, 1.0f, [&ex, &row, target](const auto& w) -> index_t {
+    return ex.sample_inverse_cdf(row.vocab, w, target);
+  });
 }
 
 /// Shannon entropy (nats) of a processed row; 0 for greedy rows. Used by typical acceptance.
@@ -176,15 +283,17 @@ SPECDEC_HD index_t sample_row(const E& ex, const dist_row<T>& row, const row_sta
 /// One pass. @hd
 template <row_executor E, class T>
 SPECDEC_HD float entropy(const E& ex, const dist_row<T>& row, const row_stats& st) {
-  if (st.mode == weight_mode::one_hot) return 0.0f;
+  if (st.mode == weight_mode::one_hot)
+    return 0.0f;
   const bool log_probs = st.log_of_probs;
   // p log p with p = w / mass:  H = log(mass) - sum(w log w) / mass.
   const auto wlogw = [row, st, log_probs](index_t i) {
     const float r = raw_value(row, log_probs, i);
     const float w = st.weight(r);
-    if (!(w > 0.0f)) return 0.0f;
-    const float logw =
-        st.mode == weight_mode::linear ? ::specdec::detail::log_f(w) : (r - st.max_raw) * st.inv_temp;
+    if (!(w > 0.0f))
+      return 0.0f;
+    const float logw = st.mode == weight_mode::linear ? ::specdec::detail::log_f(w)
+                                                      : (r - st.max_raw) * st.inv_temp;
     return ::specdec::detail::fmul(w, logw);
   };
   const float s = ex.sum(row.vocab, wlogw);

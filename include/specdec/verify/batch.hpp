@@ -5,6 +5,7 @@
 /// backends), its validation, and the per-request view into it.
 
 #include <specdec/config.hpp>
+
 #include <specdec/core/rng.hpp>
 #include <specdec/core/status.hpp>
 #include <specdec/core/types.hpp>
@@ -28,18 +29,18 @@ namespace verify {
 /// @tparam TD draft element type
 template <class TT, class TD = TT>
 struct chain_batch {
-  index_t batch = 0;                     ///< B
+  index_t batch = 0;                      ///< B
   const index_t* draft_offsets = nullptr; ///< @shape{[B + 1]}, [0] = 0, non-decreasing
-  const token_id* tokens = nullptr;      ///< @shape{[sum K_b]}
-  matrix_view<const TT> target{};        ///< @shape{[sum K_b + B, V]}
-  matrix_view<const TD> draft{};         ///< @shape{[sum K_b, V]}; rows = 0 when not needed
+  const token_id* tokens = nullptr;       ///< @shape{[sum K_b]}
+  matrix_view<const TT> target{};         ///< @shape{[sum K_b + B, V]}
+  matrix_view<const TD> draft{};          ///< @shape{[sum K_b, V]}; rows = 0 when not needed
   distribution_kind target_kind = distribution_kind::logits; ///< what target rows hold
   distribution_kind draft_kind = distribution_kind::logits;  ///< what draft rows hold
-  const sampling::sampling_params* params = nullptr; ///< per request, or one for all
-  index_t params_stride = 0;             ///< 1: one entry per request; 0: params[0] for all
+  const sampling::sampling_params* params = nullptr;         ///< per request, or one for all
+  index_t params_stride = 0;                  ///< 1: one entry per request; 0: params[0] for all
   const std::uint64_t* request_ids = nullptr; ///< @shape{[B]} engine-wide ids (RNG stream)
-  const index_t* positions = nullptr;    ///< @shape{[B]} absolute position of each x_1
-  std::uint64_t seed = 0;                ///< sampling seed
+  const index_t* positions = nullptr;         ///< @shape{[B]} absolute position of each x_1
+  std::uint64_t seed = 0;                     ///< sampling seed
 
   /// The request view of request b. @pre the batch validated. @hd
   SPECDEC_HD chain_request<TT, TD> request(index_t b) const noexcept {
@@ -82,34 +83,48 @@ struct chain_batch_output {
 /// @par Complexity
 /// O(B).
 template <class TT, class TD>
-constexpr status validate(const chain_batch<TT, TD>& b, const chain_batch_output& out, bool needs_draft_rows) noexcept {
-  if (b.batch < 0 || b.target.cols <= 0) return {errc::invalid_argument};
-  if (b.batch == 0) return {};
+constexpr status validate(const chain_batch<TT, TD>& b,
+                          const chain_batch_output& out,
+                          bool needs_draft_rows) noexcept {
+  if (b.batch < 0 || b.target.cols <= 0)
+    return {errc::invalid_argument};
+  if (b.batch == 0)
+    return {};
   if (b.draft_offsets == nullptr || b.target.data == nullptr || b.params == nullptr
       || b.request_ids == nullptr || b.positions == nullptr || out.accepted == nullptr
       || out.next == nullptr || out.status == nullptr)
     return {errc::invalid_argument};
-  if (b.params_stride != 0 && b.params_stride != 1) return {errc::invalid_argument};
-  if (b.draft_offsets[0] != 0) return {errc::shape_mismatch};
+  if (b.params_stride != 0 && b.params_stride != 1)
+    return {errc::invalid_argument};
+  if (b.draft_offsets[0] != 0)
+    return {errc::shape_mismatch};
   for (index_t i = 0; i < b.batch; ++i) {
     const index_t k = b.draft_offsets[i + 1] - b.draft_offsets[i];
-    if (k < 0) return {errc::shape_mismatch};
-    if (k > INT32_MAX - 1) return {errc::overflow};
-    if (b.positions[i] < 0) return {errc::invalid_argument};
+    if (k < 0)
+      return {errc::shape_mismatch};
+    if (k > INT32_MAX - 1)
+      return {errc::overflow};
+    if (b.positions[i] < 0)
+      return {errc::invalid_argument};
   }
   const index_t total = b.draft_offsets[b.batch];
-  if (total > 0 && b.tokens == nullptr) return {errc::invalid_argument};
+  if (total > 0 && b.tokens == nullptr)
+    return {errc::invalid_argument};
   if (b.target.rows != total + b.batch || b.target.row_stride < b.target.cols)
     return {errc::shape_mismatch};
   if (needs_draft_rows && total > 0) {
-    if (b.draft.data == nullptr) return {errc::invalid_argument};
-    if (b.draft.cols != b.target.cols) return {errc::vocab_mismatch};
-    if (b.draft.rows != total || b.draft.row_stride < b.draft.cols) return {errc::shape_mismatch};
+    if (b.draft.data == nullptr)
+      return {errc::invalid_argument};
+    if (b.draft.cols != b.target.cols)
+      return {errc::vocab_mismatch};
+    if (b.draft.rows != total || b.draft.row_stride < b.draft.cols)
+      return {errc::shape_mismatch};
   }
   const index_t n_params = b.params_stride == 0 ? 1 : b.batch;
   for (index_t i = 0; i < n_params; ++i) {
     const errc e = b.params[i].validate();
-    if (e != errc::ok) return {e};
+    if (e != errc::ok)
+      return {e};
   }
   return {};
 }

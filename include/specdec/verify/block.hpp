@@ -6,6 +6,7 @@
 /// rejection sampling, because it judges the draft block jointly.
 
 #include <specdec/config.hpp>
+
 #include <specdec/core/concepts.hpp>
 #include <specdec/core/executor.hpp>
 #include <specdec/core/math.hpp>
@@ -26,8 +27,9 @@ namespace detail {
 /// tau = K, else from norm(max(0, p_tau P_tau - Q_tau)). A position whose input is bad ends
 /// the usable block before it (K_eff), and is flagged.
 template <bool Dense, row_executor E, class TT, class TD, uniform_source U>
-SPECDEC_HD chain_outcome block_chain(const E& ex, const chain_request<TT, TD>& r, const U& u) {
+SPECDEC_HD chain_outcome block_chain(const E& ex, const chain_request<TT, TD>& req, const U& u) {
   chain_outcome out;
+  const chain_request<TT, TD> r = checked(req, out.status);
   sampling::dist_row<TT> trow = r.target_row(0);
   sampling::row_stats ts = sampling::prepare_row(ex, trow, r.params);
   if (!ts.ok()) {
@@ -36,15 +38,16 @@ SPECDEC_HD chain_outcome block_chain(const E& ex, const chain_request<TT, TD>& r
     return out;
   }
   const std::int32_t K = r.num_drafts;
-  float p = 1.0f;            // p_{i-1}, then p_i
-  std::int32_t tau = 0;      // last success so far
+  float p = 1.0f;              // p_{i-1}, then p_i
+  std::int32_t tau = 0;        // last success so far
   std::int32_t tau_before = 0; // last success among indices < i
-  float p_tau = 1.0f;        // p at tau
+  float p_tau = 1.0f;          // p at tau
   float p_tau_before = 1.0f;
   std::int32_t k_eff = K;
   bool final_decided = false;
   draft_dist<TD> q{};
-  if (K > 0 && r.token_in_range(0)) q = make_draft(ex, r, 0, Dense);
+  if (K > 0 && r.token_in_range(0))
+    q = make_draft(ex, r, 0, Dense);
   for (std::int32_t i = 1; i <= K; ++i) {
     // Step i judges x_i with target row i-1 (ts) and draft row i-1 (q).
     if (!r.token_in_range(i - 1)) {
@@ -79,15 +82,14 @@ SPECDEC_HD chain_outcome block_chain(const E& ex, const chain_request<TT, TD>& r
     bool last = i == K;
     draft_dist<TD> q_next{};
     if (!last) {
-      if (r.token_in_range(i)) q_next = make_draft(ex, r, i, Dense);
+      if (r.token_in_range(i))
+        q_next = make_draft(ex, r, i, Dense);
       if (!r.token_in_range(i) || !q_next.ok()) {
         last = true; // the block ends at i; step i+1 flags the cause
       } else {
-        const auto excess = [trow_next, ts_next, q_next, pi](index_t v) {
-          const float d = ::specdec::detail::fmul(pi, sampling::prob_at(trow_next, ts_next, v)) - q_next.prob(v);
-          return d > 0.0f ? d : 0.0f;
-        };
-        const float z = ex.sum(r.vocab, excess);
+        const float z = visit_residual(trow_next, ts_next, q_next, pi, [&](const auto& excess) {
+          return static_cast<float>(ex.sum(r.vocab, excess));
+        });
         h = z > 0.0f ? z / (z + (1.0f - pi)) : 0.0f;
       }
     }
@@ -109,7 +111,8 @@ SPECDEC_HD chain_outcome block_chain(const E& ex, const chain_request<TT, TD>& r
       final_decided = true;
       break;
     }
-    if (last) final_decided = true;
+    if (last)
+      final_decided = true;
   }
   if (!final_decided && k_eff >= 1) {
     // The block was cut before its end: re-judge position k_eff as the last one (h = p).
@@ -144,7 +147,9 @@ struct block_verification {
   /// About three passes per position (target stats, draft stats, residual mass) plus two at
   /// the end. @hd
   template <row_executor E, class TT, class TD, uniform_source U>
-  SPECDEC_HD chain_outcome verify_chain(const E& ex, const chain_request<TT, TD>& r, const U& u) const {
+  SPECDEC_HD chain_outcome verify_chain(const E& ex,
+                                        const chain_request<TT, TD>& r,
+                                        const U& u) const {
     return detail::block_chain<true>(ex, r, u);
   }
 };
@@ -156,7 +161,9 @@ struct one_hot_block_verification {
 
   /// Verifies one chain. @hd
   template <row_executor E, class TT, class TD, uniform_source U>
-  SPECDEC_HD chain_outcome verify_chain(const E& ex, const chain_request<TT, TD>& r, const U& u) const {
+  SPECDEC_HD chain_outcome verify_chain(const E& ex,
+                                        const chain_request<TT, TD>& r,
+                                        const U& u) const {
     return detail::block_chain<false>(ex, r, u);
   }
 };

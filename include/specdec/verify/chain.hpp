@@ -5,6 +5,7 @@
 /// every chain rule (row access, draft-distribution views, residual sampling).
 
 #include <specdec/config.hpp>
+
 #include <specdec/core/executor.hpp>
 #include <specdec/core/rng.hpp>
 #include <specdec/core/status.hpp>
@@ -27,17 +28,17 @@ namespace verify {
 /// @tparam TD draft element type
 template <class TT, class TD = TT>
 struct chain_request {
-  const TT* target = nullptr;      ///< target row 0; @shape{[num_drafts + 1, vocab]}
-  index_t target_stride = 0;       ///< elements between target rows
-  const TD* draft = nullptr;       ///< draft row 0 (null for rules without draft rows)
-  index_t draft_stride = 0;        ///< elements between draft rows
+  const TT* target = nullptr;       ///< target row 0; @shape{[num_drafts + 1, vocab]}
+  index_t target_stride = 0;        ///< elements between target rows
+  const TD* draft = nullptr;        ///< draft row 0 (null for rules without draft rows)
+  index_t draft_stride = 0;         ///< elements between draft rows
   const token_id* tokens = nullptr; ///< the drafts x_1..x_K; @shape{[num_drafts]}
-  std::int32_t num_drafts = 0;     ///< K >= 0 (0: only the bonus token is drawn)
-  index_t vocab = 0;               ///< vocabulary size V, shared by target and draft rows
+  std::int32_t num_drafts = 0;      ///< K >= 0 (0: only the bonus token is drawn)
+  index_t vocab = 0;                ///< vocabulary size V, shared by target and draft rows
   distribution_kind target_kind = distribution_kind::logits; ///< what target rows hold
   distribution_kind draft_kind = distribution_kind::logits;  ///< what draft rows hold
   sampling::sampling_params params{}; ///< applied identically to target and draft rows
-  index_t position = 0; ///< absolute decode position of x_1 (keys the random draws)
+  index_t position = 0;               ///< absolute decode position of x_1 (keys the random draws)
 
   /// Target row j. @hd
   SPECDEC_HD sampling::dist_row<TT> target_row(index_t j) const noexcept {
@@ -74,16 +75,33 @@ SPECDEC_HD inline token_id safe_token(const sampling::row_stats& st) noexcept {
 }
 
 /// Moves a row's failure flags into the request status; `draft` relabels them as draft flags.
-SPECDEC_HD inline void merge_row_status(row_status& out, const sampling::row_stats& st, bool draft) noexcept {
+SPECDEC_HD inline void
+merge_row_status(row_status& out, const sampling::row_stats& st, bool draft) noexcept {
   if (st.status.has(row_status::target_invalid))
     out.set(draft ? row_status::draft_invalid : row_status::target_invalid);
   if (st.status.has(row_status::target_zero_mass))
     out.set(draft ? row_status::draft_zero_mass : row_status::target_zero_mass);
 }
 
+/// The request with usable sampling parameters: itself when its parameters are valid, else a
+/// copy with greedy parameters and `invalid_params` set in `status` (a defined fallback for
+/// callers that skip validation, such as device kernels). @hd
+template <class TT, class TD>
+SPECDEC_HD chain_request<TT, TD> checked(const chain_request<TT, TD>& r,
+                                         row_status& status) noexcept {
+  chain_request<TT, TD> out = r;
+  if (r.params.validate() != errc::ok) {
+    status.set(row_status::invalid_params);
+    out.params = sampling::sampling_params{};
+    out.params.temperature = 0.0f;
+  }
+  return out;
+}
+
 /// Draws from a processed target row; a row without mass yields its safe token. @hd
 template <row_executor E, class T>
-SPECDEC_HD token_id draw_from(const E& ex, const sampling::dist_row<T>& row, const sampling::row_stats& st, float u) {
+SPECDEC_HD token_id
+draw_from(const E& ex, const sampling::dist_row<T>& row, const sampling::row_stats& st, float u) {
   const index_t t = sampling::sample_row(ex, row, st, u);
   return t >= 0 ? static_cast<token_id>(t) : safe_token(st);
 }
@@ -92,14 +110,15 @@ SPECDEC_HD token_id draw_from(const E& ex, const sampling::dist_row<T>& row, con
 /// token itself (drafters without probabilities).
 template <class TD>
 struct draft_dist {
-  sampling::dist_row<TD> row{};  ///< the dense row (unused when one_hot)
-  sampling::row_stats stats{};   ///< its processed stats (unused when one_hot)
-  token_id token = 0;            ///< the drafted token (the one-hot position)
-  bool one_hot = true;           ///< true for one-hot drafts
+  sampling::dist_row<TD> row{}; ///< the dense row (unused when one_hot)
+  sampling::row_stats stats{};  ///< its processed stats (unused when one_hot)
+  token_id token = 0;           ///< the drafted token (the one-hot position)
+  bool one_hot = true;          ///< true for one-hot drafts
 
   /// q(i). @hd
   SPECDEC_HD float prob(index_t i) const noexcept {
-    if (one_hot) return i == token ? 1.0f : 0.0f;
+    if (one_hot)
+      return i == token ? 1.0f : 0.0f;
     return sampling::prob_at(row, stats, i);
   }
   /// True when the distribution is usable. @hd
@@ -110,7 +129,8 @@ struct draft_dist {
 
 /// Builds the draft distribution of draft j (dense when `dense`, else one-hot at x_{j+1}). @hd
 template <row_executor E, class TT, class TD>
-SPECDEC_HD draft_dist<TD> make_draft(const E& ex, const chain_request<TT, TD>& r, index_t j, bool dense) {
+SPECDEC_HD draft_dist<TD>
+make_draft(const E& ex, const chain_request<TT, TD>& r, index_t j, bool dense) {
   draft_dist<TD> d;
   d.token = r.tokens[j];
   d.one_hot = !dense;
@@ -119,6 +139,37 @@ SPECDEC_HD draft_dist<TD> make_draft(const E& ex, const chain_request<TT, TD>& r
     d.stats = sampling::prepare_row(ex, d.row, r.params);
   }
   return d;
+}
+
+/// q(i) of a one-hot draft.
+struct token_indicator {
+  index_t token; ///< the drafted token
+  /// 1 at the token, 0 elsewhere. @hd
+  SPECDEC_HD float operator()(index_t i) const noexcept {
+    return i == token ? 1.0f : 0.0f;
+  }
+};
+
+/// Calls f with the residual functor i -> max(0, scale * p(i) - q(i)), specialised for the
+/// row forms of p and q so that loops over it are branch-free, and returns what f returns.
+template <class TT, class TD, class F>
+SPECDEC_HD auto visit_residual(const sampling::dist_row<TT>& trow,
+                               const sampling::row_stats& ts,
+                               const draft_dist<TD>& q,
+                               float scale,
+                               F&& f) {
+  return sampling::detail::visit_weights(trow, ts, ts.inv_mass, [&](const auto& p) {
+    const auto with_q = [&](const auto& qf) {
+      const auto residual = [p, qf, scale](index_t i) {
+        const float d = ::specdec::detail::fmul(scale, p(i)) - qf(i);
+        return d > 0.0f ? d : 0.0f;
+      };
+      return f(residual);
+    };
+    if (q.one_hot)
+      return with_q(token_indicator{q.token});
+    return sampling::detail::visit_weights(q.row, q.stats, q.stats.inv_mass, with_q);
+  });
 }
 
 /// Samples from max(0, scale * p - q) over the vocabulary (the rejection residual; scale is 1
@@ -132,17 +183,15 @@ SPECDEC_HD token_id sample_residual(const E& ex,
                                     float scale,
                                     float u,
                                     row_status& status) {
-  const auto residual = [trow, ts, q, scale](index_t i) {
-    const float d = ::specdec::detail::fmul(scale, sampling::prob_at(trow, ts, i)) - q.prob(i);
-    return d > 0.0f ? d : 0.0f;
-  };
-  const float mass = ex.sum(trow.vocab, residual);
-  if (!(mass > residual_mass_floor)) {
-    status.set(row_status::residual_fallback);
-    return draw_from(ex, trow, ts, u);
-  }
-  const index_t t = ex.sample_inverse_cdf(trow.vocab, residual, ::specdec::detail::fmul(u, mass));
-  return t >= 0 ? static_cast<token_id>(t) : safe_token(ts);
+  return visit_residual(trow, ts, q, scale, [&](const auto& residual) -> token_id {
+    const float mass = ex.sum(trow.vocab, residual);
+    if (!(mass > residual_mass_floor)) {
+      status.set(row_status::residual_fallback);
+      return draw_from(ex, trow, ts, u);
+    }
+    const index_t t = ex.sample_inverse_cdf(trow.vocab, residual, ::specdec::detail::fmul(u, mass));
+    return t >= 0 ? static_cast<token_id>(t) : safe_token(ts);
+  });
 }
 
 } // namespace detail

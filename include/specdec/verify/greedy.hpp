@@ -4,6 +4,7 @@
 /// @brief Greedy chain verification: accept while each draft is the target's argmax.
 
 #include <specdec/config.hpp>
+
 #include <specdec/core/concepts.hpp>
 #include <specdec/core/executor.hpp>
 #include <specdec/verify/chain.hpp>
@@ -29,8 +30,11 @@ struct greedy {
   /// @par Complexity
   /// One max/argmax pass per target row visited (at most accepted + 1 rows). @hd
   template <row_executor E, class TT, class TD, uniform_source U>
-  SPECDEC_HD chain_outcome verify_chain(const E& ex, const chain_request<TT, TD>& r, const U&) const {
+  SPECDEC_HD chain_outcome verify_chain(const E& ex,
+                                        const chain_request<TT, TD>& r,
+                                        const U&) const {
     chain_outcome out;
+    (void)detail::checked(r, out.status); // flags invalid parameters; greedy ignores them
     sampling::sampling_params argmax_only;
     argmax_only.temperature = 0.0f;
     for (std::int32_t k = 0; k <= r.num_drafts; ++k) {

@@ -4,6 +4,7 @@
 /// @brief The `chain_verification_policy` concept, its diagnostics, and the list of policies.
 
 #include <specdec/config.hpp>
+
 #include <specdec/core/concepts.hpp>
 #include <specdec/core/rng.hpp>
 #include <specdec/verify/chain.hpp>
@@ -33,6 +34,8 @@ struct executor_archetype {
   SPECDEC_HD threshold_probe_result threshold_probe(index_t, Raw, G, float, float) const {
     return {};
   }
+  template <class Raw, class G>
+  SPECDEC_HD void radix_histogram(index_t, Raw, G, float, std::uint32_t, int, float*) const {}
 };
 } // namespace detail
 
@@ -44,14 +47,13 @@ struct executor_archetype {
 /// uniforms drawn (never on a batch slot); exactly one extra token is emitted; a policy that
 /// declares `lossless = true` emits tokens distributed exactly as the processed target.
 template <class P>
-concept chain_verification_policy =
-    requires(const P& p,
-             const detail::executor_archetype& ex,
-             const chain_request<float, float>& r,
-             const philox_uniforms& u) {
-      { p.verify_chain(ex, r, u) } -> std::same_as<chain_outcome>;
-      { P::needs_draft_rows } -> std::convertible_to<bool>;
-    };
+concept chain_verification_policy = requires(const P& p,
+                                             const detail::executor_archetype& ex,
+                                             const chain_request<float, float>& r,
+                                             const philox_uniforms& u) {
+  { p.verify_chain(ex, r, u) } -> std::same_as<chain_outcome>;
+  { P::needs_draft_rows } -> std::convertible_to<bool>;
+};
 
 } // namespace verify
 
@@ -60,16 +62,21 @@ namespace diag {
 /// Checks `verify::chain_verification_policy` clause by clause. @return true when satisfied.
 template <class P>
 consteval bool check_chain_verification_policy() {
-  static_assert(requires(const P& p,
-                         const verify::detail::executor_archetype& ex,
-                         const verify::chain_request<float, float>& r,
-                         const philox_uniforms& u) {
-    { p.verify_chain(ex, r, u) } -> std::same_as<verify::chain_outcome>;
-  }, "chain_verification_policy: P needs 'template <row_executor E, class TT, class TD, "
-     "uniform_source U> chain_outcome verify_chain(const E&, const chain_request<TT, TD>&, "
-     "const U&) const'");
-  static_assert(requires { { P::needs_draft_rows } -> std::convertible_to<bool>; },
-                "chain_verification_policy: P needs 'static constexpr bool needs_draft_rows'");
+  static_assert(
+      requires(const P& p,
+               const verify::detail::executor_archetype& ex,
+               const verify::chain_request<float, float>& r,
+               const philox_uniforms& u) {
+        { p.verify_chain(ex, r, u) } -> std::same_as<verify::chain_outcome>;
+      },
+      "chain_verification_policy: P needs 'template <row_executor E, class TT, class TD, "
+      "uniform_source U> chain_outcome verify_chain(const E&, const chain_request<TT, TD>&, "
+      "const U&) const'");
+  static_assert(
+      requires {
+        { P::needs_draft_rows } -> std::convertible_to<bool>;
+      },
+      "chain_verification_policy: P needs 'static constexpr bool needs_draft_rows'");
   return true;
 }
 

@@ -6,6 +6,7 @@
 /// processed target distribution exactly.
 
 #include <specdec/config.hpp>
+
 #include <specdec/core/concepts.hpp>
 #include <specdec/core/executor.hpp>
 #include <specdec/verify/chain.hpp>
@@ -18,8 +19,11 @@ namespace detail {
 
 /// The token-wise rejection rule, dense (`Dense`) or one-hot drafts. @hd
 template <bool Dense, row_executor E, class TT, class TD, uniform_source U>
-SPECDEC_HD chain_outcome rejection_chain(const E& ex, const chain_request<TT, TD>& r, const U& u) {
+SPECDEC_HD chain_outcome rejection_chain(const E& ex,
+                                         const chain_request<TT, TD>& req,
+                                         const U& u) {
   chain_outcome out;
+  const chain_request<TT, TD> r = checked(req, out.status);
   for (std::int32_t k = 0; k < r.num_drafts; ++k) {
     const index_t pos = r.position + k;
     const sampling::dist_row<TT> trow = r.target_row(k);
@@ -44,9 +48,11 @@ SPECDEC_HD chain_outcome rejection_chain(const E& ex, const chain_request<TT, TD
     const token_id x = r.tokens[k];
     const float px = sampling::prob_at(trow, ts, x);
     const float qx = q.prob(x);
-    if (!(qx > 0.0f)) out.status.set(row_status::zero_draft_probability); // reject below
+    if (!(qx > 0.0f))
+      out.status.set(row_status::zero_draft_probability); // reject below
     const float keep = qx > 0.0f ? (px >= qx ? 1.0f : px / qx) : 0.0f;
-    if (u(pos, draw_purpose::accept) < keep) continue;
+    if (u(pos, draw_purpose::accept) < keep)
+      continue;
     out.next = sample_residual(ex, trow, ts, q, 1.0f, u(pos, draw_purpose::sample), out.status);
     return out;
   }
@@ -83,7 +89,9 @@ struct rejection_sampling {
   /// Per visited position, one pass over the target row and one over the draft row; the
   /// rejected position adds two residual passes. @hd
   template <row_executor E, class TT, class TD, uniform_source U>
-  SPECDEC_HD chain_outcome verify_chain(const E& ex, const chain_request<TT, TD>& r, const U& u) const {
+  SPECDEC_HD chain_outcome verify_chain(const E& ex,
+                                        const chain_request<TT, TD>& r,
+                                        const U& u) const {
     return detail::rejection_chain<true>(ex, r, u);
   }
 };
@@ -98,7 +106,9 @@ struct one_hot_rejection {
   /// Verifies one chain. @par Complexity
   /// One pass per visited target row; two residual passes at the rejected position. @hd
   template <row_executor E, class TT, class TD, uniform_source U>
-  SPECDEC_HD chain_outcome verify_chain(const E& ex, const chain_request<TT, TD>& r, const U& u) const {
+  SPECDEC_HD chain_outcome verify_chain(const E& ex,
+                                        const chain_request<TT, TD>& r,
+                                        const U& u) const {
     return detail::rejection_chain<false>(ex, r, u);
   }
 };

@@ -5,6 +5,7 @@
 /// target finds typical enough.
 
 #include <specdec/config.hpp>
+
 #include <specdec/core/concepts.hpp>
 #include <specdec/core/executor.hpp>
 #include <specdec/core/math.hpp>
@@ -35,8 +36,11 @@ struct typical_acceptance {
   /// Verifies one chain. @par Complexity
   /// Two passes (stats, entropy) per visited target row, plus the sampling pass. @hd
   template <row_executor E, class TT, class TD, uniform_source U>
-  SPECDEC_HD chain_outcome verify_chain(const E& ex, const chain_request<TT, TD>& r, const U& u) const {
+  SPECDEC_HD chain_outcome verify_chain(const E& ex,
+                                        const chain_request<TT, TD>& req,
+                                        const U& u) const {
     chain_outcome out;
+    const chain_request<TT, TD> r = detail::checked(req, out.status);
     for (std::int32_t k = 0; k <= r.num_drafts; ++k) {
       const index_t pos = r.position + k;
       const sampling::dist_row<TT> trow = r.target_row(k);
@@ -52,7 +56,8 @@ struct typical_acceptance {
           out.status.set(row_status::token_out_of_range);
         } else {
           const float px = sampling::prob_at(trow, ts, r.tokens[k]);
-          if (px > threshold(sampling::entropy(ex, trow, ts))) continue;
+          if (px > threshold(sampling::entropy(ex, trow, ts)))
+            continue;
         }
       }
       out.next = detail::draw_from(ex, trow, ts, u(pos, draw_purpose::sample));
