@@ -91,7 +91,7 @@ SPECDEC_HD inline float from_order_key(std::uint32_t k) noexcept {
 /// loops vectorise; bit-identical on host and device. Range reduction x = n ln2 + r with Cephes'
 /// split ln2 and a degree-5 polynomial for exp(r) on [-ln2/2, ln2/2].
 SPECDEC_HD inline float exp_f(float x) noexcept {
-  const float xc = min_f(max_f(x, -87.33654f), 88.0f);
+  const float xc = min_f(max_f(x == x ? x : 0.0f, -87.33654f), 88.0f); // NaN: computed as 0
   const float round_magic = 12582912.0f; // 1.5 * 2^23: adding and subtracting rounds to int
   const float fn = fadd(fadd(fmul(xc, 1.44269504088896341f), round_magic), -round_magic);
   const float r = fadd(fadd(xc, fmul(fn, -0.693359375f)), fmul(fn, 2.12194440e-4f));

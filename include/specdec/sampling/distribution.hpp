@@ -131,12 +131,31 @@ SPECDEC_HD auto visit_weights(const dist_row<T>& row, const row_stats& st, float
   return f(generic_weight<T>{row, st, scale});
 }
 
+/// Rows up to this length find thresholds by bisection rather than radix select.
+inline constexpr index_t small_row = 512;
+
 /// Largest raw value v (among the row's values >= floor) with F(v) = sum over raw >= v of g(raw)
 /// at least `goal`, by radix select on the order-preserving key: four histogram passes of 8 bits.
 /// When rounding leaves F below `goal` everywhere, the smallest value >= floor (everything kept).
+/// Rows of at most `small_row` entries use bisection by threshold probes instead.
 template <row_executor E, class Raw, class G>
 SPECDEC_HD float
 search_threshold(const E& ex, index_t n, const Raw& raw, const G& g, float floor, float goal) {
+  if (n <= small_row) { // short rows: bisection by probes is cheaper than 4 x 256 bins
+    float lo = ex.threshold_probe(n, raw, g, floor, floor).above; // smallest value >= floor
+    float hi = ex.threshold_probe(n, raw, g, floor, ::specdec::detail::infinity()).below;
+    while (lo < hi) {
+      const std::uint32_t klo = ::specdec::detail::order_key(lo);
+      const std::uint32_t khi = ::specdec::detail::order_key(hi);
+      const float mid = ::specdec::detail::from_order_key(klo + (khi - klo + 1u) / 2u);
+      const threshold_probe_result pr = ex.threshold_probe(n, raw, g, floor, mid);
+      if (pr.mass >= goal)
+        lo = pr.above; // F is constant on [mid, above], so above satisfies too
+      else
+        hi = pr.below; // every v >= mid fails; the next candidate is the largest value below mid
+    }
+    return lo;
+  }
   std::uint32_t prefix = 0;
   float above = 0.0f; // mass of the entries whose key is above the current bucket
   float mass[256];

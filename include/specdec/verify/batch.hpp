@@ -49,7 +49,8 @@ struct chain_batch {
     r.num_drafts = static_cast<std::int32_t>(draft_offsets[b + 1] - d0);
     r.target = target.data + (d0 + b) * target.row_stride;
     r.target_stride = target.row_stride;
-    r.draft = draft.rows > 0 ? draft.data + d0 * draft.row_stride : nullptr;
+    r.draft =
+        draft.rows > 0 && draft.data != nullptr ? draft.data + d0 * draft.row_stride : nullptr;
     r.draft_stride = draft.row_stride;
     r.tokens = tokens + d0;
     r.vocab = target.cols;
