@@ -19,11 +19,14 @@
 
 SPECDEC_NAMESPACE_BEGIN
 
-/// A source of uniforms in [0, 1): `u(position, purpose)` and `u(position, purpose, lane)`.
+/// @brief A source of uniforms in [0, 1): `u(position, purpose)` and `u(position, purpose, lane)`.
 ///
+/// Checked: both calls on a `const U&` (with `index_t`, `draw_purpose` and `std::uint32_t`
+/// arguments) return something convertible to float.
 /// Semantics: the value depends only on the arguments (and the source's own key), never on call
 /// order, so rules can draw lazily and host and device agree. `philox_uniforms` is the standard
 /// model; tests pass scripted sources.
+/// @tparam U the candidate type
 template <class U>
 concept uniform_source =
     requires(const U& u, index_t position, draw_purpose p, std::uint32_t lane) {
@@ -45,20 +48,21 @@ struct draft_block {
   std::int32_t length = 0;   ///< set by the proposer: tokens written, <= tokens.size
 };
 
-/// A draft proposer: fills a draft_block for a request.
+/// @brief A draft proposer: fills a draft_block for a request.
 ///
 /// Required: `status propose(const draft_request&, draft_block&)` and
 /// `int max_draft_len() const`. Semantics: `propose` writes at most
 /// min(request.max_tokens, block.tokens.size) tokens and sets `length`; when `probs.rows > 0`
 /// and the proposer samples, row j holds the distribution token j was drawn from (before the
 /// sampling parameters, which verification applies identically to both sides).
+/// @tparam P the candidate proposer type
 template <class P>
 concept draft_proposer = requires(P& p, const P& cp, const draft_request& r, draft_block& b) {
   { p.propose(r, b) } -> std::same_as<status>;
   { cp.max_draft_len() } -> std::convertible_to<int>;
 };
 
-/// What a target model is asked to score: `tokens` appended after the committed prefix of a
+/// @brief What a target model is asked to score: `tokens` appended after the committed prefix of a
 /// request, in one forward pass (a chain: token j at position `start + j`).
 struct score_request {
   std::uint64_t request_id = 0;    ///< the sequence
@@ -66,12 +70,13 @@ struct score_request {
   index_t start = 0;               ///< absolute position of tokens[0]
 };
 
-/// A target model: scores a chain of tokens and returns one logit row per token.
+/// @brief A target model: scores a chain of tokens and returns one logit row per token.
 ///
 /// Required: `status score(const score_request&, matrix_view<float> logits)` writing
 /// tokens.size rows of `vocab_size()` logits, and `index_t vocab_size() const`. Semantics: row j
 /// is the distribution of the token after tokens[0..j]. Exactness of greedy speculation needs a
 /// batch-invariant model: a row's logits must not depend on how many rows were scored with it.
+/// @tparam M the candidate model type
 template <class M>
 concept target_model = requires(M& m, const M& cm, const score_request& r, matrix_view<float> out) {
   { m.score(r, out) } -> std::same_as<status>;

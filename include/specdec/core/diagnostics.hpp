@@ -14,10 +14,13 @@
 
 SPECDEC_NAMESPACE_BEGIN
 
+/// @brief Per-clause concept checks, one static_assert message per missing member (used by
+/// SPECDEC_CHECK).
 namespace diag {
 
-/// Checks `uniform_source` clause by clause. @return true when satisfied (else a static_assert
-/// fires).
+/// @brief Checks `uniform_source` clause by clause.
+/// @tparam U the type to check against uniform_source
+/// @return true when satisfied (else a static_assert fires).
 template <class U>
 consteval bool check_uniform_source() {
   static_assert(
@@ -34,7 +37,9 @@ consteval bool check_uniform_source() {
   return true;
 }
 
-/// Checks `draft_proposer` clause by clause. @return true when satisfied.
+/// @brief Checks `draft_proposer` clause by clause.
+/// @tparam P the type to check against draft_proposer
+/// @return true when satisfied (else a static_assert fires).
 template <class P>
 consteval bool check_draft_proposer() {
   static_assert(
@@ -50,7 +55,9 @@ consteval bool check_draft_proposer() {
   return true;
 }
 
-/// Checks `target_model` clause by clause. @return true when satisfied.
+/// @brief Checks `target_model` clause by clause.
+/// @tparam M the type to check against target_model
+/// @return true when satisfied (else a static_assert fires).
 template <class M>
 consteval bool check_target_model() {
   static_assert(
@@ -66,7 +73,9 @@ consteval bool check_target_model() {
   return true;
 }
 
-/// Checks `row_executor` clause by clause. @return true when satisfied.
+/// @brief Checks `row_executor` clause by clause.
+/// @tparam E the type to check against row_executor
+/// @return true when satisfied (else a static_assert fires).
 template <class E>
 consteval bool check_row_executor() {
   static_assert(
@@ -108,6 +117,12 @@ consteval bool check_row_executor() {
 
 SPECDEC_NAMESPACE_END
 
-/// Asserts that `T` models the specdec concept `CONCEPT` (e.g. target_model), with one
+/// @brief Asserts that `T` models the specdec concept `CONCEPT` (e.g. target_model), with one
 /// readable message per missing clause.
+///
+/// Expands to `static_assert(specdec::diag::check_CONCEPT<T>())`, so it works for every concept
+/// with a `diag::check_` function: uniform_source, draft_proposer, target_model, row_executor and
+/// chain_verification_policy (verify/policy.hpp).
+/// @param[in] CONCEPT the unqualified name of the concept
+/// @param[in] ... the type `T` (variadic, so that a type with commas needs no parentheses)
 #define SPECDEC_CHECK(CONCEPT, ...) static_assert(::specdec::diag::check_##CONCEPT<__VA_ARGS__>())

@@ -25,9 +25,12 @@ struct bfloat16 {
   std::uint16_t bits; ///< the raw bfloat16 bits
 };
 
-/// Traits of a row element type. Specialised for float, half and bfloat16; the primary template
-/// is undefined, so an unsupported type fails with "incomplete type dtype_traits<T>".
-/// @tparam T the element type
+/// @brief Traits of a row element type.
+///
+/// Specialised for float, half and bfloat16; the primary template is undefined, so an unsupported
+/// type fails with "incomplete type dtype_traits<T>". Each specialisation provides `name`,
+/// `to_float` and `from_float`.
+/// @tparam T the element type (cv-unqualified)
 template <class T>
 struct dtype_traits;
 
@@ -35,11 +38,17 @@ struct dtype_traits;
 template <>
 struct dtype_traits<float> {
   static constexpr const char* name = "float32"; ///< short name used in benchmarks and messages
-  /// Reads an element as float. @hd
+  /// @brief Reads an element as float.
+  /// @param[in] x the element
+  /// @return `x`
+  /// @hd
   SPECDEC_HD static constexpr float to_float(float x) noexcept {
     return x;
   }
-  /// Stores a float as an element (identity). @hd
+  /// @brief Stores a float as an element (identity).
+  /// @param[in] x the value
+  /// @return `x`
+  /// @hd
   SPECDEC_HD static constexpr float from_float(float x) noexcept {
     return x;
   }
@@ -49,11 +58,17 @@ struct dtype_traits<float> {
 template <>
 struct dtype_traits<bfloat16> {
   static constexpr const char* name = "bfloat16"; ///< short name
-  /// Widens to float (exact). @hd
+  /// @brief Widens to float (exact).
+  /// @param[in] x the element
+  /// @return the float with the same value
+  /// @hd
   SPECDEC_HD static inline float to_float(bfloat16 x) noexcept {
     return detail::bits_float(static_cast<std::uint32_t>(x.bits) << 16);
   }
-  /// Rounds a float to the nearest bfloat16, ties to even; NaN stays a quiet NaN. @hd
+  /// @brief Rounds a float to the nearest bfloat16, ties to even; NaN stays a quiet NaN.
+  /// @param[in] f the value
+  /// @return the rounded bfloat16
+  /// @hd
   SPECDEC_HD static inline bfloat16 from_float(float f) noexcept {
     const std::uint32_t u = detail::float_bits(f);
     if (detail::is_nan(f))
@@ -67,7 +82,10 @@ struct dtype_traits<bfloat16> {
 template <>
 struct dtype_traits<half> {
   static constexpr const char* name = "float16"; ///< short name
-  /// Widens to float (exact, subnormals included). @hd
+  /// @brief Widens to float (exact, subnormals included).
+  /// @param[in] h the element
+  /// @return the float with the same value (infinities and NaN kept)
+  /// @hd
   SPECDEC_HD static inline float to_float(half h) noexcept {
     const std::uint32_t sign = static_cast<std::uint32_t>(h.bits & 0x8000u) << 16;
     const std::uint32_t exp = (h.bits >> 10) & 0x1fu;
@@ -80,7 +98,10 @@ struct dtype_traits<half> {
       return detail::bits_float(sign | 0x7f800000u | (mant << 13));
     return detail::bits_float(sign | ((exp + 112u) << 23) | (mant << 13));
   }
-  /// Rounds a float to the nearest half, ties to even, overflowing to infinity. @hd
+  /// @brief Rounds a float to the nearest half, ties to even, overflowing to infinity.
+  /// @param[in] f the value
+  /// @return the rounded half (a quiet NaN for NaN)
+  /// @hd
   SPECDEC_HD static inline half from_float(float f) noexcept {
     const std::uint32_t u = detail::float_bits(f);
     const auto sign = static_cast<std::uint16_t>((u >> 16) & 0x8000u);
@@ -102,13 +123,24 @@ struct dtype_traits<half> {
   }
 };
 
-/// Satisfied by the element types a distribution row may hold: float, half, bfloat16.
+/// @brief Satisfied by the element types a distribution row may hold: float, half, bfloat16.
+///
+/// Checked: `dtype_traits<std::remove_cv_t<T>>::to_float(x)` returns `float` for a `const T& x`.
+/// Semantics: the conversion gives the same value on host and device (it is exact for the three
+/// supported types).
+/// @tparam T the candidate element type (cv-qualifiers are ignored)
 template <class T>
 concept row_element = requires(const T& x) {
   { dtype_traits<std::remove_cv_t<T>>::to_float(x) } -> std::same_as<float>;
 };
 
-/// Reads element `i` of a row as float. @hd
+/// @brief Reads element `i` of a row as float.
+/// @tparam T the element type; must model row_element
+/// @param[in] p the first element of the row
+/// @param[in] i the index of the element
+/// @return `dtype_traits<T>::to_float(p[i])`
+/// @pre `p[i]` is a valid element (0 <= i < the row's length).
+/// @hd
 template <class T>
 SPECDEC_HD inline float load_as_float(const T* p, index_t i) noexcept {
   return dtype_traits<std::remove_cv_t<T>>::to_float(p[i]);

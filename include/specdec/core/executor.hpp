@@ -54,8 +54,10 @@ struct value_fn_archetype {
 };
 } // namespace detail
 
-/// A row-ops executor. Every primitive runs over indices 0 .. n-1 of one row and takes callables
-/// `raw(i) -> float` (the raw value at i) or `f(i) -> float` (a weight at i, >= 0).
+/// @brief A row-ops executor.
+///
+/// Every primitive runs over indices 0 .. n-1 of one row and takes callables `raw(i) -> float`
+/// (the raw value at i) or `f(i) -> float` (a weight at i, >= 0).
 ///
 /// Required, with these semantics (all float accumulation; order is the executor's):
 /// - `scan_row(n, raw, mode, inv_temp)` -> row_scan_result: max and first argmax of the valid
@@ -69,6 +71,11 @@ struct value_fn_archetype {
 /// - `radix_histogram(n, raw, g, floor, prefix, shift, mass)`: zeroes `mass[0..255]`, then adds
 ///   g(raw) to `mass[(order_key(raw) >> shift) & 255]` for every entry with raw >= floor whose
 ///   order key agrees with `prefix` on the bits above `shift + 8` (one pass; radix select).
+///
+/// Checked: each call compiles on a `const E&` with callables of the shapes above; scan_row and
+/// threshold_probe return exactly the result types named, sum and sample_inverse_cdf something
+/// convertible to float and index_t.
+/// @tparam E the candidate executor type
 template <class E>
 concept row_executor = requires(const E& e,
                                 index_t n,

@@ -22,11 +22,11 @@ struct philox_block {
   std::uint32_t w[4]; ///< the words, w[0] first
 };
 
-/// Philox4x32 with `Rounds` rounds (10 is the standard, crush-resistant choice).
+/// @brief Philox4x32 with `Rounds` rounds (10 is the standard, crush-resistant choice).
 /// @tparam Rounds number of rounds
-/// @param counter the 128-bit counter
-/// @param key0 low key word
-/// @param key1 high key word
+/// @param[in] counter the 128-bit counter
+/// @param[in] key0 low key word
+/// @param[in] key1 high key word
 /// @return the 128 random bits for this counter
 /// @par Complexity
 /// Constant: `Rounds` rounds of two 32x32->64 multiplications. @hd
@@ -57,14 +57,26 @@ philox4x32(philox_block counter, std::uint32_t key0, std::uint32_t key1) noexcep
   return philox_block{{c0, c1, c2, c3}};
 }
 
-/// The identity of a request's random stream: the sampling seed and the request id.
+/// @brief The identity of a request's random stream: the sampling seed and the request id.
+///
 /// Positions and purposes select the draws inside the stream.
 struct rng_key {
   std::uint64_t seed = 0;    ///< user seed (the Philox key)
   std::uint64_t request = 0; ///< engine-wide request id (never a batch slot)
 };
 
-/// The four random words of draw (position, purpose, lane) of a stream. @hd
+/// @brief The four random words of draw (position, purpose, lane) of a stream.
+///
+/// The Philox counter is (position, purpose | lane << 8, request id low word, request id high
+/// word) and the Philox key is the seed.
+/// @param[in] key the stream: seed and request id
+/// @param[in] position the absolute decode position (its low 32 bits enter the counter)
+/// @param[in] purpose why the number is drawn
+/// @param[in] lane distinguishes several draws of one (position, purpose) (its low 24 bits count)
+/// @return the Philox4x32-10 output block of that counter
+/// @par Complexity
+/// Constant: one philox4x32<10> evaluation.
+/// @hd
 SPECDEC_HD constexpr philox_block
 random_words(rng_key key, index_t position, draw_purpose purpose, std::uint32_t lane = 0) noexcept {
   const philox_block ctr{{static_cast<std::uint32_t>(position),
@@ -75,18 +87,31 @@ random_words(rng_key key, index_t position, draw_purpose purpose, std::uint32_t 
       ctr, static_cast<std::uint32_t>(key.seed), static_cast<std::uint32_t>(key.seed >> 32));
 }
 
-/// The uniform in [0, 1) (24 random bits) of draw (position, purpose, lane). @hd
+/// @brief The uniform in [0, 1) (24 random bits) of draw (position, purpose, lane).
+/// @param[in] key the stream: seed and request id
+/// @param[in] position the absolute decode position
+/// @param[in] purpose why the number is drawn
+/// @param[in] lane distinguishes several draws of one (position, purpose)
+/// @return the top 24 bits of `random_words(key, position, purpose, lane).w[0]`, times 2^-24
+/// @par Complexity
+/// Constant: one philox4x32<10> evaluation.
+/// @hd
 SPECDEC_HD constexpr float
 uniform_at(rng_key key, index_t position, draw_purpose purpose, std::uint32_t lane = 0) noexcept {
   return detail::uniform_from_bits(random_words(key, position, purpose, lane).w[0]);
 }
 
-/// The standard uniform source of every rule: Philox keyed by (seed, request), indexed by the
-/// absolute decode position and the purpose. Satisfies `uniform_source`.
+/// @brief The standard uniform source of every rule: Philox keyed by (seed, request), indexed by
+/// the absolute decode position and the purpose. Satisfies `uniform_source`.
 struct philox_uniforms {
   rng_key key; ///< seed and request id
 
-  /// The uniform for (position, purpose, lane). @hd
+  /// @brief The uniform for (position, purpose, lane).
+  /// @param[in] position the absolute decode position
+  /// @param[in] purpose why the number is drawn
+  /// @param[in] lane distinguishes several draws of one (position, purpose)
+  /// @return `uniform_at(key, position, purpose, lane)`, in [0, 1)
+  /// @hd
   SPECDEC_HD constexpr float
   operator()(index_t position, draw_purpose purpose, std::uint32_t lane = 0) const noexcept {
     return uniform_at(key, position, purpose, lane);

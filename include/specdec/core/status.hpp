@@ -30,7 +30,9 @@ enum class errc : std::int32_t {
   corrupt_data            ///< a file or buffer does not hold what its header promises
 };
 
-/// A human-readable message for an error code (a static string, never null).
+/// @brief A human-readable message for an error code (a static string, never null).
+/// @param[in] code the error code
+/// @return the message; "unknown error" for a value that names no enumerator
 /// @par Complexity
 /// Constant.
 constexpr const char* message(errc code) noexcept {
@@ -73,29 +75,36 @@ constexpr const char* message(errc code) noexcept {
   return "unknown error";
 }
 
-/// The result of a host algorithm or launcher: an error code and, for CUDA calls, the raw
+/// @brief The result of a host algorithm or launcher: an error code and, for CUDA calls, the raw
 /// `cudaError_t` value (kept as an int so that core/ needs no CUDA header).
 struct [[nodiscard]] status {
   errc code = errc::ok; ///< what went wrong, or errc::ok
   int cuda_error = 0;   ///< the cudaError_t of a failed CUDA call, else 0
 
-  /// True when the call succeeded.
+  /// @brief True when the call succeeded.
+  /// @return `code == errc::ok`
+  /// @hd
   SPECDEC_HD constexpr bool ok() const noexcept {
     return code == errc::ok;
   }
-  /// True when the call succeeded.
+  /// @brief True when the call succeeded.
+  /// @return ok()
+  /// @hd
   SPECDEC_HD constexpr explicit operator bool() const noexcept {
     return ok();
   }
-  /// The message of #code.
+  /// @brief The message of #code.
+  /// @return `specdec::message(code)`, a static string, never null
   constexpr const char* message() const noexcept {
     return ::specdec::message(code);
   }
-  /// Two statuses are equal when code and CUDA error agree.
+  /// @brief Two statuses are equal when code and CUDA error agree.
+  /// @return true when both #code and #cuda_error are equal
   friend constexpr bool operator==(const status&, const status&) = default;
 };
 
-/// Bit flags describing what happened to one request of a batch call. Zero means clean.
+/// @brief Bit flags describing what happened to one request of a batch call. Zero means clean.
+///
 /// Device kernels write them instead of failing; host batch calls fill them as well, so the
 /// CPU reference and the GPU report the same thing.
 struct row_status {
@@ -113,19 +122,33 @@ struct row_status {
   /// Flags that mean the input was bad (everything except informational flags).
   static constexpr std::uint32_t error_mask = 0x7fu;
 
-  /// True when no error flag is set (informational flags allowed).
+  /// @brief True when no error flag is set (informational flags allowed).
+  /// @return `(bits & error_mask) == 0`
+  /// @hd
   SPECDEC_HD constexpr bool ok() const noexcept {
     return (bits & error_mask) == 0;
   }
-  /// True when flag `f` is set.
+  /// @brief True when flag `f` is set.
+  /// @param[in] f a flag constant (for an OR of several: true when any of them is set)
+  /// @return `(bits & f) != 0`
+  /// @hd
   SPECDEC_HD constexpr bool has(std::uint32_t f) const noexcept {
     return (bits & f) != 0;
   }
-  /// Sets flag `f`.
+  /// @brief Sets flag `f`.
+  /// @param[in] f a flag constant, or an OR of several
+  /// @post has(f); other flags are unchanged.
+  /// @hd
   SPECDEC_HD constexpr void set(std::uint32_t f) noexcept {
     bits |= f;
   }
-  /// The host error code for the lowest error flag set, errc::ok when none.
+  /// @brief The host error code for the error flags set, errc::ok when none.
+  ///
+  /// When several are set, the first match in this order wins: invalid rows
+  /// (errc::invalid_value), rows without mass (errc::zero_mass_row), errc::token_out_of_range,
+  /// errc::zero_draft_probability, then invalid_params (errc::invalid_argument).
+  /// @return the error code; informational flags alone give errc::ok
+  /// @hd
   SPECDEC_HD constexpr errc to_errc() const noexcept {
     if (has(target_invalid) || has(draft_invalid))
       return errc::invalid_value;
@@ -139,7 +162,8 @@ struct row_status {
       return errc::invalid_argument;
     return errc::ok;
   }
-  /// Two row statuses are equal when their bits are.
+  /// @brief Two row statuses are equal when their bits are.
+  /// @return true when #bits are equal
   friend constexpr bool operator==(const row_status&, const row_status&) = default;
 };
 

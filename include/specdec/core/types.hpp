@@ -7,6 +7,13 @@
 
 #include <cstdint>
 
+/// @namespace specdec
+/// @brief Speculative-decoding primitives: vocabulary types, views, randomness, the plug-in
+/// concepts and the row executor (the sub-namespaces hold the rest).
+///
+/// Everything is declared inside the versioned inline namespace `specdec::v0_1` (see
+/// SPECDEC_NAMESPACE_BEGIN), which user code never names.
+
 SPECDEC_NAMESPACE_BEGIN
 
 /// A token id. Valid ids of a vocabulary of size V are 0 .. V-1.

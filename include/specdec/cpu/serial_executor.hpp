@@ -18,11 +18,15 @@
 
 SPECDEC_NAMESPACE_BEGIN
 
+/// @brief The host backend: the serial row executor and host batch verification (the reference
+/// for every device test).
 namespace cpu {
 
-/// The host implementation of `row_executor`. Stateless and trivially copyable. Its members are
-/// also `SPECDEC_HD`, so a single device thread can run a rule with it (the GPU tests use that to
-/// run the exact host decision logic on the device; the fast device path is the block executor).
+/// @brief The host implementation of `row_executor`.
+///
+/// Stateless and trivially copyable. Its members are also `SPECDEC_HD`, so a single device thread
+/// can run a rule with it (the GPU tests use that to run the exact host decision logic on the
+/// device; the fast device path is the block executor).
 /// @par Complexity
 /// Each primitive is O(n) with one read of the row; sample_inverse_cdf reads at most one chunk
 /// twice.
@@ -30,7 +34,16 @@ struct serial_executor {
   static constexpr index_t chunk = 512; ///< elements staged per chunk (fits L1 with headroom)
   static constexpr int lanes = 16;      ///< independent accumulators (g++ 12 vectorises 16, not 8)
 
-  /// Fused validation + max + first argmax + online weight sum. See `row_executor`.
+  /// @brief Fused validation + max + first argmax + online weight sum. See `row_executor`.
+  /// @tparam Raw a callable `float(index_t)` giving the raw value at an index
+  /// @param[in] n number of entries
+  /// @param[in] raw the raw values
+  /// @param[in] mode how raw values become weights
+  /// @param[in] inv_temp 1 / temperature (exp_scaled mode)
+  /// @return max and first argmax of the valid values, the count of invalid ones (NaN, +Inf, or
+  ///   negative in linear mode) and the weight sum (1 in one_hot mode when a valid value exists)
+  /// @par Complexity
+  /// O(n), one read of each raw value. @hd
   template <class Raw>
   SPECDEC_HD row_scan_result scan_row(index_t n, Raw raw, weight_mode mode, float inv_temp) const {
     const float inf = detail::infinity();
@@ -107,7 +120,13 @@ struct serial_executor {
     return res;
   }
 
-  /// Sum of f(i) over 0 .. n-1. See `row_executor`.
+  /// @brief Sum of f(i) over 0 .. n-1. See `row_executor`.
+  /// @tparam F a callable `float(index_t)`
+  /// @param[in] n number of entries
+  /// @param[in] f the terms
+  /// @return the sum, accumulated per chunk in `lanes` partial sums
+  /// @par Complexity
+  /// O(n), one call of f per index. @hd
   template <class F>
   SPECDEC_HD float sum(index_t n, F f) const {
     float total = 0.0f;
@@ -116,7 +135,14 @@ struct serial_executor {
     return total;
   }
 
-  /// Inverse-CDF draw: smallest i with running sum of f > target. See `row_executor`.
+  /// @brief Inverse-CDF draw: smallest i with running sum of f > target. See `row_executor`.
+  /// @tparam F a callable `float(index_t)` returning weights >= 0
+  /// @param[in] n number of entries
+  /// @param[in] f the weights
+  /// @param[in] target the cumulative weight to exceed (u * total mass for a uniform u)
+  /// @return that index; if rounding leaves none, the last i with f(i) > 0; -1 when all are 0
+  /// @par Complexity
+  /// O(n): one call of f per index, plus the indices of at most one chunk a second time. @hd
   template <class F>
   SPECDEC_HD index_t sample_inverse_cdf(index_t n, F f, float target) const {
     float running = 0.0f;
@@ -148,9 +174,22 @@ struct serial_executor {
     return -1;
   }
 
-  /// Mass of g(raw) over raw >= mid, plus the nearest raw values around mid (entries below
-  /// `floor` ignored). See `row_executor`. Two stages per chunk (stage the raw values, then a
-  /// branch-free lane loop), so the probe vectorises.
+  /// @brief Mass of g(raw) over raw >= mid, plus the nearest raw values around mid (entries below
+  /// `floor` ignored). See `row_executor`.
+  ///
+  /// Two stages per chunk (stage the raw values, then a branch-free lane loop), so the probe
+  /// vectorises.
+  /// @tparam Raw a callable `float(index_t)` giving the raw value at an index
+  /// @tparam G a callable `float(float)` mapping a raw value to its weight
+  /// @param[in] n number of entries
+  /// @param[in] raw the raw values
+  /// @param[in] g the weight of a raw value
+  /// @param[in] floor entries with raw < floor (and NaN) are ignored
+  /// @param[in] mid the probe point
+  /// @return the mass of g(raw) over the entries with raw >= floor and raw >= mid, the smallest
+  ///   such raw (+inf when none) and the largest raw in [floor, mid) (-inf when none)
+  /// @par Complexity
+  /// O(n), one read of each raw value. @hd
   template <class Raw, class G>
   SPECDEC_HD threshold_probe_result
   threshold_probe(index_t n, Raw raw, G g, float floor, float mid) const {
@@ -190,9 +229,21 @@ struct serial_executor {
     return res;
   }
 
-  /// One radix-select pass: a 256-bin histogram of g(raw) by the order-key digit at `shift`, over
-  /// the entries with raw >= floor whose key matches `prefix` above that digit. See
+  /// @brief One radix-select pass: a 256-bin histogram of g(raw) by the order-key digit at
+  /// `shift`, over the entries with raw >= floor whose key matches `prefix` above that digit. See
   /// `row_executor`.
+  /// @tparam Raw a callable `float(index_t)` giving the raw value at an index
+  /// @tparam G a callable `float(float)` mapping a raw value to its weight
+  /// @param[in] n number of entries
+  /// @param[in] raw the raw values
+  /// @param[in] g the weight of a raw value
+  /// @param[in] floor entries with raw < floor (and NaN) are skipped
+  /// @param[in] prefix the order-key bits chosen so far (only the bits above `shift + 8` count)
+  /// @param[in] shift position of the digit: 24, 16, 8 or 0
+  /// @param[out] mass the 256 bins, zeroed and then filled
+  /// @pre `mass` points to 256 floats; 0 <= shift <= 24.
+  /// @par Complexity
+  /// O(n), one read of each raw value. @hd
   template <class Raw, class G>
   SPECDEC_HD void radix_histogram(
       index_t n, Raw raw, G g, float floor, std::uint32_t prefix, int shift, float* mass) const {

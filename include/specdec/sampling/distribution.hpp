@@ -20,8 +20,8 @@ SPECDEC_NAMESPACE_BEGIN
 
 namespace sampling {
 
-/// One distribution row as stored by the engine: `vocab` elements of type T.
-/// @tparam T float, half or bfloat16
+/// @brief One distribution row as stored by the engine: `vocab` elements of type T.
+/// @tparam T a row_element: float, half or bfloat16
 template <class T>
 struct dist_row {
   const T* data = nullptr;                            ///< first element
@@ -29,7 +29,7 @@ struct dist_row {
   distribution_kind kind = distribution_kind::logits; ///< logits or probabilities
 };
 
-/// The lazily represented processed distribution of a row (a few scalars, O(1) to copy).
+/// @brief The lazily represented processed distribution of a row (a few scalars, O(1) to copy).
 ///
 /// For index i with raw value r(i) (the logit; for probability rows r = p, or log p when the
 /// temperature is not 1), the processed probability is
@@ -45,26 +45,49 @@ struct row_stats {
   index_t argmax = -1;                        ///< first index of the largest raw value
   row_status status{};                        ///< target_invalid / target_zero_mass on bad rows
 
-  /// Unnormalised weight of a raw value (0 outside the support). @hd
+  /// @brief Unnormalised weight of a raw value (0 outside the support).
+  /// @param[in] raw a raw value, as raw_value() reads it
+  /// @return `raw` (linear mode) or `exp((raw - max_raw) * inv_temp)` (other modes) when
+  ///   `raw >= cut`, else 0
+  /// @hd
   SPECDEC_HD float weight(float raw) const noexcept {
     const float w = mode == weight_mode::linear ? raw : detail::exp_f((raw - max_raw) * inv_temp);
     return raw >= cut ? w : 0.0f;
   }
-  /// True when the row could be processed (no invalid value, positive mass). @hd
+  /// @brief True when the row could be processed (no invalid value, positive mass).
+  /// @return `status.ok()`
+  /// @hd
   SPECDEC_HD bool ok() const noexcept {
     return status.ok();
   }
 };
 
-/// Raw value of element i of a row, as the processed distribution sees it (log p for
-/// probability rows in exp_scaled mode). @hd
+/// @brief Raw value of element i of a row, as the processed distribution sees it (log p for
+/// probability rows in exp_scaled mode).
+/// @tparam T a row_element
+/// @param[in] row the row
+/// @param[in] log_of_probs true to read log p (row_stats::log_of_probs)
+/// @param[in] i the index
+/// @return the element as float; with `log_of_probs`, its natural log (NaN for a negative
+///   probability)
+/// @pre 0 <= i < row.vocab.
+/// @hd
 template <class T>
 SPECDEC_HD inline float raw_value(const dist_row<T>& row, bool log_of_probs, index_t i) noexcept {
   const float x = load_as_float(row.data, i);
   return log_of_probs ? (x < 0.0f ? detail::bits_float(0x7fc00000u) : detail::log_f(x)) : x;
 }
 
-/// Processed probability of index i. @pre st was computed for `row`. @hd
+/// @brief Processed probability of index i.
+/// @tparam T a row_element
+/// @param[in] row the row
+/// @param[in] st the stats of `row` (from prepare_row)
+/// @param[in] i the index
+/// @return `i == st.argmax` as 1 or 0 for one-hot (greedy) rows, else
+///   `st.weight(raw) * st.inv_mass` (meaningful only when `st.ok()`)
+/// @pre st was computed for `row`.
+/// @pre 0 <= i < row.vocab.
+/// @hd
 template <class T>
 SPECDEC_HD inline float prob_at(const dist_row<T>& row, const row_stats& st, index_t i) noexcept {
   if (st.mode == weight_mode::one_hot)
@@ -253,13 +276,13 @@ prepare_row_impl(const E& ex, const dist_row<T>& row, const sampling_params& par
 }
 } // namespace detail
 
-/// Computes the processed distribution of a row: validation, max/argmax and mass in one pass,
-/// then (only when truncation is on) the top-k, min-p and top-p cut.
+/// @brief Computes the processed distribution of a row: validation, max/argmax and mass in one
+/// pass, then (only when truncation is on) the top-k, min-p and top-p cut.
 /// @tparam E a row_executor
-/// @tparam T the element type
-/// @param ex executor
-/// @param row the row
-/// @param params sampling parameters (validated by the caller)
+/// @tparam T the element type (a row_element)
+/// @param[in] ex executor
+/// @param[in] row the row
+/// @param[in] params sampling parameters (validated by the caller)
 /// @return the stats; `status` has target_invalid (NaN, +Inf, negative probability) or
 ///   target_zero_mass set when the row is unusable (callers re-label them for draft rows)
 /// @par Complexity
@@ -284,9 +307,19 @@ SPECDEC_HD row_stats prepare_row(const E& ex,
   return detail::prepare_row_impl<detail::raw_form::probabilities>(ex, row, params, st);
 }
 
-/// Draws from a processed row by inverse CDF with uniform u in [0, 1): the smallest index whose
-/// cumulative weight exceeds u * mass (DeepSpec's convention). Greedy rows return the argmax.
-/// @return the token, or -1 when the row has no mass. @hd
+/// @brief Draws from a processed row by inverse CDF with uniform u in [0, 1): the smallest index
+/// whose cumulative weight exceeds u * mass (DeepSpec's convention). Greedy rows return the
+/// argmax.
+/// @tparam E a row_executor
+/// @tparam T the element type (a row_element)
+/// @param[in] ex executor
+/// @param[in] row the row
+/// @param[in] st the stats of `row` (from prepare_row)
+/// @param[in] u a uniform in [0, 1)
+/// @return the token, or -1 when the row has no mass.
+/// @pre st was computed for `row`.
+/// @par Complexity
+/// One `sample_inverse_cdf` pass of the executor over the row; constant for greedy rows. @hd
 template <row_executor E, class T>
 SPECDEC_HD index_t sample_row(const E& ex, const dist_row<T>& row, const row_stats& st, float u) {
   if (st.mode == weight_mode::one_hot)
@@ -297,7 +330,15 @@ SPECDEC_HD index_t sample_row(const E& ex, const dist_row<T>& row, const row_sta
   });
 }
 
-/// Shannon entropy (nats) of a processed row; 0 for greedy rows. Used by typical acceptance.
+/// @brief Shannon entropy (nats) of a processed row; 0 for greedy rows. Used by typical
+/// acceptance.
+/// @tparam E a row_executor
+/// @tparam T the element type (a row_element)
+/// @param[in] ex executor
+/// @param[in] row the row
+/// @param[in] st the stats of `row` (from prepare_row)
+/// @return H(p) = -sum p log p over the support of the processed distribution
+/// @pre st was computed for `row` and `st.ok()` (a row without mass has no entropy).
 /// @par Complexity
 /// One pass. @hd
 template <row_executor E, class T>

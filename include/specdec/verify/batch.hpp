@@ -19,14 +19,14 @@ SPECDEC_NAMESPACE_BEGIN
 
 namespace verify {
 
-/// A batch of B chain drafts of different lengths, in the ragged layout engines use.
+/// @brief A batch of B chain drafts of different lengths, in the ragged layout engines use.
 ///
 /// Request b owns drafts `draft_offsets[b] .. draft_offsets[b+1]` (K_b of them) in `tokens` and
 /// `draft`, and target rows `draft_offsets[b] + b .. draft_offsets[b+1] + b` (K_b + 1 rows).
 /// Randomness is keyed by (seed, request_ids[b], positions[b] + j), never by b, so permuting the
 /// batch permutes the results and changes nothing else.
-/// @tparam TT target element type
-/// @tparam TD draft element type
+/// @tparam TT target element type (a row_element)
+/// @tparam TD draft element type (a row_element; defaults to TT)
 template <class TT, class TD = TT>
 struct chain_batch {
   index_t batch = 0;                      ///< B
@@ -42,7 +42,13 @@ struct chain_batch {
   const index_t* positions = nullptr;         ///< @shape{[B]} absolute position of each x_1
   std::uint64_t seed = 0;                     ///< sampling seed
 
-  /// The request view of request b. @pre the batch validated. @hd
+  /// @brief The request view of request b.
+  /// @param[in] b the request's index in the batch
+  /// @return a chain_request pointing into the batch's buffers, with request b's parameters and
+  ///   position (its draft pointer is null when the batch has no draft rows)
+  /// @pre the batch validated.
+  /// @pre 0 <= b < batch.
+  /// @hd
   SPECDEC_HD chain_request<TT, TD> request(index_t b) const noexcept {
     chain_request<TT, TD> r;
     const index_t d0 = draft_offsets[b];
@@ -60,7 +66,11 @@ struct chain_batch {
     r.position = positions[b];
     return r;
   }
-  /// The uniform source of request b. @hd
+  /// @brief The uniform source of request b.
+  /// @param[in] b the request's index in the batch
+  /// @return Philox uniforms keyed by (#seed, `request_ids[b]`)
+  /// @pre 0 <= b < batch.
+  /// @hd
   SPECDEC_HD philox_uniforms uniforms(index_t b) const noexcept {
     return philox_uniforms{rng_key{seed, request_ids[b]}};
   }
@@ -73,14 +83,17 @@ struct chain_batch_output {
   row_status* status = nullptr;     ///< @shape{[B]} per-request flags
 };
 
-/// Validates the shape and parameters of a batch (not the row contents, which are checked per
-/// request while verifying).
-/// @param b the batch
-/// @param out the output buffers
-/// @param needs_draft_rows whether the policy reads draft rows
-/// @return errc::ok, or the first problem: invalid_argument (null pointer, B < 0, V <= 0),
-///   shape_mismatch (offsets or row counts), vocab_mismatch (draft V != target V),
-///   overflow (a draft longer than INT32_MAX), or the parameter errors of sampling_params.
+/// @brief Validates the shape and parameters of a batch (not the row contents, which are checked
+/// per request while verifying).
+/// @tparam TT target element type (a row_element)
+/// @tparam TD draft element type (a row_element)
+/// @param[in] b the batch
+/// @param[in] out the output buffers (checked, not written)
+/// @param[in] needs_draft_rows whether the policy reads draft rows
+/// @return errc::ok, or the first problem: invalid_argument (null pointer, B < 0, V <= 0,
+///   params_stride other than 0 or 1, a negative position),
+///   shape_mismatch (offsets, row counts or row strides), vocab_mismatch (draft V != target V),
+///   overflow (a draft of INT32_MAX tokens or more), or the parameter errors of sampling_params.
 /// @par Complexity
 /// O(B).
 template <class TT, class TD>

@@ -134,7 +134,7 @@ SPECDEC_HD chain_outcome block_chain(const E& ex, const chain_request<TT, TD>& r
 
 } // namespace detail
 
-/// Block verification with dense draft rows (lossless; Sun et al., 2024).
+/// @brief Block verification with dense draft rows (lossless; Sun et al., 2024).
 ///
 /// Unlike token-wise rejection it reads every position's rows (each h_i needs the next
 /// position's residual mass), so it costs more vocabulary passes and accepts more tokens in
@@ -143,9 +143,20 @@ struct block_verification {
   static constexpr bool needs_draft_rows = true; ///< q is read at every position
   static constexpr bool lossless = true;         ///< output law equals the processed target's
 
-  /// Verifies one chain. @par Complexity
-  /// About three passes per position (target stats, draft stats, residual mass) plus two at
-  /// the end. @hd
+  /// @brief Verifies one chain.
+  /// @tparam E a row_executor
+  /// @tparam TT target element type (a row_element)
+  /// @tparam TD draft element type (a row_element)
+  /// @tparam U a uniform_source
+  /// @param[in] ex the executor
+  /// @param[in] r the request (with draft rows)
+  /// @param[in] u the request's uniforms: (r.position + i - 1, accept) is the coin of position
+  ///   i (1 <= i <= K), and (r.position + accepted, sample) draws the emitted token
+  /// @return the accepted count, the emitted token and the request's flags
+  /// @par Complexity
+  /// About three passes per position (target stats, draft stats, residual mass) plus up to four
+  /// at the end (one to sample the bonus row; else stats and two residual passes at the
+  /// rejected position). @hd
   template <row_executor E, class TT, class TD, uniform_source U>
   SPECDEC_HD chain_outcome verify_chain(const E& ex,
                                         const chain_request<TT, TD>& r,
@@ -159,7 +170,19 @@ struct one_hot_block_verification {
   static constexpr bool needs_draft_rows = false; ///< draft rows are never read
   static constexpr bool lossless = true;          ///< for deterministic drafters
 
-  /// Verifies one chain. @hd
+  /// @brief Verifies one chain.
+  /// @tparam E a row_executor
+  /// @tparam TT target element type (a row_element)
+  /// @tparam TD draft element type (unused: draft rows are not read)
+  /// @tparam U a uniform_source
+  /// @param[in] ex the executor
+  /// @param[in] r the request (draft rows are not read)
+  /// @param[in] u the request's uniforms: (r.position + i - 1, accept) is the coin of position
+  ///   i (1 <= i <= K), and (r.position + accepted, sample) draws the emitted token
+  /// @return the accepted count, the emitted token and the request's flags
+  /// @par Complexity
+  /// About two passes per position (target stats, residual mass) plus up to three at the end.
+  /// @hd
   template <row_executor E, class TT, class TD, uniform_source U>
   SPECDEC_HD chain_outcome verify_chain(const E& ex,
                                         const chain_request<TT, TD>& r,

@@ -17,15 +17,18 @@
 
 SPECDEC_NAMESPACE_BEGIN
 
+/// @brief Chain verification: the problem of one request and of a batch, the verification
+/// rules (greedy, rejection sampling, block verification, typical acceptance) and the
+/// chain_verification_policy concept.
 namespace verify {
 
-/// One request's chain draft and the rows that score it.
+/// @brief One request's chain draft and the rows that score it.
 ///
 /// Target row j (0 <= j <= num_drafts) is the target's distribution for the token after the
 /// committed prefix and drafts x_1..x_j: row j-1 scores draft x_j and row num_drafts gives the
 /// bonus token. Draft row j (0 <= j < num_drafts) is the distribution x_{j+1} was drawn from.
-/// @tparam TT target element type (float, half, bfloat16)
-/// @tparam TD draft element type
+/// @tparam TT target element type, a row_element (float, half, bfloat16)
+/// @tparam TD draft element type, a row_element (defaults to TT)
 template <class TT, class TD = TT>
 struct chain_request {
   const TT* target = nullptr;       ///< target row 0; @shape{[num_drafts + 1, vocab]}
@@ -40,15 +43,27 @@ struct chain_request {
   sampling::sampling_params params{}; ///< applied identically to target and draft rows
   index_t position = 0;               ///< absolute decode position of x_1 (keys the random draws)
 
-  /// Target row j. @hd
+  /// @brief Target row j.
+  /// @param[in] j the row index
+  /// @return the row at `target + j * target_stride`, with #vocab and #target_kind
+  /// @pre 0 <= j <= num_drafts.
+  /// @hd
   SPECDEC_HD sampling::dist_row<TT> target_row(index_t j) const noexcept {
     return {target + j * target_stride, vocab, target_kind};
   }
-  /// Draft row j (the distribution of x_{j+1}). @hd
+  /// @brief Draft row j (the distribution of x_{j+1}).
+  /// @param[in] j the row index
+  /// @return the row at `draft + j * draft_stride`, with #vocab and #draft_kind
+  /// @pre 0 <= j < num_drafts and the request has draft rows.
+  /// @hd
   SPECDEC_HD sampling::dist_row<TD> draft_row(index_t j) const noexcept {
     return {draft + j * draft_stride, vocab, draft_kind};
   }
-  /// True when draft j (0-based) is a valid token id. @hd
+  /// @brief True when draft j (0-based) is a valid token id.
+  /// @param[in] j the draft index
+  /// @return `0 <= tokens[j] < vocab`
+  /// @pre 0 <= j < num_drafts.
+  /// @hd
   SPECDEC_HD bool token_in_range(index_t j) const noexcept {
     return tokens[j] >= 0 && static_cast<index_t>(tokens[j]) < vocab;
   }
@@ -60,7 +75,9 @@ struct chain_outcome {
   token_id next = 0;         ///< the correction (accepted < K) or bonus (accepted == K) token
   row_status status{};       ///< what went wrong with this request's input, if anything
 
-  /// Equal when all fields are. @hd
+  /// @brief Equal when all fields are.
+  /// @return true when #accepted, #next and #status are equal
+  /// @hd
   friend constexpr bool operator==(const chain_outcome&, const chain_outcome&) = default;
 };
 

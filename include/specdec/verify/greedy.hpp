@@ -13,7 +13,9 @@ SPECDEC_NAMESPACE_BEGIN
 
 namespace verify {
 
-/// Greedy verification. Draft x_k is accepted while it equals the argmax (first index on ties)
+/// @brief Greedy verification.
+///
+/// Draft x_k is accepted while it equals the argmax (first index on ties)
 /// of target row k-1; the first mismatch emits that argmax, and a fully accepted chain emits the
 /// argmax of the bonus row. Sampling parameters and randomness are ignored (the argmax survives
 /// every filter), and draft rows are not read.
@@ -24,9 +26,15 @@ struct greedy {
   static constexpr bool needs_draft_rows = false; ///< draft rows are never read
   static constexpr bool lossless = true;          ///< equals greedy decoding of the target
 
-  /// Verifies one chain.
+  /// @brief Verifies one chain.
   /// @tparam E a row_executor
+  /// @tparam TT target element type (a row_element)
+  /// @tparam TD draft element type (unused: draft rows are not read)
   /// @tparam U a uniform_source (unused)
+  /// @param[in] ex the executor
+  /// @param[in] r the request (its uniform source, the unnamed last parameter, is ignored)
+  /// @return the accepted count, the emitted token and the request's flags (invalid sampling
+  ///   parameters are flagged, though greedy does not use them)
   /// @par Complexity
   /// One max/argmax pass per target row visited (at most accepted + 1 rows). @hd
   template <row_executor E, class TT, class TD, uniform_source U>

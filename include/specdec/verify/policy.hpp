@@ -39,13 +39,18 @@ struct executor_archetype {
 };
 } // namespace detail
 
-/// A chain verification policy: a type with
+/// @brief A chain verification policy: a type with
 /// `chain_outcome verify_chain(const E&, const chain_request<TT, TD>&, const U&) const` for any
 /// row_executor E and uniform_source U, and `static constexpr bool needs_draft_rows`.
+///
+/// Checked: `verify_chain` on a `const P&` with an executor archetype, a
+/// `chain_request<float, float>` and `philox_uniforms` returns exactly chain_outcome, and
+/// `P::needs_draft_rows` converts to bool.
 ///
 /// Semantics: the outcome depends only on the request's rows, tokens, parameters and the
 /// uniforms drawn (never on a batch slot); exactly one extra token is emitted; a policy that
 /// declares `lossless = true` emits tokens distributed exactly as the processed target.
+/// @tparam P the candidate policy type
 template <class P>
 concept chain_verification_policy = requires(const P& p,
                                              const detail::executor_archetype& ex,
@@ -59,7 +64,9 @@ concept chain_verification_policy = requires(const P& p,
 
 namespace diag {
 
-/// Checks `verify::chain_verification_policy` clause by clause. @return true when satisfied.
+/// @brief Checks `verify::chain_verification_policy` clause by clause.
+/// @tparam P the type to check against verify::chain_verification_policy
+/// @return true when satisfied (else a static_assert fires).
 template <class P>
 consteval bool check_chain_verification_policy() {
   static_assert(

@@ -71,10 +71,11 @@ SPECDEC_HD chain_outcome rejection_chain(const E& ex,
 
 } // namespace detail
 
-/// Rejection sampling with the full draft distribution q: accept x_k with probability
-/// min(1, p(x_k) / q(x_k)) (strict u < ratio), else emit a sample of norm(max(0, p - q)); a
-/// fully accepted chain emits a sample of the bonus row. p and q are the processed
-/// distributions (the same sampling parameters on both sides).
+/// @brief Rejection sampling with the full draft distribution q.
+///
+/// Accept x_k with probability min(1, p(x_k) / q(x_k)) (strict u < ratio), else emit a sample of
+/// norm(max(0, p - q)); a fully accepted chain emits a sample of the bonus row. p and q are the
+/// processed distributions (the same sampling parameters on both sides).
 ///
 /// Bad input: an invalid target row stops the chain there (safe token); an out-of-range token
 /// or an invalid draft row rejects at that position and draws the correction from the target
@@ -84,7 +85,16 @@ struct rejection_sampling {
   static constexpr bool needs_draft_rows = true; ///< q is read for every visited position
   static constexpr bool lossless = true;         ///< output law equals the processed target's
 
-  /// Verifies one chain.
+  /// @brief Verifies one chain.
+  /// @tparam E a row_executor
+  /// @tparam TT target element type (a row_element)
+  /// @tparam TD draft element type (a row_element)
+  /// @tparam U a uniform_source
+  /// @param[in] ex the executor
+  /// @param[in] r the request (with draft rows)
+  /// @param[in] u the request's uniforms: (r.position + k, accept) is the coin of x_{k+1} and
+  ///   (r.position + k, sample) draws the token emitted at that position
+  /// @return the accepted count, the emitted token and the request's flags
   /// @par Complexity
   /// Per visited position, one pass over the target row and one over the draft row; the
   /// rejected position adds two residual passes. @hd
@@ -96,14 +106,25 @@ struct rejection_sampling {
   }
 };
 
-/// Rejection sampling for drafters without probabilities (q is one-hot at the draft): accept
-/// x_k iff u < p(x_k); on rejection emit a sample of p with x_k removed and renormalised.
+/// @brief Rejection sampling for drafters without probabilities (q is one-hot at the draft).
+///
+/// Accept x_k iff u < p(x_k); on rejection emit a sample of p with x_k removed and renormalised.
 /// Lossless whenever the drafts are deterministic functions of the context.
 struct one_hot_rejection {
   static constexpr bool needs_draft_rows = false; ///< draft rows are never read
   static constexpr bool lossless = true;          ///< for deterministic drafters
 
-  /// Verifies one chain. @par Complexity
+  /// @brief Verifies one chain.
+  /// @tparam E a row_executor
+  /// @tparam TT target element type (a row_element)
+  /// @tparam TD draft element type (unused: draft rows are not read)
+  /// @tparam U a uniform_source
+  /// @param[in] ex the executor
+  /// @param[in] r the request (draft rows are not read)
+  /// @param[in] u the request's uniforms: (r.position + k, accept) is the coin of x_{k+1} and
+  ///   (r.position + k, sample) draws the token emitted at that position
+  /// @return the accepted count, the emitted token and the request's flags
+  /// @par Complexity
   /// One pass per visited target row; two residual passes at the rejected position. @hd
   template <row_executor E, class TT, class TD, uniform_source U>
   SPECDEC_HD chain_outcome verify_chain(const E& ex,

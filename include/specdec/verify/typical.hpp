@@ -15,7 +15,9 @@ SPECDEC_NAMESPACE_BEGIN
 
 namespace verify {
 
-/// Typical acceptance: accept x_k while p(x_k) > min(epsilon, delta * exp(-H(p))), where p is
+/// @brief Typical acceptance: a lossy rule that accepts drafts the target finds typical enough.
+///
+/// Accept x_k while p(x_k) > min(epsilon, delta * exp(-H(p))), where p is
 /// the processed target row and H its entropy in nats; the first rejected position emits a
 /// sample of p (not a residual), and a fully accepted chain a sample of the bonus row. Not
 /// lossless: it trades exactness for acceptance. Greedy parameters reduce it to greedy.
@@ -28,12 +30,25 @@ struct typical_acceptance {
   static constexpr bool needs_draft_rows = false; ///< draft rows are never read
   static constexpr bool lossless = false;         ///< lossy by design
 
-  /// The acceptance threshold for a row of entropy `h`. @hd
+  /// @brief The acceptance threshold for a row of entropy `h`.
+  /// @param[in] h the entropy of the processed target row, in nats
+  /// @return `min(epsilon, delta * exp(-h))`
+  /// @hd
   SPECDEC_HD float threshold(float h) const noexcept {
     return ::specdec::detail::min_f(epsilon, delta * ::specdec::detail::exp_f(-h));
   }
 
-  /// Verifies one chain. @par Complexity
+  /// @brief Verifies one chain.
+  /// @tparam E a row_executor
+  /// @tparam TT target element type (a row_element)
+  /// @tparam TD draft element type (unused: draft rows are not read)
+  /// @tparam U a uniform_source
+  /// @param[in] ex the executor
+  /// @param[in] req the request (draft rows are not read)
+  /// @param[in] u the request's uniforms: (req.position + k, sample) draws the token emitted at
+  ///   position k; the acceptance test itself uses no randomness
+  /// @return the accepted count, the emitted token and the request's flags
+  /// @par Complexity
   /// Two passes (stats, entropy) per visited target row, plus the sampling pass. @hd
   template <row_executor E, class TT, class TD, uniform_source U>
   SPECDEC_HD chain_outcome verify_chain(const E& ex,
