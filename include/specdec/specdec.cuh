@@ -4,5 +4,6 @@
 /// @brief Umbrella header for CUDA translation units: specdec.hpp plus the cuda/ layer.
 
 #include <specdec/config.hpp>
+
 #include <specdec/cuda/launch.cuh>
 #include <specdec/specdec.hpp>

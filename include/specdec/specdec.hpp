@@ -4,6 +4,7 @@
 /// @brief Umbrella header: everything a host compiler can build (core, sampling, verify, cpu).
 
 #include <specdec/config.hpp>
+
 #include <specdec/core/concepts.hpp>
 #include <specdec/core/diagnostics.hpp>
 #include <specdec/core/dtype.hpp>

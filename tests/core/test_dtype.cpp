@@ -42,7 +42,8 @@ TEST_CASE("bfloat16: round trips and rounding", "[core][dtype]") {
   for (std::uint32_t u = 0; u < 65536u; ++u) {
     const bfloat16 b{static_cast<std::uint16_t>(u)};
     const float f = dtype_traits<bfloat16>::to_float(b);
-    if (std::isnan(f)) continue;
+    if (std::isnan(f))
+      continue;
     bad += dtype_traits<bfloat16>::from_float(f).bits != u;
   }
   CHECK(bad == 0);

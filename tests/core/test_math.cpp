@@ -41,8 +41,17 @@ TEST_CASE("float classification by bits", "[core][math]") {
 }
 
 TEST_CASE("order_key preserves the order of floats and round-trips", "[core][math]") {
-  const float vals[] = {-std::numeric_limits<float>::infinity(), -1e30f, -2.0f, -1e-40f, -0.0f, 0.0f,
-                        1e-40f, 1.0f, 3.5f, 1e30f, std::numeric_limits<float>::infinity()};
+  const float vals[] = {-std::numeric_limits<float>::infinity(),
+                        -1e30f,
+                        -2.0f,
+                        -1e-40f,
+                        -0.0f,
+                        0.0f,
+                        1e-40f,
+                        1.0f,
+                        3.5f,
+                        1e30f,
+                        std::numeric_limits<float>::infinity()};
   for (std::size_t i = 0; i + 1 < std::size(vals); ++i) {
     CHECK(detail::order_key(vals[i]) < detail::order_key(vals[i + 1]));
     CHECK(detail::from_order_key(detail::order_key(vals[i])) == vals[i]);

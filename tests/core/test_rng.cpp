@@ -29,7 +29,8 @@ TEST_CASE("philox4x32-10 matches the Random123 known-answer vectors", "[core][rn
   };
   for (const kat& k : kats) {
     const philox_block out = philox4x32<10>(k.ctr, k.k0, k.k1);
-    for (int i = 0; i < 4; ++i) CHECK(out.w[i] == k.expect.w[i]);
+    for (int i = 0; i < 4; ++i)
+      CHECK(out.w[i] == k.expect.w[i]);
   }
 }
 
@@ -38,7 +39,8 @@ TEST_CASE("philox is usable in constant expressions", "[core][rng]") {
   STATIC_REQUIRE(out.w[0] == 0x6627e8d5u);
 }
 
-TEST_CASE("uniforms lie in [0, 1) and depend only on (seed, request, position, purpose)", "[core][rng]") {
+TEST_CASE("uniforms lie in [0, 1) and depend only on (seed, request, position, purpose)",
+          "[core][rng]") {
   const rng_key a{42u, 7u};
   const rng_key b{42u, 8u};
   const rng_key c{43u, 7u};
@@ -63,10 +65,12 @@ TEST_CASE("uniforms are uniform: chi-square over 100 bins on 10^6 draws", "[core
   constexpr int n = 1000000;
   std::vector<int> count(bins, 0);
   const rng_key key{2026u, 1u};
-  for (int i = 0; i < n; ++i) ++count[static_cast<std::size_t>(uniform_at(key, i, draw_purpose::sample) * bins)];
+  for (int i = 0; i < n; ++i)
+    ++count[static_cast<std::size_t>(uniform_at(key, i, draw_purpose::sample) * bins)];
   double chi2 = 0.0;
   const double expect = static_cast<double>(n) / bins;
-  for (int c : count) chi2 += (c - expect) * (c - expect) / expect;
+  for (int c : count)
+    chi2 += (c - expect) * (c - expect) / expect;
   CAPTURE(chi2);
   CHECK(chi2 < 172.0);
   // Power: a generator that drops the lowest bin's draws must fail the same bound.
@@ -74,6 +78,7 @@ TEST_CASE("uniforms are uniform: chi-square over 100 bins on 10^6 draws", "[core
   biased[1] += biased[0] / 5;
   biased[0] -= biased[0] / 5;
   double chi2b = 0.0;
-  for (int c : biased) chi2b += (c - expect) * (c - expect) / expect;
+  for (int c : biased)
+    chi2b += (c - expect) * (c - expect) / expect;
   CHECK(chi2b > 172.0);
 }

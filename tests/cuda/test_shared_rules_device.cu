@@ -8,7 +8,6 @@
 #include <catch2/catch.hpp>
 
 #include "support/gpu.hpp"
-
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -38,17 +37,21 @@ T* upload(device_buffer<T>& d, const std::vector<T>& h) {
 
 __global__ void scalar_kernel(std::uint32_t* words, float* exps, float* halves, int n) {
   const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
-  if (i >= n) return;
+  if (i >= n)
+    return;
   const philox_block b = random_words(rng_key{12345u, 77u}, i, draw_purpose::sample);
   words[i] = b.w[0] ^ b.w[3];
   exps[i] = detail::exp_f(-0.01f * static_cast<float>(i));
-  halves[i] = dtype_traits<half>::to_float(dtype_traits<half>::from_float(0.37f * static_cast<float>(i)));
+  halves[i] =
+      dtype_traits<half>::to_float(dtype_traits<half>::from_float(0.37f * static_cast<float>(i)));
 }
 
 template <class Policy>
-__global__ void verify_kernel(Policy policy, verify::chain_batch<float> batch, verify::chain_batch_output out) {
+__global__ void
+verify_kernel(Policy policy, verify::chain_batch<float> batch, verify::chain_batch_output out) {
   const index_t b = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (b >= batch.batch) return;
+  if (b >= batch.batch)
+    return;
   const verify::chain_outcome o =
       policy.verify_chain(cpu::serial_executor{}, batch.request(b), batch.uniforms(b));
   out.accepted[b] = o.accepted;
@@ -58,7 +61,8 @@ __global__ void verify_kernel(Policy policy, verify::chain_batch<float> batch, v
 
 } // namespace
 
-TEST_CASE("device: Philox, exp_f and half conversion are bit-identical to the host", "[gpu][core]") {
+TEST_CASE("device: Philox, exp_f and half conversion are bit-identical to the host",
+          "[gpu][core]") {
   constexpr int n = 4096;
   device_buffer<std::uint32_t> w(n);
   device_buffer<float> e(n), h(n);
@@ -74,7 +78,8 @@ TEST_CASE("device: Philox, exp_f and half conversion are bit-identical to the ho
     REQUIRE(words[static_cast<std::size_t>(i)] == (b.w[0] ^ b.w[3]));
     REQUIRE(exps[static_cast<std::size_t>(i)] == detail::exp_f(-0.01f * static_cast<float>(i)));
     REQUIRE(halves[static_cast<std::size_t>(i)]
-            == dtype_traits<half>::to_float(dtype_traits<half>::from_float(0.37f * static_cast<float>(i))));
+            == dtype_traits<half>::to_float(
+                dtype_traits<half>::from_float(0.37f * static_cast<float>(i))));
   }
 }
 
@@ -90,14 +95,19 @@ TEMPLATE_TEST_CASE("device: every chain rule on one thread per request equals th
   std::mt19937 rng(7);
   std::normal_distribution<float> nd(0.0f, 1.5f);
   std::vector<index_t> offsets{0};
-  for (index_t b = 0; b < B; ++b) offsets.push_back(offsets.back() + b % 6);
+  for (index_t b = 0; b < B; ++b)
+    offsets.push_back(offsets.back() + b % 6);
   const index_t total = offsets.back();
-  std::vector<float> target(static_cast<std::size_t>((total + B) * V)), draft(static_cast<std::size_t>(total * V));
-  for (auto& x : target) x = nd(rng);
-  for (std::size_t i = 0; i < draft.size(); ++i) draft[i] = 0.7f * nd(rng);
+  std::vector<float> target(static_cast<std::size_t>((total + B) * V)),
+      draft(static_cast<std::size_t>(total * V));
+  for (auto& x : target)
+    x = nd(rng);
+  for (std::size_t i = 0; i < draft.size(); ++i)
+    draft[i] = 0.7f * nd(rng);
   std::vector<token_id> tokens(static_cast<std::size_t>(total));
-  for (auto& t : tokens) t = static_cast<token_id>(rng() % 8); // small ids: some get accepted
-  target[5 * V + 3] = NAN;                                      // one bad row must stay contained
+  for (auto& t : tokens)
+    t = static_cast<token_id>(rng() % 8); // small ids: some get accepted
+  target[5 * V + 3] = NAN;                // one bad row must stay contained
   std::vector<std::uint64_t> ids(B);
   std::vector<index_t> pos(B);
   for (index_t b = 0; b < B; ++b) {
@@ -143,14 +153,18 @@ TEMPLATE_TEST_CASE("device: every chain rule on one thread per request equals th
   dev.params = upload(d_params, params);
   dev.request_ids = upload(d_ids, ids);
   dev.positions = upload(d_pos, pos);
-  verify_kernel<<<1, B>>>(TestType{}, dev, verify::chain_batch_output{d_acc.ptr, d_next.ptr, d_st.ptr});
+  verify_kernel<<<1, B>>>(
+      TestType{}, dev, verify::chain_batch_output{d_acc.ptr, d_next.ptr, d_st.ptr});
   REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
   std::vector<std::int32_t> dacc(B);
   std::vector<token_id> dnext(B);
   std::vector<row_status> dst(B);
-  REQUIRE(cudaMemcpy(dacc.data(), d_acc.ptr, B * sizeof(std::int32_t), cudaMemcpyDeviceToHost) == cudaSuccess);
-  REQUIRE(cudaMemcpy(dnext.data(), d_next.ptr, B * sizeof(token_id), cudaMemcpyDeviceToHost) == cudaSuccess);
-  REQUIRE(cudaMemcpy(dst.data(), d_st.ptr, B * sizeof(row_status), cudaMemcpyDeviceToHost) == cudaSuccess);
+  REQUIRE(cudaMemcpy(dacc.data(), d_acc.ptr, B * sizeof(std::int32_t), cudaMemcpyDeviceToHost)
+          == cudaSuccess);
+  REQUIRE(cudaMemcpy(dnext.data(), d_next.ptr, B * sizeof(token_id), cudaMemcpyDeviceToHost)
+          == cudaSuccess);
+  REQUIRE(cudaMemcpy(dst.data(), d_st.ptr, B * sizeof(row_status), cudaMemcpyDeviceToHost)
+          == cudaSuccess);
   for (index_t b = 0; b < B; ++b) {
     const auto i = static_cast<std::size_t>(b);
     CAPTURE(b);

@@ -19,46 +19,57 @@ namespace {
 const cpu::serial_executor ex{};
 
 // Reference: the documented order with ties at every boundary kept.
-std::vector<double> reference(const std::vector<float>& logits, const sampling::sampling_params& sp) {
+std::vector<double> reference(const std::vector<float>& logits,
+                              const sampling::sampling_params& sp) {
   const std::size_t n = logits.size();
   std::vector<double> p(n, 0.0);
   if (sp.greedy()) {
-    p[static_cast<std::size_t>(std::max_element(logits.begin(), logits.end()) - logits.begin())] = 1.0;
+    p[static_cast<std::size_t>(std::max_element(logits.begin(), logits.end()) - logits.begin())] =
+        1.0;
     return p;
   }
   const double mx = *std::max_element(logits.begin(), logits.end());
-  for (std::size_t i = 0; i < n; ++i) p[i] = std::exp((logits[i] - mx) / sp.temperature);
+  for (std::size_t i = 0; i < n; ++i)
+    p[i] = std::exp((logits[i] - mx) / sp.temperature);
   std::vector<bool> keep(n, true);
   std::vector<float> sorted(logits);
   std::sort(sorted.begin(), sorted.end(), std::greater<>());
   if (sp.top_k > 0 && static_cast<std::size_t>(sp.top_k) < n) {
     const float kth = sorted[static_cast<std::size_t>(sp.top_k) - 1];
-    for (std::size_t i = 0; i < n; ++i) keep[i] = keep[i] && logits[i] >= kth;
+    for (std::size_t i = 0; i < n; ++i)
+      keep[i] = keep[i] && logits[i] >= kth;
   }
   if (sp.min_p > 0.0f)
-    for (std::size_t i = 0; i < n; ++i) keep[i] = keep[i] && p[i] >= sp.min_p;
+    for (std::size_t i = 0; i < n; ++i)
+      keep[i] = keep[i] && p[i] >= sp.min_p;
   if (sp.top_p < 1.0f) {
     double total = 0.0;
-    for (std::size_t i = 0; i < n; ++i) total += keep[i] ? p[i] : 0.0;
+    for (std::size_t i = 0; i < n; ++i)
+      total += keep[i] ? p[i] : 0.0;
     // Walk distinct values downwards; stop at the first value whose cumulative mass reaches top_p.
     double cum = 0.0;
     float cut = sorted.back();
     for (std::size_t j = 0; j < n;) {
       const float v = sorted[j];
       std::size_t e = j;
-      while (e < n && sorted[e] == v) ++e;
-      for (std::size_t i = 0; i < n; ++i) cum += (keep[i] && logits[i] == v) ? p[i] : 0.0;
+      while (e < n && sorted[e] == v)
+        ++e;
+      for (std::size_t i = 0; i < n; ++i)
+        cum += (keep[i] && logits[i] == v) ? p[i] : 0.0;
       if (cum >= sp.top_p * total) {
         cut = v;
         break;
       }
       j = e;
     }
-    for (std::size_t i = 0; i < n; ++i) keep[i] = keep[i] && logits[i] >= cut;
+    for (std::size_t i = 0; i < n; ++i)
+      keep[i] = keep[i] && logits[i] >= cut;
   }
   double z = 0.0;
-  for (std::size_t i = 0; i < n; ++i) z += keep[i] ? p[i] : 0.0;
-  for (std::size_t i = 0; i < n; ++i) p[i] = keep[i] ? p[i] / z : 0.0;
+  for (std::size_t i = 0; i < n; ++i)
+    z += keep[i] ? p[i] : 0.0;
+  for (std::size_t i = 0; i < n; ++i)
+    p[i] = keep[i] ? p[i] / z : 0.0;
   return p;
 }
 
@@ -66,19 +77,22 @@ std::vector<float> random_logits(std::size_t n, unsigned seed, bool with_ties) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> nd(0.0f, 2.0f);
   std::vector<float> v(n);
-  for (auto& x : v) x = with_ties ? std::round(nd(rng) * 2.0f) / 2.0f : nd(rng);
+  for (auto& x : v)
+    x = with_ties ? std::round(nd(rng) * 2.0f) / 2.0f : nd(rng);
   return v;
 }
 
 double max_abs_diff(const std::vector<float>& logits, const sampling::sampling_params& sp) {
-  const sampling::dist_row<float> row{logits.data(), static_cast<index_t>(logits.size()), distribution_kind::logits};
+  const sampling::dist_row<float> row{
+      logits.data(), static_cast<index_t>(logits.size()), distribution_kind::logits};
   const auto st = sampling::prepare_row(ex, row, sp);
   REQUIRE(st.ok());
   const auto ref = reference(logits, sp);
   double worst = 0.0;
   for (std::size_t i = 0; i < logits.size(); ++i) {
     const double got = sampling::prob_at(row, st, static_cast<index_t>(i));
-    if ((ref[i] == 0.0) != (got == 0.0)) return 1.0; // support must match exactly
+    if ((ref[i] == 0.0) != (got == 0.0))
+      return 1.0; // support must match exactly
     worst = std::max(worst, std::fabs(got - ref[i]));
   }
   return worst;
@@ -92,10 +106,17 @@ TEST_CASE("processed distribution matches the reference", "[sampling][cpu]") {
     float p;
     float minp;
   };
-  const cfg cfgs[] = {{1.0f, 0, 1.0f, 0.0f}, {0.7f, 0, 1.0f, 0.0f}, {1.3f, 5, 1.0f, 0.0f},
-                      {0.7f, 50, 1.0f, 0.0f}, {1.0f, 0, 0.9f, 0.0f}, {0.7f, 0, 0.5f, 0.0f},
-                      {1.0f, 0, 1.0f, 0.05f}, {0.8f, 40, 0.9f, 0.01f}, {0.0f, 3, 0.5f, 0.0f},
-                      {1.0f, 1, 1.0f, 0.0f}, {1.0f, 0, 0.01f, 0.0f}};
+  const cfg cfgs[] = {{1.0f, 0, 1.0f, 0.0f},
+                      {0.7f, 0, 1.0f, 0.0f},
+                      {1.3f, 5, 1.0f, 0.0f},
+                      {0.7f, 50, 1.0f, 0.0f},
+                      {1.0f, 0, 0.9f, 0.0f},
+                      {0.7f, 0, 0.5f, 0.0f},
+                      {1.0f, 0, 1.0f, 0.05f},
+                      {0.8f, 40, 0.9f, 0.01f},
+                      {0.0f, 3, 0.5f, 0.0f},
+                      {1.0f, 1, 1.0f, 0.0f},
+                      {1.0f, 0, 0.01f, 0.0f}};
   for (bool ties : {false, true}) {
     for (unsigned seed = 1; seed <= 4; ++seed) {
       for (std::size_t n : {7u, 1000u, 4099u}) {
@@ -114,7 +135,8 @@ TEST_CASE("processed distribution matches the reference", "[sampling][cpu]") {
   }
 }
 
-TEST_CASE("top-k keeps ties at the k-th value; top-p keeps ties at the boundary", "[sampling][cpu]") {
+TEST_CASE("top-k keeps ties at the k-th value; top-p keeps ties at the boundary",
+          "[sampling][cpu]") {
   const std::vector<float> logits{3, 2, 2, 2, 1, 0};
   const sampling::dist_row<float> row{logits.data(), 6, distribution_kind::logits};
   sampling::sampling_params sp;
@@ -125,16 +147,20 @@ TEST_CASE("top-k keeps ties at the k-th value; top-p keeps ties at the boundary"
   sp = {};
   sp.top_p = 0.5f; // mass of token 0 alone is below one half
   st = sampling::prepare_row(ex, row, sp);
-  for (index_t i = 1; i <= 3; ++i) CHECK(sampling::prob_at(row, st, i) > 0.0f);
+  for (index_t i = 1; i <= 3; ++i)
+    CHECK(sampling::prob_at(row, st, i) > 0.0f);
   CHECK(sampling::prob_at(row, st, 4) == 0.0f);
 }
 
-TEST_CASE("probability rows and logit rows give the same processed distribution", "[sampling][cpu]") {
+TEST_CASE("probability rows and logit rows give the same processed distribution",
+          "[sampling][cpu]") {
   const auto logits = random_logits(500, 9, false);
   std::vector<float> probs(logits.size());
   double z = 0.0;
-  for (float x : logits) z += std::exp(x);
-  for (std::size_t i = 0; i < logits.size(); ++i) probs[i] = static_cast<float>(std::exp(logits[i]) / z);
+  for (float x : logits)
+    z += std::exp(x);
+  for (std::size_t i = 0; i < logits.size(); ++i)
+    probs[i] = static_cast<float>(std::exp(logits[i]) / z);
   for (float t : {1.0f, 0.6f}) {
     sampling::sampling_params sp;
     sp.temperature = t;
@@ -162,7 +188,8 @@ TEST_CASE("half and bfloat16 rows are processed like their float values", "[samp
   const sampling::dist_row<float> fr{hf.data(), 300, distribution_kind::logits};
   const auto hs = sampling::prepare_row(ex, hr, sp);
   const auto fs = sampling::prepare_row(ex, fr, sp);
-  for (index_t i = 0; i < 300; ++i) CHECK(sampling::prob_at(hr, hs, i) == sampling::prob_at(fr, fs, i));
+  for (index_t i = 0; i < 300; ++i)
+    CHECK(sampling::prob_at(hr, hs, i) == sampling::prob_at(fr, fs, i));
 }
 
 TEST_CASE("invalid rows are flagged, -inf logits are legal", "[sampling][cpu]") {
@@ -191,8 +218,12 @@ TEST_CASE("inverse CDF sampling: boundaries and the all-zero fallback", "[sampli
   CHECK(sampling::sample_row(ex, row, st, 0.25f) == 3);
   CHECK(sampling::sample_row(ex, row, st, 0.99999994f) == 3);
   // Executor contract: when rounding leaves no crossing, the last positive index.
-  CHECK(ex.sample_inverse_cdf(5, [&](index_t i) { return p[static_cast<std::size_t>(i)]; }, 5.0f) == 3);
-  CHECK(ex.sample_inverse_cdf(5, [](index_t) { return 0.0f; }, 0.0f) == -1);
+  CHECK(ex.sample_inverse_cdf(
+            5, [&](index_t i) { return p[static_cast<std::size_t>(i)]; }, 5.0f)
+        == 3);
+  CHECK(ex.sample_inverse_cdf(
+            5, [](index_t) { return 0.0f; }, 0.0f)
+        == -1);
 }
 
 TEST_CASE("sampling params validation names the bad field", "[sampling]") {

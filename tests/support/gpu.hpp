@@ -5,10 +5,9 @@
 // Include in exactly one place per test executable, after <catch2/catch.hpp> with
 // CATCH_CONFIG_EXTERNAL_INTERFACES defined.
 
-#include <cuda_runtime.h>
-
 #include <cstdio>
 #include <cstdlib>
+#include <cuda_runtime.h>
 
 namespace specdec_test {
 

@@ -17,18 +17,20 @@ struct scripted_uniforms {
   specdec::index_t base = 0;
 
   float operator()(specdec::index_t position, specdec::draw_purpose p, std::uint32_t = 0) const {
-    if (p == specdec::draw_purpose::accept) return accept.at(static_cast<std::size_t>(position - base));
+    if (p == specdec::draw_purpose::accept)
+      return accept.at(static_cast<std::size_t>(position - base));
     return sample;
   }
 };
 
 /// A chain request over float rows held by the caller.
-inline specdec::verify::chain_request<float> make_request(const std::vector<float>& target,
-                                                          const std::vector<float>& draft,
-                                                          const std::vector<specdec::token_id>& tokens,
-                                                          specdec::index_t vocab,
-                                                          specdec::distribution_kind kind,
-                                                          specdec::sampling::sampling_params params = {}) {
+inline specdec::verify::chain_request<float>
+make_request(const std::vector<float>& target,
+             const std::vector<float>& draft,
+             const std::vector<specdec::token_id>& tokens,
+             specdec::index_t vocab,
+             specdec::distribution_kind kind,
+             specdec::sampling::sampling_params params = {}) {
   specdec::verify::chain_request<float> r;
   r.target = target.data();
   r.target_stride = vocab;
