@@ -46,6 +46,8 @@ struct draft_block {
   row_view<token_id> tokens; ///< capacity for the draft tokens
   matrix_view<float> probs;  ///< optional dense draft rows (rows == 0: the drafter has none)
   std::int32_t length = 0;   ///< set by the proposer: tokens written, <= tokens.size
+  /// What `probs` rows hold (a dense proposer sets it; logits unless it says otherwise).
+  distribution_kind probs_kind = distribution_kind::logits;
 };
 
 /// @brief A draft proposer: fills a draft_block for a request.
@@ -60,6 +62,17 @@ template <class P>
 concept draft_proposer = requires(P& p, const P& cp, const draft_request& r, draft_block& b) {
   { p.propose(r, b) } -> std::same_as<status>;
   { cp.max_draft_len() } -> std::convertible_to<int>;
+};
+
+/// @brief A proposer that also writes one dense draft row per drafted token into
+///        `draft_block::probs` (needed by rejection sampling with full q).
+///
+/// Declared by `static constexpr bool writes_draft_rows = true;` in the proposer. The caller then
+/// passes `probs` with at least `max_tokens` rows of the target's vocabulary size; the proposer
+/// sets `draft_block::probs_kind`. A proposer without it drafts deterministic (one-hot) tokens.
+template <class P>
+concept dense_draft_proposer = draft_proposer<P> && requires {
+  requires static_cast<bool>(P::writes_draft_rows);
 };
 
 /// @brief What a target model is asked to score: `tokens` appended after the committed prefix of a
