@@ -36,6 +36,9 @@ function(specdec_add_bench name)
     target_link_libraries(${target} PRIVATE specdec::specdec)
   endif()
   target_link_libraries(${target} PRIVATE specdec_dev_flags benchmark::benchmark_main)
+  if(TARGET specdec_llama2c)
+    target_link_libraries(${target} PRIVATE specdec_llama2c)
+  endif()
   target_compile_definitions(${target} PRIVATE NDEBUG)
   # Target options come after CMAKE_<LANG>_FLAGS_<CONFIG>, so -O3 wins over a Debug -O0.
   target_compile_options(${target} PRIVATE

@@ -16,8 +16,17 @@
 #include <specdec/core/views.hpp>
 #include <specdec/cpu/serial_executor.hpp>
 #include <specdec/cpu/verify_chain.hpp>
+#include <specdec/decode/speculative_decoder.hpp>
+#include <specdec/decode/stats.hpp>
+#include <specdec/kv/contiguous_cache.hpp>
+#include <specdec/propose/early_exit.hpp>
+#include <specdec/propose/ngram.hpp>
+#include <specdec/propose/no_draft.hpp>
+#include <specdec/propose/suffix_automaton.hpp>
 #include <specdec/sampling/distribution.hpp>
 #include <specdec/sampling/params.hpp>
+#include <specdec/sched/cost_profile.hpp>
+#include <specdec/sched/draft_length.hpp>
 #include <specdec/verify/batch.hpp>
 #include <specdec/verify/block.hpp>
 #include <specdec/verify/chain.hpp>

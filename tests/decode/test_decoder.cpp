@@ -241,7 +241,7 @@ TEST_CASE("decoder: greedy speculative output equals plain greedy for every draf
     CHECK(dense.tokens == plain.tokens);
   }
   // The adaptive controller with a cheap verify curve drafts, and stays exact.
-  specdec::sched::adaptive_draft_length ctl({2, 0.5, 2.0, 0.98, 64, 1.0});
+  specdec::sched::adaptive_draft_length ctl({2, 0.5, 2.0, 0.98, 64, 1.0, {}});
   REQUIRE(ctl.set_costs({{1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3}, 0.0, 0.0}).ok());
   oracle_drafter o;
   const auto adaptive = run(o, specdec::verify::greedy{}, prompt, greedy_config(300), ctl);
@@ -448,7 +448,7 @@ TEST_CASE("adaptive draft length: follows the cost curve and the acceptance per 
   CHECK(none.choose(0, 8) == 0); // no costs installed: never drafts
 
   SECTION("linear cost: drafting cannot pay, only exploration drafts") {
-    adaptive_draft_length c({1, 0.9, 2.0, 0.98, 10, 1.0});
+    adaptive_draft_length c({1, 0.9, 2.0, 0.98, 10, 1.0, {}});
     REQUIRE(c.set_costs({{1, 2, 3, 4, 5}, 0.0, 0.0}).ok());
     int drafted_steps = 0;
     for (int i = 0; i < 100; ++i) {
@@ -459,7 +459,7 @@ TEST_CASE("adaptive draft length: follows the cost curve and the acceptance per 
     CHECK(drafted_steps == 10);
   }
   SECTION("learns acceptance per bucket") {
-    adaptive_draft_length c({2, 0.5, 2.0, 0.98, 0, 1.0});
+    adaptive_draft_length c({2, 0.5, 2.0, 0.98, 0, 1.0, {}});
     REQUIRE(c.set_costs({{1.0, 1.65, 1.8, 1.9, 1.95, 2.0, 2.05, 2.1, 2.15}, 0.0, 0.0}).ok());
     CHECK(c.choose(0, 8) == 0); // prior 0.5: E(k) < 2 while C(k) >= 1.65
     for (int i = 0; i < 500; ++i) {
@@ -477,8 +477,19 @@ TEST_CASE("adaptive draft length: follows the cost curve and the acceptance per 
       c.record(1, 1, 0);
     CHECK(c.choose(1, 8) == 0);
   }
+  SECTION("a per-bucket prior drafts long matches from the start") {
+    specdec::sched::adaptive_config cfg;
+    cfg.buckets = 2;
+    cfg.explore_interval = 0;
+    cfg.prior_by_bucket = {0.1, 0.99};
+    adaptive_draft_length c(cfg);
+    REQUIRE(c.set_costs({{1.0, 1.65, 1.8, 1.9, 1.95}, 0.0, 0.0}).ok());
+    CHECK(c.choose(0, 4) == 0);
+    CHECK(c.choose(1, 4) == 4);
+    CHECK(c.alpha(1, 3) == Approx(0.99));
+  }
   SECTION("draft cost counts") {
-    adaptive_draft_length c({1, 0.9, 1e6, 1.0, 0, 1.0});
+    adaptive_draft_length c({1, 0.9, 1e6, 1.0, 0, 1.0, {}});
     REQUIRE(c.set_costs({{1.0, 1.0, 1.0}, 0.0, 0.0}).ok());
     CHECK(c.choose(0, 2) == 2);
     REQUIRE(c.set_costs({{1.0, 1.0, 1.0}, 0.0, 5.0}).ok());

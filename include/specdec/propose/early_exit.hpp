@@ -78,6 +78,13 @@ public:
   [[nodiscard]] const early_exit_config& config() const noexcept {
     return config_;
   }
+  /// @brief Re-keys the drafter's random stream (per request or per run). Draft tokens must be
+  ///        random draws from the rows the drafter reports: reusing one seed across runs whose
+  ///        verifier seeds differ makes the drafts a fixed function of the context, and rejection
+  ///        sampling is then no longer exact over those runs. O(1).
+  void set_seed(std::uint64_t seed) noexcept {
+    config_.seed = seed;
+  }
   /// @brief config().max_draft. O(1).
   [[nodiscard]] int max_draft_len() const noexcept {
     return config_.max_draft;

@@ -99,6 +99,10 @@ struct adaptive_config {
   int explore_interval =
       64;                ///< a bucket choosing 0 drafts one token every this many steps; 0 = never
   double min_gain = 1.0; ///< draft only when the best ratio beats plain decoding by this factor
+  /// Optional prior mean per bucket (overrides prior_accept where given): a proposer whose
+  /// feature predicts acceptance (a longer n-gram match is accepted more often) starts each
+  /// bucket from a sensible guess instead of paying to explore it.
+  std::vector<double> prior_by_bucket;
 };
 
 /// @brief Cost-aware draft-length controller (see the file comment for the rule).
@@ -150,8 +154,10 @@ public:
   /// O(1).
   [[nodiscard]] double alpha(int bucket, int j) const noexcept {
     const std::size_t i = index(bucket, j);
-    return (hits_[i] + config_.prior_weight * config_.prior_accept)
-           / (tries_[i] + config_.prior_weight);
+    const std::size_t b = static_cast<std::size_t>(clamp_bucket(bucket));
+    const double prior =
+        b < config_.prior_by_bucket.size() ? config_.prior_by_bucket[b] : config_.prior_accept;
+    return (hits_[i] + config_.prior_weight * prior) / (tries_[i] + config_.prior_weight);
   }
 
   /// @brief Expected tokens emitted by a step drafting k tokens in a bucket, bonus token included.

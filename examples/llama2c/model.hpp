@@ -1,0 +1,1342 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+/// @file
+/// @brief A header-only llama2.c backend: checkpoint loader and a batch-invariant CPU forward pass
+///        that models specdec's `target_model` (chain scoring), plus tree scoring and early-exit
+///        scoring for self-speculative drafting.
+///
+/// **File format** (llama2.c "legacy" checkpoints, as written by `export.py --version 0` and read by
+/// run.c): seven little-endian int32 (dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size,
+/// seq_len; a negative vocab_size means the classifier is not shared with the token embedding),
+/// then fp32 weights in this order: token_embedding[vocab][dim], rms_att[L][dim], wq[L][dim][dim],
+/// wk[L][kv_dim][dim], wv[L][kv_dim][dim], wo[L][dim][dim], rms_ffn[L][dim], w1[L][hidden][dim],
+/// w2[L][dim][hidden], w3[L][hidden][dim], rms_final[dim], seq_len * head_size skipped floats (the
+/// old RoPE tables), then wcls[vocab][dim] only when unshared. Matrices are [out][in] row-major.
+///
+/// **Forward pass** (run.c semantics): RMSNorm `o = w * (x / sqrt(mean(x^2) + 1e-5))`, RoPE with
+/// theta 10000 on interleaved pairs (q for every pair, k for pairs below kv_dim), grouped-query
+/// attention (query head h reads kv head `h / (n_heads / n_kv_heads)`), scores divided by
+/// sqrt(head_size), a max-subtracted softmax, SwiGLU FFN `w2(silu(w1 x) * (w3 x))`, residual
+/// adds, a final RMSNorm and the classifier. Greedy decoding from BOS reproduces llama2.c's output.
+///
+/// **Speed.** Weights are repacked at load time transposed and padded, `[in][out_padded]` with
+/// `out_padded` a multiple of the vector width, so one weight load serves one vector of outputs.
+/// The matrix products use GCC/clang vector extensions (16 floats with AVX-512, 8 with AVX, else 4)
+/// and keep a tile of up to 4 rows x 8 output vectors in registers. Keys are cached feature-major
+/// (one vector op scores `lanes` consecutive positions), values position-major. exp() is a
+/// vectorised Cephes-style polynomial (about 1 ulp). Build with `-O3 -march=native
+/// -ffp-contract=off`.
+///
+/// **Batch invariance (guaranteed by construction).** A row's logits are bitwise identical
+/// whether its token is scored alone (T = 1) or among T rows in one call, whatever its index in
+/// the call, and whether it is scored by score(), score_tree() (as the same root path) or
+/// score_layers() with every layer:
+///  1. *Matrix products.* Every output element `y[r][o]` is computed as
+///     `((0 + w[0][o]*x[r][0]) + w[1][o]*x[r][1]) + ...`, accumulating over the input dimension in
+///     ascending order, in its own vector lane. Register tiles over rows (1 to 4) and over output
+///     vectors (1 to 8) only change which elements are computed side by side, never the sequence
+///     of operations that produces one element; remainder rows use the same per-element sequence.
+///     The vector width is a compile-time constant.
+///  2. *No contraction.* Each product is passed through an empty `asm` register barrier before the
+///     add (x86 and AArch64), so the compiler cannot fuse it into an FMA in one tile shape and not
+///     in another; on other targets the build's `-ffp-contract=off` provides the same guarantee.
+///  3. *Row-wise steps* (embedding, RMSNorm, RoPE from a position table, SwiGLU, residual adds,
+///     softmax) run the same code on each row separately; their horizontal sums use a fixed lane
+///     order that depends only on the row's own length.
+///  4. *Attention* for a row builds the compact list of the keys it may see (its visible prefix,
+///     then its extra slots, ascending), scores each key with the same per-lane sequence (q[0]*k[0]
+///     + q[1]*k[1] + ... then / sqrt(head_size)), takes a softmax whose reductions depend only on
+///     that list, and sums the values in list order. The list, and so the result, depends only on
+///     the row's token history, not on T or on which rows share the call. Keys and values written
+///     by a call are themselves batch-invariant, so by induction over positions every cached K/V
+///     and every logit row is too.
+///
+/// **Thread safety.** A model is not safe to use from several threads at once (the scratch
+/// buffers and the KV cache are members). Copies are independent.
+
+#include <specdec/config.hpp>
+
+#include <specdec/core/concepts.hpp>
+#include <specdec/core/status.hpp>
+#include <specdec/core/types.hpp>
+#include <specdec/core/views.hpp>
+#include <specdec/kv/contiguous_cache.hpp>
+
+// Eigen 3.4's AVX/AVX-512 packet code trips -Wunused-variable and -Wconversion when it is not
+// included as a system header (-isystem); keep those warnings out of builds that use -I.
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-variable"
+#pragma GCC diagnostic ignored "-Wconversion"
+#pragma GCC diagnostic ignored "-Wshadow"
+#endif
+#include <Eigen/Core>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <new>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace llama2c {
+
+/// @brief The header of a llama2.c checkpoint (after validation).
+struct config {
+  std::int32_t dim = 0;           ///< model width
+  std::int32_t hidden_dim = 0;    ///< FFN width
+  std::int32_t n_layers = 0;      ///< transformer layers
+  std::int32_t n_heads = 0;       ///< query heads
+  std::int32_t n_kv_heads = 0;    ///< key/value heads (n_heads is a multiple of it)
+  std::int32_t vocab_size = 0;    ///< vocabulary size (always positive here)
+  std::int32_t seq_len = 0;       ///< maximum context: positions 0 .. seq_len-1
+  bool shared_classifier = true;  ///< the classifier is the token embedding
+};
+
+namespace detail {
+
+using specdec::index_t;
+
+#if defined(__AVX512F__)
+inline constexpr index_t lanes = 16; ///< floats per vector register
+#elif defined(__AVX__)
+inline constexpr index_t lanes = 8;
+#else
+inline constexpr index_t lanes = 4;
+#endif
+/// Lanes of the narrower vector used to sum values (one head's features at a time).
+inline constexpr index_t sub_lanes = lanes < 8 ? lanes : 8;
+
+using vf = float __attribute__((vector_size(lanes * sizeof(float))));
+using vi = std::int32_t __attribute__((vector_size(lanes * sizeof(float))));
+using vs = float __attribute__((vector_size(sub_lanes * sizeof(float))));
+
+/// Rounds n up to a multiple of m (m > 0).
+constexpr index_t round_up(index_t n, index_t m) noexcept {
+  return (n + m - 1) / m * m;
+}
+
+/// An allocator returning 64-byte aligned storage (one cache line, one AVX-512 vector).
+template <class T>
+struct aligned_allocator {
+  using value_type = T;
+  aligned_allocator() noexcept = default;
+  template <class U>
+  aligned_allocator(const aligned_allocator<U>&) noexcept {}
+  T* allocate(std::size_t n) {
+    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64}));
+  }
+  void deallocate(T* p, std::size_t) noexcept {
+    ::operator delete(p, std::align_val_t{64});
+  }
+  friend bool operator==(const aligned_allocator&, const aligned_allocator&) noexcept {
+    return true;
+  }
+};
+
+/// A 64-byte aligned float buffer.
+using fbuf = std::vector<float, aligned_allocator<float>>;
+
+/// Hides a value from the optimiser so that a product cannot be contracted with the following add.
+template <class V>
+SPECDEC_FORCEINLINE V opaque(V v) noexcept {
+#if defined(LLAMA2C_NO_BARRIER)
+#elif (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+  __asm__("" : "+v"(v));
+#elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
+  __asm__("" : "+w"(v));
+#endif
+  return v;
+}
+
+template <class V>
+SPECDEC_FORCEINLINE V vload(const float* p) noexcept {
+  V v;
+  std::memcpy(&v, p, sizeof(V));
+  return v;
+}
+template <class V>
+SPECDEC_FORCEINLINE void vstore(float* p, V v) noexcept {
+  std::memcpy(p, &v, sizeof(V));
+}
+template <class V>
+SPECDEC_FORCEINLINE V splat(float s) noexcept {
+  return s - V{}; // exact for every s (x - (+0) == x, also for -0 and NaN): a plain broadcast
+}
+SPECDEC_FORCEINLINE vf select(vi mask, vf a, vf b) noexcept {
+  return mask ? a : b; // lane-wise: a where mask lanes are -1, b where they are 0
+}
+SPECDEC_FORCEINLINE vf vmax(vf a, vf b) noexcept {
+  return select(a > b, a, b);
+}
+using v4f = float __attribute__((vector_size(4 * sizeof(float))));
+/// Sum of 4 lanes in the fixed order (v0 + v2) + (v1 + v3).
+SPECDEC_FORCEINLINE float hsum(v4f v) noexcept {
+  return (v[0] + v[2]) + (v[1] + v[3]);
+}
+/// Maximum of 4 lanes.
+SPECDEC_FORCEINLINE float hmax(v4f v) noexcept {
+  const float a = v[0] > v[2] ? v[0] : v[2];
+  const float b = v[1] > v[3] ? v[1] : v[3];
+  return a > b ? a : b;
+}
+#if defined(__AVX__)
+using v8f = float __attribute__((vector_size(8 * sizeof(float))));
+/// Sum of 8 lanes: the halves are added lane-wise, then recursively (a fixed pairwise tree).
+SPECDEC_FORCEINLINE float hsum(v8f v) noexcept {
+  v4f lo, hi;
+  std::memcpy(&lo, &v, sizeof lo);
+  std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof lo, sizeof hi);
+  return hsum(lo + hi);
+}
+/// Maximum of 8 lanes.
+SPECDEC_FORCEINLINE float hmax(v8f v) noexcept {
+  v4f lo, hi;
+  std::memcpy(&lo, &v, sizeof lo);
+  std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof lo, sizeof hi);
+  return hmax(lo > hi ? lo : hi);
+}
+#endif
+#if defined(__AVX512F__)
+using v16f = float __attribute__((vector_size(16 * sizeof(float))));
+/// Sum of 16 lanes (fixed pairwise tree).
+SPECDEC_FORCEINLINE float hsum(v16f v) noexcept {
+  v8f lo, hi;
+  std::memcpy(&lo, &v, sizeof lo);
+  std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof lo, sizeof hi);
+  return hsum(lo + hi);
+}
+/// Maximum of 16 lanes.
+SPECDEC_FORCEINLINE float hmax(v16f v) noexcept {
+  v8f lo, hi;
+  std::memcpy(&lo, &v, sizeof lo);
+  std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof lo, sizeof hi);
+  return hmax(lo > hi ? lo : hi);
+}
+#endif
+
+/// @brief Elementwise exp: Cephes expf (range reduction by ln 2, degree-5 polynomial; about
+/// 1 ulp). With AVX-512 the power of two is applied by vscalefps and only the lower end is
+/// clamped (exp(x) = 0 below -104, +inf above 88.7 as expf); otherwise x is clamped to [-87, 88].
+/// Every lane runs the same operations: the result depends on its own input only.
+SPECDEC_FORCEINLINE vf exp(vf x) noexcept {
+#if defined(__AVX512F__)
+  x = _mm512_mask_max_ps(x, 0xFFFF, x, splat<vf>(-104.0f)); // (mask form: no undefined source)
+#else
+  const vf lo = splat<vf>(-87.0f);
+  const vf hi = splat<vf>(88.0f);
+  x = select(lo > x, lo, x);
+  x = select(hi < x, hi, x);
+#endif
+  const vf magic = splat<vf>(12582912.0f); // 1.5 * 2^23: adding and subtracting rounds to integer
+  vf fx = x * splat<vf>(1.44269504088896341f);
+  fx = (fx + magic) - magic;
+  vf r = x - fx * splat<vf>(0.693359375f);
+  r = r - fx * splat<vf>(-2.12194440e-4f);
+  const vf z = r * r;
+  vf y = splat<vf>(1.9875691500e-4f);
+  y = y * r + splat<vf>(1.3981999507e-3f);
+  y = y * r + splat<vf>(8.3334519073e-3f);
+  y = y * r + splat<vf>(4.1665795894e-2f);
+  y = y * r + splat<vf>(1.6666665459e-1f);
+  y = y * r + splat<vf>(5.0000001201e-1f);
+  y = y * z + r + splat<vf>(1.0f);
+#if defined(__AVX512F__)
+  return _mm512_mask_scalef_ps(y, 0xFFFF, y, fx); // y * 2^fx (fx is an integer)
+#else
+  const vi n = __builtin_convertvector(fx, vi);
+  const vi bits = (n + 127) << 23;
+  return y * (vf)bits; // same-size vector cast: a bit reinterpretation
+#endif
+}
+
+/// One register tile of y = x W: R rows x C output vectors, accumulated over k = 0 .. in-1.
+template <int R, int C>
+inline void mm_tile(const float* x,
+                    index_t xs,
+                    const float* w,
+                    index_t ws,
+                    index_t in,
+                    float* y,
+                    index_t ys) noexcept {
+  vf acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c)
+      acc[r][c] = vf{};
+  for (index_t k = 0; k < in; ++k) {
+    const float* wk = w + k * ws;
+    vf wv[C];
+    for (int c = 0; c < C; ++c)
+      wv[c] = vload<vf>(wk + c * lanes);
+    for (int r = 0; r < R; ++r) {
+      const vf xv = splat<vf>(x[r * xs + k]);
+      for (int c = 0; c < C; ++c)
+        acc[r][c] = acc[r][c] + opaque(wv[c] * xv);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c)
+      vstore(y + r * ys + c * lanes, acc[r][c]);
+}
+
+/// Output-vector tile width for a row tile of R rows (accumulators + weights fit 32 registers).
+template <int R>
+inline constexpr int col_tile = R <= 2 ? 8 : (R == 3 ? 6 : 4);
+
+/// R rows times `nv` output vectors (nv <= 8), split into register tiles.
+template <int R>
+inline void mm_rows(const float* x,
+                    index_t xs,
+                    const float* w,
+                    index_t ws,
+                    index_t in,
+                    float* y,
+                    index_t ys,
+                    index_t nv) noexcept {
+  constexpr int ct = col_tile<R>;
+  index_t c = 0;
+  for (; c + ct <= nv; c += ct)
+    mm_tile<R, ct>(x, xs, w + c * lanes, ws, in, y + c * lanes, ys);
+  const index_t rem = nv - c;
+  if (rem == 0)
+    return;
+  [&]<int... I>(std::integer_sequence<int, I...>) {
+    ((rem == I + 1 ? (mm_tile<R, I + 1>(x, xs, w + c * lanes, ws, in, y + c * lanes, ys), 0) : 0),
+     ...);
+  }(std::make_integer_sequence<int, ct - 1>{});
+}
+
+/// Output vectors per weight panel (see matmul).
+inline constexpr index_t panel_vectors = 8;
+
+/// @brief y[T][ws] = x[T][in] W for W stored transposed (`[in][ws]`, ws a multiple of lanes) and
+/// cut into panels of panel_vectors output vectors: the panel of output vectors c0 .. c0+cb-1
+/// starts at `w + c0 * lanes * in` and is `[in][cb * lanes]`, so a tile streams its weights
+/// sequentially. Row strides xs and ys. Every output element is summed over k in ascending order.
+inline void matmul(const float* x,
+                   index_t xs,
+                   index_t rows,
+                   const float* w,
+                   index_t ws,
+                   index_t in,
+                   float* y,
+                   index_t ys) noexcept {
+  const index_t nv = ws / lanes;
+  for (index_t c0 = 0; c0 < nv; c0 += panel_vectors) {
+    const index_t cb = std::min<index_t>(panel_vectors, nv - c0);
+    const float* wc = w + c0 * lanes * in;
+    const index_t pw = cb * lanes;
+    float* yc = y + c0 * lanes;
+    index_t r = 0;
+    for (; r + 4 <= rows; r += 4)
+      mm_rows<4>(x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
+    switch (rows - r) {
+    case 3:
+      mm_rows<3>(x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
+      break;
+    case 2:
+      mm_rows<2>(x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
+      break;
+    case 1:
+      mm_rows<1>(x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
+      break;
+    default:
+      break;
+    }
+  }
+}
+
+/// Mask of the first `valid` lanes (0 < valid <= lanes).
+SPECDEC_FORCEINLINE vi first_lanes(index_t valid) noexcept {
+  static constexpr std::int32_t iota[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  vi idx;
+  std::memcpy(&idx, iota, sizeof idx);
+  return idx < (static_cast<std::int32_t>(valid) - vi{});
+}
+
+/// Registers for the accumulators of one value tile.
+inline constexpr int value_accumulators = lanes == 16 ? 16 : 8;
+
+/// acc[m][f] += a_m[chunk] * v_f[chunk] for one chunk of `lanes` keys (masked lanes add +0).
+template <int M, int F, bool Masked>
+SPECDEC_FORCEINLINE void value_step(vf (&acc)[M][F],
+                                    const float* a,
+                                    index_t a_stride,
+                                    const float* v,
+                                    index_t v_stride,
+                                    vi mask) noexcept {
+  vf av[M];
+  for (int m = 0; m < M; ++m)
+    av[m] = vload<vf>(a + m * a_stride);
+  for (int f = 0; f < F; ++f) {
+    const vf vv = vload<vf>(v + f * v_stride);
+    for (int m = 0; m < M; ++m) {
+      vf prod = opaque(av[m] * vv);
+      if constexpr (Masked)
+        prod = select(mask, prod, vf{});
+      acc[m][f] = acc[m][f] + prod;
+    }
+  }
+}
+
+/// @brief Weighted value sums of M query heads x F value features over a compact key list:
+/// out[m * out_stride + f] = hsum_lanes(sum over chunks c of a_m[c] * v_f[c]) * inv[m].
+///
+/// The keys are `chunks1` chunks of `lanes` read from v1 (feature f at `v1 + f * s1`), then
+/// `chunks2` chunks from v2 (stride s2); only the first `valid_last` lanes of the final chunk
+/// count. Weights a_m start at `a + m * a_stride` and run over both segments. Each output is
+/// accumulated per lane in chunk order, then summed with the fixed hsum tree: the result depends
+/// only on the compact list, not on where its chunks were read from.
+template <int M, int F>
+inline void vsum_tile(const float* a,
+                      index_t a_stride,
+                      const float* v1,
+                      index_t s1,
+                      index_t chunks1,
+                      const float* v2,
+                      index_t s2,
+                      index_t chunks2,
+                      index_t valid_last,
+                      float* out,
+                      index_t out_stride,
+                      const float* inv) noexcept {
+  vf acc[M][F];
+  for (int m = 0; m < M; ++m)
+    for (int f = 0; f < F; ++f)
+      acc[m][f] = vf{};
+  const index_t total = chunks1 + chunks2;
+  const vi none{};
+  index_t c = 0;
+  for (; c < chunks1 && c < total - 1; ++c)
+    value_step<M, F, false>(acc, a + c * lanes, a_stride, v1 + c * lanes, s1, none);
+  for (; c < total - 1; ++c)
+    value_step<M, F, false>(
+        acc, a + c * lanes, a_stride, v2 + (c - chunks1) * lanes, s2, none);
+  const vi mask = first_lanes(valid_last);
+  if (c < chunks1)
+    value_step<M, F, true>(acc, a + c * lanes, a_stride, v1 + c * lanes, s1, mask);
+  else
+    value_step<M, F, true>(acc, a + c * lanes, a_stride, v2 + (c - chunks1) * lanes, s2, mask);
+#if defined(__AVX512F__)
+  if constexpr (M * F == 16) {
+    // All 16 horizontal sums at once, with hsum's exact pairwise tree: lanes i and i+8, then
+    // i and i+4, i and i+2, i and i+1 are added, 16 -> 8 -> 4 -> 2 -> 1 lanes per accumulator.
+    vf b[8], q[4], d[2];
+    const vf* A = &acc[0][0];
+    for (int i = 0; i < 8; ++i)
+      b[i] = __builtin_shufflevector(A[2 * i], A[2 * i + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18,
+                                     19, 20, 21, 22, 23) +
+             __builtin_shufflevector(A[2 * i], A[2 * i + 1], 8, 9, 10, 11, 12, 13, 14, 15, 24,
+                                     25, 26, 27, 28, 29, 30, 31);
+    for (int i = 0; i < 4; ++i)
+      q[i] = __builtin_shufflevector(b[2 * i], b[2 * i + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17,
+                                     18, 19, 24, 25, 26, 27) +
+             __builtin_shufflevector(b[2 * i], b[2 * i + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21,
+                                     22, 23, 28, 29, 30, 31);
+    for (int i = 0; i < 2; ++i)
+      d[i] = __builtin_shufflevector(q[2 * i], q[2 * i + 1], 0, 1, 4, 5, 8, 9, 12, 13, 16, 17,
+                                     20, 21, 24, 25, 28, 29) +
+             __builtin_shufflevector(q[2 * i], q[2 * i + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19,
+                                     22, 23, 26, 27, 30, 31);
+    const vf sums = __builtin_shufflevector(d[0], d[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20,
+                                            22, 24, 26, 28, 30) +
+                    __builtin_shufflevector(d[0], d[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21,
+                                            23, 25, 27, 29, 31);
+    vf scale;
+    for (int m = 0; m < M; ++m)
+      for (int f = 0; f < F; ++f)
+        scale[m * F + f] = inv[m];
+    const vf r = sums * scale;
+    float tmp[16];
+    vstore(tmp, r);
+    for (int m = 0; m < M; ++m)
+      std::memcpy(out + m * out_stride, tmp + m * F, F * sizeof(float));
+    return;
+  }
+#endif
+  for (int m = 0; m < M; ++m)
+    for (int f = 0; f < F; ++f)
+      out[m * out_stride + f] = hsum(acc[m][f]) * inv[m];
+}
+
+/// Checked 64-bit arithmetic for the size computation of the loader.
+struct checked_size {
+  std::uint64_t v = 0;
+  bool overflow = false;
+  checked_size& add(std::uint64_t a) noexcept {
+    overflow = overflow || __builtin_add_overflow(v, a, &v);
+    return *this;
+  }
+  static std::uint64_t mul(std::uint64_t a, std::uint64_t b, bool& of) noexcept {
+    std::uint64_t r = 0;
+    of = of || __builtin_mul_overflow(a, b, &r);
+    return r;
+  }
+};
+
+} // namespace detail
+
+/// @brief A llama2.c transformer with a KV cache, scoring chains, trees and early-exit chains.
+///
+/// Load it with model::load(). The KV cache (cache()) holds `2 * n_layers` planes: plane `2l` is
+/// the keys of layer l, feature-major (`kv_dim` features: kv head g owns features
+/// `[g * head_size, (g+1) * head_size)`, so its keys are a `[head_size][capacity]` block), plane
+/// `2l + 1` the values, position-major (`[capacity][kv_dim]`). Its capacity is seq_len rounded up
+/// to the vector width; positions at or past seq_len are never used. The decoding loop may call
+/// `cache().rollback(n)` at any time; the next score() then starts at position n.
+///
+/// Batch invariance, contraction and thread safety: see the file comment.
+class model {
+public:
+  /// @brief Loads and validates a legacy llama2.c checkpoint.
+  ///
+  /// Validation: the file must exist and be readable (else errc::io_error); it must hold the
+  /// 28-byte header; every size must be positive (vocab_size non-zero: its sign selects the
+  /// classifier), dim a multiple of n_heads, n_heads a multiple of n_kv_heads, head_size even,
+  /// dim, hidden_dim and |vocab_size| at most 2^24, n_layers and n_heads at most 2^16, seq_len at
+  /// most 2^22; the file length must equal exactly `28 + 4 * (number of floats the header
+  /// implies)` (computed with overflow-checked 64-bit arithmetic); every weight must be finite.
+  /// Any violation gives errc::corrupt_data. Assumes a little-endian host (as run.c does).
+  /// @param[in] path the checkpoint file
+  /// @param[out] out receives the model on success; unchanged on error
+  /// @param[out] detail optional: receives a one-line explanation on error (e.g. the expected and
+  ///             actual file sizes); cleared on success
+  /// @return ok, errc::io_error or errc::corrupt_data
+  /// @par Complexity
+  /// O(file size) time; the packed weights take about the file size again, the KV cache
+  /// `2 * n_layers * kv_dim * seq_len` floats.
+  static specdec::status load(const std::string& path, model& out, std::string* detail = nullptr) {
+    using specdec::errc;
+    using specdec::status;
+    auto fail = [&](errc code, const std::string& why) {
+      if (detail != nullptr)
+        *detail = path + ": " + why;
+      return status{code};
+    };
+    std::ifstream f(path, std::ios::binary);
+    if (!f)
+      return fail(errc::io_error, "cannot open the file");
+    f.seekg(0, std::ios::end);
+    const std::streamoff file_size = f.tellg();
+    f.seekg(0, std::ios::beg);
+    if (file_size < 0 || !f)
+      return fail(errc::io_error, "cannot determine the file size");
+    constexpr std::streamoff header_bytes = 7 * 4;
+    if (file_size < header_bytes)
+      return fail(errc::corrupt_data,
+                  "file holds " + std::to_string(file_size) +
+                      " bytes, shorter than the 28-byte header");
+    std::array<std::int32_t, 7> h{};
+    if (!f.read(reinterpret_cast<char*>(h.data()), header_bytes))
+      return fail(errc::io_error, "cannot read the header");
+    config c;
+    c.dim = h[0];
+    c.hidden_dim = h[1];
+    c.n_layers = h[2];
+    c.n_heads = h[3];
+    c.n_kv_heads = h[4];
+    c.shared_classifier = h[5] > 0;
+    c.vocab_size = h[5] == std::numeric_limits<std::int32_t>::min() ? 0 : (h[5] < 0 ? -h[5] : h[5]);
+    c.seq_len = h[6];
+    const std::string hdr = "header (dim " + std::to_string(h[0]) + ", hidden_dim " +
+                            std::to_string(h[1]) + ", n_layers " + std::to_string(h[2]) +
+                            ", n_heads " + std::to_string(h[3]) + ", n_kv_heads " +
+                            std::to_string(h[4]) + ", vocab_size " + std::to_string(h[5]) +
+                            ", seq_len " + std::to_string(h[6]) + ")";
+    if (c.dim <= 0 || c.hidden_dim <= 0 || c.n_layers <= 0 || c.n_heads <= 0 ||
+        c.n_kv_heads <= 0 || c.vocab_size <= 0 || c.seq_len <= 0)
+      return fail(errc::corrupt_data, hdr + ": every size must be positive");
+    constexpr std::int32_t big = 1 << 24;
+    if (c.dim > big || c.hidden_dim > big || c.vocab_size > big || c.n_layers > (1 << 16) ||
+        c.n_heads > (1 << 16) || c.seq_len > (1 << 22))
+      return fail(errc::corrupt_data, hdr + ": a size is implausibly large");
+    if (c.dim % c.n_heads != 0)
+      return fail(errc::corrupt_data, hdr + ": dim is not a multiple of n_heads");
+    if (c.n_heads % c.n_kv_heads != 0)
+      return fail(errc::corrupt_data, hdr + ": n_heads is not a multiple of n_kv_heads");
+    const std::uint64_t hs = static_cast<std::uint64_t>(c.dim / c.n_heads);
+    if (hs % 2 != 0)
+      return fail(errc::corrupt_data, hdr + ": head_size is odd");
+    const std::uint64_t dim = static_cast<std::uint64_t>(c.dim);
+    const std::uint64_t hid = static_cast<std::uint64_t>(c.hidden_dim);
+    const std::uint64_t nl = static_cast<std::uint64_t>(c.n_layers);
+    const std::uint64_t voc = static_cast<std::uint64_t>(c.vocab_size);
+    const std::uint64_t kvd = hs * static_cast<std::uint64_t>(c.n_kv_heads);
+    bool of = false;
+    using cs = detail::checked_size;
+    const std::uint64_t per_layer =
+        cs{}.add(2 * dim)
+            .add(cs::mul(2, cs::mul(dim, dim, of), of))
+            .add(cs::mul(2, cs::mul(kvd, dim, of), of))
+            .add(cs::mul(3, cs::mul(hid, dim, of), of))
+            .v;
+    cs total;
+    total.add(cs::mul(voc, dim, of))
+        .add(cs::mul(nl, per_layer, of))
+        .add(dim)
+        .add(cs::mul(static_cast<std::uint64_t>(c.seq_len), hs, of));
+    if (!c.shared_classifier)
+      total.add(cs::mul(voc, dim, of));
+    const std::uint64_t n_floats = total.v;
+    const std::uint64_t expected = cs{}.add(28).add(cs::mul(4, n_floats, of)).v;
+    if (of || total.overflow || expected > static_cast<std::uint64_t>(
+                                               std::numeric_limits<std::streamoff>::max()))
+      return fail(errc::corrupt_data, hdr + ": the implied file size overflows");
+    if (static_cast<std::uint64_t>(file_size) != expected)
+      return fail(errc::corrupt_data,
+                  hdr + " implies " + std::to_string(expected) + " bytes, the file holds " +
+                      std::to_string(file_size));
+    std::vector<float> raw(static_cast<std::size_t>(n_floats));
+    if (!f.read(reinterpret_cast<char*>(raw.data()),
+                static_cast<std::streamsize>(n_floats * sizeof(float))))
+      return fail(errc::io_error, "cannot read the weights");
+    // Every weight must be finite (the skipped RoPE tables are not weights).
+    const std::size_t rope_begin =
+        static_cast<std::size_t>(n_floats - static_cast<std::uint64_t>(c.seq_len) * hs -
+                                 (c.shared_classifier ? 0 : voc * dim));
+    const std::size_t rope_end = rope_begin + static_cast<std::size_t>(c.seq_len) * hs;
+    auto finite = [&](std::size_t b, std::size_t e) {
+      return Eigen::Map<const Eigen::ArrayXf>(raw.data() + b, static_cast<Eigen::Index>(e - b))
+          .allFinite();
+    };
+    if (!finite(0, rope_begin) || !finite(rope_end, raw.size()))
+      return fail(errc::corrupt_data, "a weight is NaN or infinite");
+    model m;
+    m.build(c, raw.data(), rope_end);
+    const specdec::status st = m.allocate_cache();
+    if (!st)
+      return fail(st.code, "cannot allocate the KV cache");
+    out = std::move(m);
+    if (detail != nullptr)
+      detail->clear();
+    return status{};
+  }
+
+  /// @brief The checkpoint's header. O(1).
+  [[nodiscard]] const config& cfg() const noexcept {
+    return cfg_;
+  }
+  /// @brief True once load() succeeded. O(1).
+  [[nodiscard]] bool loaded() const noexcept {
+    return cfg_.dim > 0;
+  }
+  /// @brief Vocabulary size (the width of a logit row); 0 before load(). O(1).
+  [[nodiscard]] specdec::index_t vocab_size() const noexcept {
+    return cfg_.vocab_size;
+  }
+  /// @brief Number of transformer layers (the `layers` bound of score_layers). O(1).
+  [[nodiscard]] int num_layers() const noexcept {
+    return cfg_.n_layers;
+  }
+  /// @brief Maximum context: positions 0 .. seq_len()-1. O(1).
+  [[nodiscard]] specdec::index_t seq_len() const noexcept {
+    return cfg_.seq_len;
+  }
+  /// @brief Number of weights the forward pass uses (embedding, norms, projections, FFN, final
+  ///        norm, and the classifier when it is not shared; not the skipped RoPE tables). O(1).
+  [[nodiscard]] std::size_t parameter_count() const noexcept {
+    return params_;
+  }
+  /// @brief The KV cache (layout: see the class comment). The decoding loop rolls it back after a
+  ///        rejection; score() and score_tree() set its length. O(1).
+  [[nodiscard]] specdec::kv::contiguous_cache<float>& cache() noexcept {
+    return cache_;
+  }
+  /// @brief The KV cache (read-only). O(1).
+  [[nodiscard]] const specdec::kv::contiguous_cache<float>& cache() const noexcept {
+    return cache_;
+  }
+  /// @brief Empties the cache (length 0) and forgets any early-exit draft. O(1).
+  void reset() noexcept {
+    cache_.clear();
+    forget_draft();
+  }
+
+  /// @brief Scores a chain: row j of `out` receives the logits after `r.tokens[0..j]`, token j at
+  ///        absolute position `r.start + j`.
+  ///
+  /// Requires `0 <= r.start <= cache().length()` (positions `[0, start)` hold committed KV), else
+  /// errc::invalid_argument; `start + T <= seq_len`, else errc::overflow; every token in
+  /// `[0, vocab_size())`, else errc::token_out_of_range; `out.rows >= T`, `out.cols ==
+  /// vocab_size()` and `out.row_stride >= out.cols`, else errc::shape_mismatch; a null data
+  /// pointer with a positive size, a negative size or an unloaded model give
+  /// errc::invalid_argument. On error nothing changes. T = 0 is a no-op.
+  ///
+  /// On success the keys and values of slots `start .. start+T-1` are written for every layer,
+  /// the cache length becomes `start + T` (a longer committed tail is dropped), and any
+  /// early-exit draft is forgotten. Row t attends to positions `[0, start + t]`. Rows are
+  /// batch-invariant (file comment).
+  /// @par Complexity
+  /// O(T * (parameters + n_layers * dim * (start + T))); no allocation once the scratch holds T
+  /// rows.
+  [[nodiscard]] specdec::status score(const specdec::score_request& r,
+                                      specdec::matrix_view<float> out) {
+    if (r.start > cache_.length() && r.start >= 0 && loaded())
+      return specdec::status{specdec::errc::invalid_argument};
+    const specdec::status st = check(r.start, r.tokens, out);
+    if (!st || r.tokens.size == 0)
+      return st;
+    plan_chain(r.start, r.tokens.size);
+    forward(r.tokens.data, r.tokens.size, cfg_.n_layers, out);
+    commit(r.start + r.tokens.size, r.start);
+    return specdec::status{};
+  }
+
+  /// @brief Scores a token tree in one pass: node i's row receives the logits after the committed
+  ///        prefix followed by the tokens on its root path.
+  ///
+  /// `parents[i]` is -1 (a child of the committed prefix) or a node index below i (topological
+  /// order). Node i sits at position `start + depth(i)` (depth 0 for a root), its K/V go to slot
+  /// `start + i`, and it attends to the committed positions `[0, start)` then to its ancestors and
+  /// itself, keys summed in ascending slot order. For a chain (`parents[i] = i - 1`) the rows are
+  /// bitwise equal to score()'s, and any node's row is bitwise equal to scoring its root path as a
+  /// chain. Errors as in score(), plus `parents.size != tokens.size` (errc::shape_mismatch) and a
+  /// parent outside `[-1, i)` (errc::invalid_argument). On error nothing changes.
+  ///
+  /// On success the cache length becomes `start + T`; slots hold the nodes in tree order, so the
+  /// caller compacts the accepted path (contiguous_cache::copy_position) and rolls back.
+  /// @par Complexity
+  /// O(T * parameters + n_layers * dim * T * (start + depth)) plus O(sum of depths) for the paths.
+  [[nodiscard]] specdec::status score_tree(specdec::index_t start,
+                                           specdec::row_view<const specdec::token_id> tokens,
+                                           specdec::row_view<const std::int32_t> parents,
+                                           specdec::matrix_view<float> out) {
+    using specdec::errc;
+    if (start > cache_.length() && start >= 0 && loaded())
+      return specdec::status{errc::invalid_argument};
+    const specdec::status st = check(start, tokens, out);
+    if (!st)
+      return st;
+    if (parents.size != tokens.size)
+      return specdec::status{errc::shape_mismatch};
+    if (tokens.size == 0)
+      return st;
+    if (parents.data == nullptr)
+      return specdec::status{errc::invalid_argument};
+    for (specdec::index_t i = 0; i < parents.size; ++i)
+      if (parents[i] < -1 || parents[i] >= i)
+        return specdec::status{errc::invalid_argument};
+    plan_tree(start, parents);
+    forward(tokens.data, tokens.size, cfg_.n_layers, out);
+    commit(start + tokens.size, start);
+    return specdec::status{};
+  }
+
+  /// @brief Early exit for self-speculative drafting: runs only the first `layers` layers, then the
+  ///        final RMSNorm and the classifier, on a chain as score() does.
+  ///
+  /// Writes K/V for layers `< layers` at slots `start .. start+T-1` and does **not** change
+  /// `cache().length()`. Requires `1 <= layers <= num_layers()` and `start <= cache().length() +
+  /// d`, where d counts the positions past the committed length written by consecutive
+  /// score_layers calls with the same `layers` since the last score(), score_tree(), reset() or
+  /// change of the cache length (a drafter chains calls token by token past the committed
+  /// length); anything else gives errc::invalid_argument. Other errors as in score(). On error
+  /// nothing changes.
+  ///
+  /// Slots below the committed length that the call covers are overwritten for those layers: pass
+  /// the committed tokens there (they then get bitwise the same values). Because the forward pass
+  /// is batch-invariant, a later score() of the same tokens recomputes bitwise the same K/V for
+  /// layers `< layers`, and score_layers with `layers == num_layers()` returns score()'s logits.
+  /// @par Complexity
+  /// As score(), with `layers` layers instead of n_layers.
+  [[nodiscard]] specdec::status score_layers(const specdec::score_request& r,
+                                             int layers,
+                                             specdec::matrix_view<float> out) {
+    using specdec::errc;
+    if (loaded() && (layers < 1 || layers > cfg_.n_layers))
+      return specdec::status{errc::invalid_argument};
+    if (loaded() && r.start >= 0 && r.start > draft_valid_end(layers))
+      return specdec::status{errc::invalid_argument};
+    const specdec::status st = check(r.start, r.tokens, out);
+    if (!st || r.tokens.size == 0)
+      return st;
+    plan_chain(r.start, r.tokens.size);
+    forward(r.tokens.data, r.tokens.size, layers, out);
+    draft_layers_ = layers;
+    draft_end_ = r.start + r.tokens.size;
+    draft_base_ = cache_.length();
+    return specdec::status{};
+  }
+
+private:
+  using index_t = specdec::index_t;
+
+  struct layer_offsets {
+    index_t rms_att, wqkv, wo, rms_ffn, w13, w2;
+  };
+  struct row_plan {
+    index_t pos;      // position (RoPE)
+    index_t slot;     // KV slot written
+    index_t prefix;   // visible slots [0, prefix)
+    index_t ex_begin; // extra visible slots: extras_[ex_begin .. ex_begin + ex_count)
+    index_t ex_count;
+  };
+
+  // ----- loading ----------------------------------------------------------------------------------
+
+  /// Packs the weights (transposed, padded) and precomputes the RoPE table.
+  void build(const config& c, const float* raw, std::size_t wcls_at) {
+    using detail::lanes;
+    using detail::round_up;
+    using rmat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    cfg_ = c;
+    const index_t dim = c.dim, hid = c.hidden_dim, nl = c.n_layers, voc = c.vocab_size;
+    hs_ = dim / c.n_heads;
+    kv_dim_ = hs_ * c.n_kv_heads;
+    kv_mul_ = c.n_heads / c.n_kv_heads;
+    dim_pad_ = round_up(dim, lanes);
+    qkv_pad_ = round_up(dim + 2 * kv_dim_, lanes);
+    hid_pad_ = round_up(hid, lanes);
+    vocab_pad_ = round_up(voc, lanes);
+    // One spare vector per feature row: with a power-of-two row length the feature-major rows of a
+    // kv head would all map to the same few L1 sets.
+    cap_ = round_up(c.seq_len, lanes) + lanes;
+    att_stride_ = cap_;
+    inv_scale_ = 1.0f / std::sqrt(static_cast<float>(hs_));
+
+    index_t total = 0;
+    auto take = [&](index_t n) {
+      const index_t at = total;
+      total += round_up(n, lanes);
+      return at;
+    };
+    emb_ = take(voc * dim);
+    layers_.resize(static_cast<std::size_t>(nl));
+    for (layer_offsets& lo : layers_) {
+      lo.rms_att = take(dim_pad_);
+      lo.wqkv = take(dim * qkv_pad_);
+      lo.wo = take(dim * dim_pad_);
+      lo.rms_ffn = take(dim_pad_);
+      lo.w13 = take(dim * 2 * hid_pad_);
+      lo.w2 = take(hid * dim_pad_);
+    }
+    rms_final_ = take(dim_pad_);
+    wcls_ = take(dim * vocab_pad_);
+    w_.assign(static_cast<std::size_t>(total), 0.0f);
+
+    // Source offsets in the file (run.c's order).
+    const float* p = raw;
+    const float* s_emb = p;
+    p += voc * dim;
+    const float* s_rms_att = p;
+    p += nl * dim;
+    const float* s_wq = p;
+    p += nl * dim * dim;
+    const float* s_wk = p;
+    p += nl * kv_dim_ * dim;
+    const float* s_wv = p;
+    p += nl * kv_dim_ * dim;
+    const float* s_wo = p;
+    p += nl * dim * dim;
+    const float* s_rms_ffn = p;
+    p += nl * dim;
+    const float* s_w1 = p;
+    p += nl * hid * dim;
+    const float* s_w2 = p;
+    p += nl * dim * hid;
+    const float* s_w3 = p;
+    p += nl * hid * dim;
+    const float* s_rms_final = p;
+    const float* s_wcls = c.shared_classifier ? s_emb : raw + wcls_at;
+
+    float* w = w_.data();
+    // A logical [in][ld] matrix is assembled in `logical` (columns col0 .. col0+n_out-1 = src
+    // transposed), then cut into matmul's panels at `dst`.
+    std::vector<float> logical;
+    auto begin_matrix = [&](index_t n_in, index_t ld) {
+      logical.assign(static_cast<std::size_t>(n_in * ld), 0.0f);
+    };
+    auto put_t = [&](index_t col0, const float* src, index_t n_out, index_t n_in, index_t ld) {
+      Eigen::Map<const rmat> s(src, n_out, n_in);
+      Eigen::Map<rmat, Eigen::Unaligned, Eigen::OuterStride<>> d(
+          logical.data() + col0, n_in, n_out, Eigen::OuterStride<>(ld));
+      d = s.transpose();
+    };
+    auto end_matrix = [&](index_t dst, index_t n_in, index_t ld) {
+      const index_t nv = ld / lanes;
+      for (index_t c0 = 0; c0 < nv; c0 += detail::panel_vectors) {
+        const index_t pw = std::min<index_t>(detail::panel_vectors, nv - c0) * lanes;
+        Eigen::Map<const rmat, Eigen::Unaligned, Eigen::OuterStride<>> s(
+            logical.data() + c0 * lanes, n_in, pw, Eigen::OuterStride<>(ld));
+        Eigen::Map<rmat> d(w + dst + c0 * lanes * n_in, n_in, pw);
+        d = s;
+      }
+    };
+    auto pack_t = [&](index_t dst, const float* src, index_t n_out, index_t n_in, index_t ld) {
+      begin_matrix(n_in, ld);
+      put_t(0, src, n_out, n_in, ld);
+      end_matrix(dst, n_in, ld);
+    };
+    auto copy = [&](index_t dst, const float* src, index_t n) {
+      std::memcpy(w + dst, src, static_cast<std::size_t>(n) * sizeof(float));
+    };
+    copy(emb_, s_emb, voc * dim);
+    for (index_t l = 0; l < nl; ++l) {
+      const layer_offsets& lo = layers_[static_cast<std::size_t>(l)];
+      copy(lo.rms_att, s_rms_att + l * dim, dim);
+      begin_matrix(dim, qkv_pad_);
+      put_t(0, s_wq + l * dim * dim, dim, dim, qkv_pad_);
+      put_t(dim, s_wk + l * kv_dim_ * dim, kv_dim_, dim, qkv_pad_);
+      put_t(dim + kv_dim_, s_wv + l * kv_dim_ * dim, kv_dim_, dim, qkv_pad_);
+      end_matrix(lo.wqkv, dim, qkv_pad_);
+      pack_t(lo.wo, s_wo + l * dim * dim, dim, dim, dim_pad_);
+      copy(lo.rms_ffn, s_rms_ffn + l * dim, dim);
+      begin_matrix(dim, 2 * hid_pad_);
+      put_t(0, s_w1 + l * hid * dim, hid, dim, 2 * hid_pad_);
+      put_t(hid_pad_, s_w3 + l * hid * dim, hid, dim, 2 * hid_pad_);
+      end_matrix(lo.w13, dim, 2 * hid_pad_);
+      pack_t(lo.w2, s_w2 + l * dim * hid, dim, hid, dim_pad_);
+    }
+    copy(rms_final_, s_rms_final, dim);
+    pack_t(wcls_, s_wcls, voc, dim, vocab_pad_);
+
+    params_ = static_cast<std::size_t>(voc * dim + nl * (2 * dim + 2 * dim * dim +
+                                                         2 * kv_dim_ * dim + 3 * hid * dim) +
+                                       dim + (c.shared_classifier ? 0 : voc * dim));
+
+    // RoPE table, computed exactly as run.c computes it per call.
+    const index_t half = hs_ / 2;
+    rope_cos_.assign(static_cast<std::size_t>(c.seq_len * half), 0.0f);
+    rope_sin_.assign(static_cast<std::size_t>(c.seq_len * half), 0.0f);
+    for (index_t pos = 0; pos < c.seq_len; ++pos)
+      for (index_t k = 0; k < half; ++k) {
+        const float head_dim = static_cast<float>(2 * k);
+        const float freq =
+            1.0f / std::pow(10000.0f, head_dim / static_cast<float>(hs_));
+        const float val = static_cast<float>(pos) * freq;
+        rope_cos_[static_cast<std::size_t>(pos * half + k)] = std::cos(val);
+        rope_sin_[static_cast<std::size_t>(pos * half + k)] = std::sin(val);
+      }
+    rows_cap_ = 0;
+    reserve_rows(8);
+  }
+
+  specdec::status allocate_cache() {
+    std::vector<specdec::kv::plane_desc> planes;
+    for (index_t l = 0; l < cfg_.n_layers; ++l) {
+      planes.push_back({kv_dim_, specdec::kv::plane_layout::feature_major});
+      planes.push_back({kv_dim_, specdec::kv::plane_layout::feature_major});
+    }
+    return cache_.allocate(cap_, planes);
+  }
+
+  /// Grows the per-row scratch to hold at least `rows` rows (zero-filled, so padding lanes are 0).
+  void reserve_rows(index_t rows) {
+    if (rows <= rows_cap_)
+      return;
+    const index_t n = std::max<index_t>(rows, 2 * rows_cap_);
+    auto grow = [n](detail::fbuf& b, index_t width) {
+      b.assign(static_cast<std::size_t>(n * width), 0.0f);
+    };
+    grow(x_, dim_pad_);
+    grow(xb_, dim_pad_);
+    grow(qkv_, qkv_pad_);
+    grow(ao_, dim_pad_);
+    grow(tmp_, dim_pad_);
+    grow(h13_, 2 * hid_pad_);
+    grow(hb_, hid_pad_);
+    grow(logits_, vocab_pad_);
+    if (att_.empty()) {
+      att_.assign(static_cast<std::size_t>(cfg_.n_heads * att_stride_), 0.0f);
+      inv_sum_.assign(static_cast<std::size_t>(cfg_.n_heads), 0.0f);
+    }
+    plan_.resize(static_cast<std::size_t>(n));
+    rows_cap_ = n;
+  }
+
+  // ----- request handling -------------------------------------------------------------------------
+
+  /// Validation shared by every scoring call (the start <= length rule is checked by the caller).
+  [[nodiscard]] specdec::status check(index_t start,
+                                      specdec::row_view<const specdec::token_id> tokens,
+                                      specdec::matrix_view<float> out) const {
+    using specdec::errc;
+    if (!loaded() || start < 0 || tokens.size < 0 || (tokens.size > 0 && tokens.data == nullptr))
+      return specdec::status{errc::invalid_argument};
+    const index_t T = tokens.size;
+    if (start > cfg_.seq_len || T > cfg_.seq_len - start)
+      return specdec::status{errc::overflow};
+    if (T == 0)
+      return specdec::status{};
+    for (index_t t = 0; t < T; ++t)
+      if (tokens[t] < 0 || tokens[t] >= cfg_.vocab_size)
+        return specdec::status{errc::token_out_of_range};
+    if (out.data == nullptr)
+      return specdec::status{errc::invalid_argument};
+    if (out.rows < T || out.cols != cfg_.vocab_size || out.row_stride < out.cols)
+      return specdec::status{errc::shape_mismatch};
+    return specdec::status{};
+  }
+
+  void plan_chain(index_t start, index_t T) {
+    reserve_rows(T);
+    for (index_t t = 0; t < T; ++t)
+      plan_[static_cast<std::size_t>(t)] = row_plan{start + t, start + t, start + t + 1, 0, 0};
+  }
+
+  void plan_tree(index_t start, specdec::row_view<const std::int32_t> parents) {
+    const index_t T = parents.size;
+    reserve_rows(T);
+    depth_.resize(static_cast<std::size_t>(T));
+    extras_.clear();
+    index_t max_depth = 0;
+    for (index_t i = 0; i < T; ++i) {
+      const std::int32_t par = parents[i];
+      const index_t d = par < 0 ? 0 : depth_[static_cast<std::size_t>(par)] + 1;
+      depth_[static_cast<std::size_t>(i)] = d;
+      const index_t begin = static_cast<index_t>(extras_.size());
+      extras_.resize(static_cast<std::size_t>(begin + d + 1));
+      index_t node = i;
+      for (index_t k = d; k >= 0; --k) { // root path, written back to front: ascending slots
+        extras_[static_cast<std::size_t>(begin + k)] = start + node;
+        node = parents[node];
+      }
+      plan_[static_cast<std::size_t>(i)] = row_plan{start + d, start + i, start, begin, d + 1};
+      max_depth = std::max(max_depth, d);
+    }
+    // attend() gathers at most lanes - 1 prefix positions plus depth + 1 extras per feature.
+    const std::size_t need = static_cast<std::size_t>(
+        kv_dim_ * detail::round_up(detail::lanes + max_depth + 1, detail::lanes));
+    if (vtail_.size() < need)
+      vtail_.assign(need, 0.0f);
+  }
+
+  void commit(index_t new_length, index_t start) {
+    if (cache_.length() > start)
+      (void)cache_.rollback(start);
+    (void)cache_.extend(new_length);
+    forget_draft();
+  }
+
+  void forget_draft() noexcept {
+    draft_layers_ = 0;
+    draft_end_ = 0;
+    draft_base_ = -1;
+  }
+
+  [[nodiscard]] index_t draft_valid_end(int layers) const noexcept {
+    index_t end = cache_.length();
+    if (layers == draft_layers_ && draft_base_ == cache_.length() && draft_end_ > end)
+      end = draft_end_;
+    return end;
+  }
+
+  // ----- forward pass -----------------------------------------------------------------------------
+
+  void rmsnorm(float* o, const float* x, const float* w, index_t T) const noexcept {
+    using namespace detail;
+    for (index_t t = 0; t < T; ++t) {
+      const float* xr = x + t * dim_pad_;
+      float* orow = o + t * dim_pad_;
+      vf ss{};
+      for (index_t c = 0; c < dim_pad_; c += lanes) {
+        const vf v = vload<vf>(xr + c);
+        ss = ss + v * v;
+      }
+      float s = hsum(ss) / static_cast<float>(cfg_.dim);
+      s = s + 1e-5f;
+      s = 1.0f / std::sqrt(s);
+      const vf sv = splat<vf>(s);
+      for (index_t c = 0; c < dim_pad_; c += lanes)
+        vstore(orow + c, vload<vf>(w + c) * (sv * vload<vf>(xr + c)));
+    }
+  }
+
+  void add_rows(float* x, const float* y, index_t T) const noexcept {
+    using namespace detail;
+    for (index_t i = 0; i < T * dim_pad_; i += lanes)
+      vstore(x + i, vload<vf>(x + i) + vload<vf>(y + i));
+  }
+
+  /// RoPE on row t's q and k, then its k and v into the cache planes of layer l.
+  void rope_and_store(index_t t, index_t l) noexcept {
+    const row_plan& rp = plan_[static_cast<std::size_t>(t)];
+    float* q = qkv_.data() + t * qkv_pad_;
+    float* k = q + cfg_.dim;
+    const float* v = k + kv_dim_;
+    const index_t half = hs_ / 2;
+    const float* fc = rope_cos_.data() + rp.pos * half;
+    const float* fs = rope_sin_.data() + rp.pos * half;
+    for (index_t i = 0; i < cfg_.dim; i += 2) {
+      const index_t hd = (i % hs_) / 2;
+      const float fcr = fc[hd];
+      const float fci = fs[hd];
+      {
+        const float v0 = q[i], v1 = q[i + 1];
+        q[i] = v0 * fcr - v1 * fci;
+        q[i + 1] = v0 * fci + v1 * fcr;
+      }
+      if (i < kv_dim_) {
+        const float v0 = k[i], v1 = k[i + 1];
+        k[i] = v0 * fcr - v1 * fci;
+        k[i + 1] = v0 * fci + v1 * fcr;
+      }
+    }
+    float* kp = cache_.plane(2 * l);
+    float* vp = cache_.plane(2 * l + 1);
+    for (index_t f = 0; f < kv_dim_; ++f)
+      kp[f * cap_ + rp.slot] = k[f];
+    for (index_t f = 0; f < kv_dim_; ++f)
+      vp[f * cap_ + rp.slot] = v[f];
+  }
+
+  /// Softmax numerators in place: a[j] = exp(a[j] - max) for j < n, 0 for the rest of the last
+  /// chunk. Returns 1 / sum. Reductions run lane-wise over chunks, then the fixed hsum/hmax trees.
+  static float softmax_exp(float* a, index_t n) noexcept {
+    using namespace detail;
+    const index_t chunks = (n + lanes - 1) / lanes;
+    const index_t last = (chunks - 1) * lanes;
+    const vi mask = first_lanes(n - last);
+    const vf ninf = splat<vf>(-std::numeric_limits<float>::infinity());
+    // max is exact in any order: two running maxima shorten the dependency chain
+    vf m0 = select(mask, vload<vf>(a + last), ninf);
+    vf m1 = ninf;
+    index_t c = 0;
+    for (; c + 2 * lanes <= last; c += 2 * lanes) {
+      m0 = vmax(m0, vload<vf>(a + c));
+      m1 = vmax(m1, vload<vf>(a + c + lanes));
+    }
+    if (c < last)
+      m0 = vmax(m0, vload<vf>(a + c));
+    const vf mx = splat<vf>(hmax(vmax(m0, m1)));
+    vf s{};
+    for (c = 0; c < last; c += lanes) {
+      const vf e = detail::exp(vload<vf>(a + c) - mx);
+      vstore(a + c, e);
+      s = s + e;
+    }
+    const vf e = select(mask, detail::exp(vload<vf>(a + last) - mx), vf{});
+    vstore(a + last, e);
+    s = s + e;
+    return 1.0f / hsum(s);
+  }
+
+  /// Scores of G * lanes consecutive keys (feature-major block `k`, row stride cap_) against one
+  /// query head: a[j] = (q[0] k[0][j] + q[1] k[1][j] + ...) * inv_scale_, per lane.
+  template <int G>
+  void score_keys(const float* q, const float* k, float* a) const noexcept {
+    using namespace detail;
+    vf acc[G];
+    for (int g = 0; g < G; ++g)
+      acc[g] = vf{};
+    for (index_t i = 0; i < hs_; ++i) {
+      const vf qv = splat<vf>(q[i]);
+      for (int g = 0; g < G; ++g)
+        acc[g] = acc[g] + opaque(vload<vf>(k + i * cap_ + g * lanes) * qv);
+    }
+    const vf sc = splat<vf>(inv_scale_);
+    for (int g = 0; g < G; ++g)
+      vstore(a + g * lanes, acc[g] * sc);
+  }
+
+  /// M heads x F features of value sums (F <= the tile's maximum) for vsum_tile.
+  template <int M>
+  static void vsum_features(index_t nf,
+                            const float* a,
+                            index_t a_stride,
+                            const float* v1,
+                            index_t s1,
+                            index_t chunks1,
+                            const float* v2,
+                            index_t s2,
+                            index_t chunks2,
+                            index_t valid_last,
+                            float* out,
+                            index_t out_stride,
+                            const float* inv) noexcept {
+    constexpr int fmax = detail::value_accumulators / M;
+    [&]<int... I>(std::integer_sequence<int, I...>) {
+      ((nf == I + 1 ? (detail::vsum_tile<M, I + 1>(a, a_stride, v1, s1, chunks1, v2, s2, chunks2,
+                                                    valid_last, out, out_stride, inv),
+                       0)
+                    : 0),
+       ...);
+    }(std::make_integer_sequence<int, fmax>{});
+  }
+
+  /// Attention of row t in layer l; writes dim floats to ao_ row t.
+  ///
+  /// The row's compact key list is its visible prefix [0, P) followed by its extra slots. Scores,
+  /// the softmax and the value sums all run over that list in order (see the file comment).
+  void attend(index_t t, index_t l) noexcept {
+    using namespace detail;
+    const row_plan& rp = plan_[static_cast<std::size_t>(t)];
+    const float* q = qkv_.data() + t * qkv_pad_;
+    const float* kp = cache_.plane(2 * l);
+    const float* vp = cache_.plane(2 * l + 1);
+    const index_t P = rp.prefix;
+    const index_t E = rp.ex_count;
+    const index_t* ex = extras_.data() + rp.ex_begin;
+    const index_t n = P + E;
+    for (index_t h = 0; h < cfg_.n_heads; ++h) {
+      float* a = att_.data() + h * att_stride_;
+      const float* qh = q + h * hs_;
+      const float* kg = kp + (h / kv_mul_) * hs_ * cap_;
+      index_t c = 0;
+      for (; c + 4 * lanes <= P; c += 4 * lanes)
+        score_keys<4>(qh, kg + c, a + c);
+      for (; c < P; c += lanes)
+        score_keys<1>(qh, kg + c, a + c);
+      for (index_t e = 0; e < E; ++e) {
+        float acc = 0.0f;
+        for (index_t i = 0; i < hs_; ++i)
+          acc = acc + opaque(kg[i * cap_ + ex[e]] * qh[i]);
+        a[P + e] = acc * inv_scale_;
+      }
+    }
+    for (index_t h = 0; h < cfg_.n_heads; ++h)
+      inv_sum_[static_cast<std::size_t>(h)] = softmax_exp(att_.data() + h * att_stride_, n);
+    // Value segments: the cache directly for a plain prefix; for a row with extra slots, the
+    // chunks from the one holding position P on are gathered into vtail_ (compact order).
+    const float* v1 = vp;
+    index_t chunks1 = (n + lanes - 1) / lanes;
+    const float* v2 = nullptr;
+    index_t s2 = 0, chunks2 = 0;
+    if (E > 0) {
+      const index_t pf = P / lanes * lanes;
+      chunks1 = pf / lanes;
+      chunks2 = (n - pf + lanes - 1) / lanes;
+      s2 = chunks2 * lanes;
+      float* vt = vtail_.data();
+      for (index_t f = 0; f < kv_dim_; ++f) {
+        const float* src = vp + f * cap_;
+        float* dst = vt + f * s2;
+        index_t x = 0;
+        for (; pf + x < P; ++x)
+          dst[x] = src[pf + x];
+        for (; pf + x < n; ++x)
+          dst[x] = src[ex[pf + x - P]];
+        for (; x < s2; ++x)
+          dst[x] = 0.0f;
+      }
+      v2 = vt;
+    }
+    const index_t valid_last = n - ((n + lanes - 1) / lanes - 1) * lanes;
+    float* o = ao_.data() + t * dim_pad_;
+    const index_t mblk = kv_mul_ % 4 == 0 ? 4 : (kv_mul_ % 2 == 0 ? 2 : 1);
+    const index_t fmax = value_accumulators / mblk;
+    for (index_t g = 0; g < cfg_.n_kv_heads; ++g)
+      for (index_t m0 = 0; m0 < kv_mul_; m0 += mblk) {
+        const index_t h0 = g * kv_mul_ + m0;
+        for (index_t f0 = 0; f0 < hs_; f0 += fmax) {
+          const index_t nf = std::min(fmax, hs_ - f0);
+          const index_t fo = g * hs_ + f0;
+          const float* a = att_.data() + h0 * att_stride_;
+          const float* w1 = v1 + fo * cap_;
+          const float* w2 = v2 == nullptr ? nullptr : v2 + fo * s2;
+          float* out = o + h0 * hs_ + f0;
+          const float* inv = inv_sum_.data() + h0;
+          if (mblk == 4)
+            vsum_features<4>(nf, a, att_stride_, w1, cap_, chunks1, w2, s2, chunks2, valid_last,
+                             out, hs_, inv);
+          else if (mblk == 2)
+            vsum_features<2>(nf, a, att_stride_, w1, cap_, chunks1, w2, s2, chunks2, valid_last,
+                             out, hs_, inv);
+          else
+            vsum_features<1>(nf, a, att_stride_, w1, cap_, chunks1, w2, s2, chunks2, valid_last,
+                             out, hs_, inv);
+        }
+      }
+  }
+
+  void swiglu(index_t T) noexcept {
+    using namespace detail;
+    const vf one = splat<vf>(1.0f);
+    for (index_t t = 0; t < T; ++t) {
+      const float* h1 = h13_.data() + t * 2 * hid_pad_;
+      const float* h3 = h1 + hid_pad_;
+      float* o = hb_.data() + t * hid_pad_;
+      for (index_t c = 0; c < hid_pad_; c += lanes) {
+        const vf a = vload<vf>(h1 + c);
+        const vf s = a * (one / (one + detail::exp(-a)));
+        vstore(o + c, s * vload<vf>(h3 + c));
+      }
+    }
+  }
+
+  /// Runs `n_layers` layers then the final norm and the classifier on the planned rows.
+  void forward(const specdec::token_id* tokens,
+               index_t T,
+               index_t n_layers,
+               specdec::matrix_view<float> out) noexcept {
+    const index_t dim = cfg_.dim;
+    const float* w = w_.data();
+    for (index_t t = 0; t < T; ++t)
+      std::memcpy(x_.data() + t * dim_pad_, w + emb_ + tokens[t] * dim,
+                  static_cast<std::size_t>(dim) * sizeof(float));
+    for (index_t l = 0; l < n_layers; ++l) {
+      const layer_offsets& lo = layers_[static_cast<std::size_t>(l)];
+      rmsnorm(xb_.data(), x_.data(), w + lo.rms_att, T);
+      detail::matmul(xb_.data(), dim_pad_, T, w + lo.wqkv, qkv_pad_, dim, qkv_.data(), qkv_pad_);
+      for (index_t t = 0; t < T; ++t)
+        rope_and_store(t, l);
+      for (index_t t = 0; t < T; ++t)
+        attend(t, l);
+      detail::matmul(ao_.data(), dim_pad_, T, w + lo.wo, dim_pad_, dim, tmp_.data(), dim_pad_);
+      add_rows(x_.data(), tmp_.data(), T);
+      rmsnorm(xb_.data(), x_.data(), w + lo.rms_ffn, T);
+      detail::matmul(
+          xb_.data(), dim_pad_, T, w + lo.w13, 2 * hid_pad_, dim, h13_.data(), 2 * hid_pad_);
+      swiglu(T);
+      detail::matmul(
+          hb_.data(), hid_pad_, T, w + lo.w2, dim_pad_, cfg_.hidden_dim, tmp_.data(), dim_pad_);
+      add_rows(x_.data(), tmp_.data(), T);
+    }
+    rmsnorm(xb_.data(), x_.data(), w + rms_final_, T);
+    detail::matmul(xb_.data(), dim_pad_, T, w + wcls_, vocab_pad_, dim, logits_.data(), vocab_pad_);
+    for (index_t t = 0; t < T; ++t)
+      std::memcpy(out.data + t * out.row_stride, logits_.data() + t * vocab_pad_,
+                  static_cast<std::size_t>(cfg_.vocab_size) * sizeof(float));
+  }
+
+  config cfg_{};
+  index_t hs_ = 0, kv_dim_ = 0, kv_mul_ = 1;
+  index_t dim_pad_ = 0, qkv_pad_ = 0, hid_pad_ = 0, vocab_pad_ = 0, cap_ = 0, att_stride_ = 0;
+  float inv_scale_ = 1.0f; // 1 / sqrt(head_size)
+  std::size_t params_ = 0;
+  detail::fbuf w_; // packed weights
+  std::vector<layer_offsets> layers_;
+  index_t emb_ = 0, rms_final_ = 0, wcls_ = 0;
+  std::vector<float> rope_cos_, rope_sin_; // [seq_len][head_size / 2]
+  specdec::kv::contiguous_cache<float> cache_;
+  // scratch
+  index_t rows_cap_ = 0;
+  detail::fbuf x_, xb_, qkv_, ao_, tmp_, h13_, hb_, logits_, att_;
+  detail::fbuf vtail_;        // gathered value chunks of a tree row, [kv_dim][tail]
+  std::vector<float> inv_sum_; // per head: 1 / softmax denominator
+  std::vector<row_plan> plan_;
+  std::vector<index_t> extras_, depth_;
+  // early-exit draft chain
+  int draft_layers_ = 0;
+  index_t draft_end_ = 0;
+  index_t draft_base_ = -1;
+};
+
+static_assert(specdec::target_model<model>);
+
+/// @brief Index of the largest value of a row (the first one on ties); -1 for an empty row.
+/// @par Complexity
+/// O(row.size).
+inline specdec::token_id argmax(specdec::row_view<const float> row) noexcept {
+  specdec::token_id best = row.size > 0 ? 0 : -1;
+  for (specdec::index_t i = 1; i < row.size; ++i)
+    if (row[i] > row[best])
+      best = static_cast<specdec::token_id>(i);
+  return best;
+}
+
+} // namespace llama2c

@@ -1,0 +1,242 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+/// @file
+/// @brief One measured comparison of plain and speculative decoding on a llama2.c model: the
+///        shared core of the `speculative_generate` demo and the end-to-end benchmark.
+///
+/// run_session() profiles the verify cost curve c(T) at the prompt, then decodes the prompt
+/// `repeat` times plainly and `repeat` times speculatively (alternating, so both see the same
+/// machine state), keeping the fastest run of each. Plain decoding is the same decoding loop with
+/// the empty proposer, so the comparison measures speculation and nothing else.
+
+#include <specdec/decode/speculative_decoder.hpp>
+#include <specdec/propose/early_exit.hpp>
+#include <specdec/propose/ngram.hpp>
+#include <specdec/propose/no_draft.hpp>
+#include <specdec/sched/cost_profile.hpp>
+#include <specdec/sched/draft_length.hpp>
+#include <specdec/verify/greedy.hpp>
+#include <specdec/verify/rejection.hpp>
+
+#include "llama2c/model.hpp"
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace llama2c {
+
+/// @brief Which drafter a session uses.
+enum class drafter_kind {
+  none,      ///< no drafts: the speculative run is plain decoding too (a control)
+  ngram,     ///< prompt lookup through a suffix automaton (specdec::propose::ngram_proposer)
+  early_exit ///< the model's first layers (specdec::propose::early_exit_proposer)
+};
+
+/// @brief Settings of a session.
+struct session_options {
+  drafter_kind drafter = drafter_kind::ngram; ///< the drafter
+  int draft_len = -1; ///< fixed drafts per step, or -1 for the cost-aware controller
+  int max_draft = 8;  ///< the controller's largest draft length
+  int layers = 1;     ///< early-exit layers
+  /// Sampling; the default is greedy (temperature 0).
+  specdec::sampling::sampling_params params = [] {
+    specdec::sampling::sampling_params p;
+    p.temperature = 0.0f;
+    return p;
+  }();
+  std::uint64_t seed = 0;                ///< random stream
+  std::int64_t steps = 256;              ///< token budget
+  std::vector<std::string> stop_strings; ///< optional stop strings (need `text_of`)
+  bool stop_at_bos = true;               ///< stop when the model emits BOS (as run.c does)
+  int repeat = 3;                        ///< runs of each kind; the fastest is reported
+  int profile_reps = 15;                 ///< rounds of the c(T) profile
+};
+
+/// @brief One decoding run (the fastest of the repeats).
+struct run_report {
+  std::vector<specdec::token_id> tokens; ///< emitted tokens
+  specdec::decode::decode_stats stats;   ///< its statistics
+  specdec::decode::stop_reason reason{}; ///< why it stopped
+  /// Emitted tokens per second of decoding (prefill excluded).
+  [[nodiscard]] double tokens_per_s() const noexcept {
+    const double t = stats.seconds_total - stats.seconds_prefill;
+    return t > 0.0 ? static_cast<double>(tokens.size()) / t : 0.0;
+  }
+};
+
+/// @brief What run_session() measured.
+struct session_report {
+  run_report plain;                ///< plain decoding
+  run_report speculative;          ///< speculative decoding
+  std::vector<double> verify_cost; ///< verify_cost[t]: seconds to score t + 1 tokens at once
+  double draft_cost = 0.0;         ///< seconds per drafted token (early exit; ~0 for n-gram)
+  /// Speculative over plain decoding speed.
+  [[nodiscard]] double speedup() const noexcept {
+    return plain.tokens_per_s() > 0.0 ? speculative.tokens_per_s() / plain.tokens_per_s() : 0.0;
+  }
+};
+
+namespace detail {
+
+template <class Proposer, class Policy, class Length>
+specdec::status decode_once(model& m,
+                            Proposer& proposer,
+                            Policy policy,
+                            Length length,
+                            std::span<const specdec::token_id> prompt,
+                            const specdec::decode::decode_config& cfg,
+                            run_report& best) {
+  specdec::decode::speculative_decoder dec(m, m.cache(), proposer, policy, std::move(length));
+  specdec::decode::decode_result r;
+  if (const specdec::status s = dec.generate(prompt, cfg, r); !s.ok())
+    return s;
+  run_report now{std::move(r.tokens), std::move(r.stats), r.reason};
+  if (best.stats.steps == 0 || now.tokens_per_s() > best.tokens_per_s())
+    best = std::move(now);
+  return specdec::status{};
+}
+
+// The controller for a session: fixed, or cost-aware with the profiled costs.
+inline specdec::sched::adaptive_draft_length
+make_controller(const session_report& rep, int buckets, double draft_cost) {
+  specdec::sched::adaptive_config c;
+  c.buckets = buckets;
+  // Bucket b is an n-gram match of b tokens: prior acceptance b / (b + 1), so long matches are
+  // drafted from the start and short ones are not drafted unless the data says otherwise.
+  // Exploration is off: the priors stand in for it, and it would cost up to (c(2)/c(1) - 1) per
+  // explored step on a model where only long matches pay.
+  if (buckets > 1) {
+    for (int b = 0; b < buckets; ++b)
+      c.prior_by_bucket.push_back(static_cast<double>(b) / (b + 1.0));
+    c.explore_interval = 0;
+  }
+  specdec::sched::adaptive_draft_length ctl(c);
+  (void)ctl.set_costs({rep.verify_cost, 0.0, draft_cost});
+  return ctl;
+}
+
+} // namespace detail
+
+/// @brief Measures plain against speculative decoding of `prompt` (see the file comment).
+/// @param text_of detokenizer for stop strings (prev, token) -> text; may be empty without them
+/// @return the first failure of the model, the profile or the decoder
+/// @par Complexity
+/// 2 x repeat decoding runs of up to `steps` tokens, plus a profile of profile_reps x (K + 1)
+/// target calls.
+inline specdec::status
+run_session(model& m,
+            std::span<const specdec::token_id> prompt,
+            const session_options& opt,
+            session_report& rep,
+            std::function<std::string(specdec::token_id, specdec::token_id)> text_of = {}) {
+  using namespace specdec;
+  rep = session_report{};
+  const int kmax = opt.draft_len >= 0 ? opt.draft_len : opt.max_draft;
+  if (opt.max_draft < 0 || kmax > 64 || opt.repeat < 1)
+    return status{errc::invalid_argument};
+  const index_t fits = m.cache().capacity() - static_cast<index_t>(prompt.size());
+  if (const status s = sched::profile_verify_costs(
+          m,
+          m.cache(),
+          prompt,
+          static_cast<int>(std::clamp<index_t>(kmax, 0, std::max<index_t>(0, fits))),
+          opt.profile_reps,
+          rep.verify_cost);
+      !s.ok())
+    return s;
+
+  decode::decode_config cfg;
+  cfg.max_new_tokens = opt.steps;
+  cfg.params = opt.params;
+  cfg.seed = opt.seed;
+  cfg.max_draft = kmax;
+  cfg.stop_strings = opt.stop_strings;
+  cfg.token_text = std::move(text_of);
+  if (opt.stop_at_bos)
+    cfg.end_tokens = {1};
+
+  const bool greedy = opt.params.greedy();
+  propose::early_exit_config ee{opt.layers, kmax, opt.params, opt.seed + 1};
+  if (opt.drafter == drafter_kind::early_exit) {
+    if (opt.layers < 1 || opt.layers > m.num_layers())
+      return status{errc::invalid_argument};
+    // Seconds per drafted token: one single-token pass through the first `layers` layers.
+    std::vector<float> row(static_cast<std::size_t>(m.vocab_size()));
+    const token_id last = prompt.back();
+    const score_request req{0, {&last, 1}, static_cast<index_t>(prompt.size()) - 1};
+    status bad{};
+    rep.draft_cost = sched::median_seconds(
+        [&] {
+          const status s =
+              m.score_layers(req, opt.layers, {row.data(), 1, m.vocab_size(), m.vocab_size()});
+          if (!s.ok())
+            bad = s;
+        },
+        opt.profile_reps);
+    if (!bad.ok())
+      return bad;
+  }
+
+  for (int i = 0; i < opt.repeat; ++i) {
+    propose::no_drafter none;
+    const status p =
+        greedy ? detail::decode_once(
+            m, none, verify::greedy{}, sched::fixed_draft_length{0}, prompt, cfg, rep.plain)
+               : detail::decode_once(m,
+                                     none,
+                                     verify::one_hot_rejection{},
+                                     sched::fixed_draft_length{0},
+                                     prompt,
+                                     cfg,
+                                     rep.plain);
+    if (!p.ok())
+      return p;
+    status s{};
+    const sched::fixed_draft_length fixed{opt.draft_len};
+    const bool fixed_len = opt.draft_len >= 0;
+    switch (opt.drafter) {
+    case drafter_kind::none:
+      s = greedy
+              ? detail::decode_once(m, none, verify::greedy{}, fixed, prompt, cfg, rep.speculative)
+              : detail::decode_once(
+                  m, none, verify::one_hot_rejection{}, fixed, prompt, cfg, rep.speculative);
+      break;
+    case drafter_kind::ngram: {
+      propose::ngram_proposer ng({1, 15, kmax});
+      const auto ctl = detail::make_controller(rep, 16, 0.0);
+      if (greedy)
+        s = fixed_len
+                ? detail::decode_once(m, ng, verify::greedy{}, fixed, prompt, cfg, rep.speculative)
+                : detail::decode_once(m, ng, verify::greedy{}, ctl, prompt, cfg, rep.speculative);
+      else
+        s = fixed_len ? detail::decode_once(
+                m, ng, verify::one_hot_rejection{}, fixed, prompt, cfg, rep.speculative)
+                      : detail::decode_once(
+                          m, ng, verify::one_hot_rejection{}, ctl, prompt, cfg, rep.speculative);
+      break;
+    }
+    case drafter_kind::early_exit: {
+      propose::early_exit_proposer<model> ex(m, ee);
+      const auto ctl = detail::make_controller(rep, 1, rep.draft_cost);
+      if (greedy)
+        s = fixed_len
+                ? detail::decode_once(m, ex, verify::greedy{}, fixed, prompt, cfg, rep.speculative)
+                : detail::decode_once(m, ex, verify::greedy{}, ctl, prompt, cfg, rep.speculative);
+      else
+        s = fixed_len ? detail::decode_once(
+                m, ex, verify::rejection_sampling{}, fixed, prompt, cfg, rep.speculative)
+                      : detail::decode_once(
+                          m, ex, verify::rejection_sampling{}, ctl, prompt, cfg, rep.speculative);
+      break;
+    }
+    }
+    if (!s.ok())
+      return s;
+  }
+  return status{};
+}
+
+} // namespace llama2c

@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+/// @file
+/// @brief Measures the cost curve c(T) of scoring T tokens at once, the input of the cost-aware
+///        draft-length controller (sched/draft_length.hpp).
+///
+/// The profile is taken in the process that decodes, on the machine and model it decodes with, at
+/// start-up: costs are relative, so only their ratios matter, and the measurement is repeated with
+/// the T values interleaved so that frequency drift or a noisy neighbour affects every T alike.
+
+#include <specdec/config.hpp>
+
+#include <specdec/core/concepts.hpp>
+#include <specdec/core/status.hpp>
+#include <specdec/core/types.hpp>
+#include <specdec/kv/contiguous_cache.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <span>
+#include <vector>
+
+SPECDEC_NAMESPACE_BEGIN
+
+namespace sched {
+
+/// @brief Median wall time in seconds of `reps` calls of `f` (after one warm-up call).
+/// @par Complexity
+/// reps + 1 calls of f, plus O(reps log reps).
+template <class F>
+[[nodiscard]] double median_seconds(F&& f, int reps) {
+  using clock = std::chrono::steady_clock;
+  f();
+  std::vector<double> t(static_cast<std::size_t>(std::max(1, reps)));
+  for (double& x : t) {
+    const auto a = clock::now();
+    f();
+    x = std::chrono::duration<double>(clock::now() - a).count();
+  }
+  std::nth_element(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(t.size() / 2), t.end());
+  return t[t.size() / 2];
+}
+
+/// @brief Measures seconds[t] = median time of scoring t + 1 tokens at once, t = 0 .. max_draft, at
+///        the end of `prefix` (the prompt the decoder is about to continue).
+///
+/// The prefix minus its last token is prefilled, then every measurement scores [last, last, ...]
+/// (t + 1 copies) at position |prefix| - 1 and rolls the cache back, so the cache is left holding
+/// the prefilled prefix.
+/// @param reps rounds; each round measures every T once, in order, and the median per T is kept
+/// @return errc::invalid_argument for an empty prefix, max_draft < 0 or reps < 1; errc::overflow
+///         when the prefix plus max_draft + 1 tokens do not fit the cache; the target's or cache's
+///         first failure otherwise
+/// @par Complexity
+/// reps x (max_draft + 1) target calls of up to max_draft + 1 tokens, plus one prefill.
+template <target_model Target, kv::kv_cache Cache>
+[[nodiscard]] status profile_verify_costs(Target& target,
+                                          Cache& cache,
+                                          std::span<const token_id> prefix,
+                                          int max_draft,
+                                          int reps,
+                                          std::vector<double>& seconds) {
+  using clock = std::chrono::steady_clock;
+  if (prefix.empty() || max_draft < 0 || reps < 1)
+    return status{errc::invalid_argument};
+  const index_t n = static_cast<index_t>(prefix.size());
+  if (n + max_draft > cache.capacity())
+    return status{errc::overflow};
+  const index_t vocab = target.vocab_size();
+  const index_t rows = std::max<index_t>(n, max_draft + 1);
+  std::vector<float> logits(static_cast<std::size_t>(rows * vocab));
+  if (const status s = cache.rollback(0); !s.ok())
+    return s;
+  if (n > 1) {
+    const score_request pre{0, {prefix.data(), n - 1}, 0};
+    if (const status s = target.score(pre, {logits.data(), n - 1, vocab, vocab}); !s.ok())
+      return s;
+  }
+  const std::vector<token_id> tokens(static_cast<std::size_t>(max_draft) + 1, prefix.back());
+  std::vector<std::vector<double>> samples(static_cast<std::size_t>(max_draft) + 1);
+  for (int round = -1; round < reps; ++round) { // round -1 warms up
+    for (int t = 0; t <= max_draft; ++t) {
+      const score_request req{0, {tokens.data(), t + 1}, n - 1};
+      const auto a = clock::now();
+      const status s = target.score(req, {logits.data(), t + 1, vocab, vocab});
+      const double dt = std::chrono::duration<double>(clock::now() - a).count();
+      if (!s.ok())
+        return s;
+      if (const status r = cache.rollback(n - 1); !r.ok())
+        return r;
+      if (round >= 0)
+        samples[static_cast<std::size_t>(t)].push_back(dt);
+    }
+  }
+  seconds.assign(samples.size(), 0.0);
+  for (std::size_t t = 0; t < samples.size(); ++t) {
+    std::vector<double>& v = samples[t];
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+    seconds[t] = v[v.size() / 2];
+  }
+  return status{};
+}
+
+} // namespace sched
+
+SPECDEC_NAMESPACE_END
