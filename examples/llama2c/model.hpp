@@ -5,13 +5,14 @@
 ///        that models specdec's `target_model` (chain scoring), plus tree scoring and early-exit
 ///        scoring for self-speculative drafting.
 ///
-/// **File format** (llama2.c "legacy" checkpoints, as written by `export.py --version 0` and read by
-/// run.c): seven little-endian int32 (dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size,
-/// seq_len; a negative vocab_size means the classifier is not shared with the token embedding),
-/// then fp32 weights in this order: token_embedding[vocab][dim], rms_att[L][dim], wq[L][dim][dim],
-/// wk[L][kv_dim][dim], wv[L][kv_dim][dim], wo[L][dim][dim], rms_ffn[L][dim], w1[L][hidden][dim],
-/// w2[L][dim][hidden], w3[L][hidden][dim], rms_final[dim], seq_len * head_size skipped floats (the
-/// old RoPE tables), then wcls[vocab][dim] only when unshared. Matrices are [out][in] row-major.
+/// **File format** (llama2.c "legacy" checkpoints, as written by `export.py --version 0` and read
+/// by run.c): seven little-endian int32 (dim, hidden_dim, n_layers, n_heads, n_kv_heads,
+/// vocab_size, seq_len; a negative vocab_size means the classifier is not shared with the token
+/// embedding), then fp32 weights in this order: token_embedding[vocab][dim], rms_att[L][dim],
+/// wq[L][dim][dim], wk[L][kv_dim][dim], wv[L][kv_dim][dim], wo[L][dim][dim], rms_ffn[L][dim],
+/// w1[L][hidden][dim], w2[L][dim][hidden], w3[L][hidden][dim], rms_final[dim], seq_len * head_size
+/// skipped floats (the old RoPE tables), then wcls[vocab][dim] only when unshared. Matrices are
+/// [out][in] row-major.
 ///
 /// **Forward pass** (run.c semantics): RMSNorm `o = w * (x / sqrt(mean(x^2) + 1e-5))`, RoPE with
 /// theta 10000 on interleaved pairs (q for every pair, k for pairs below kv_dim), grouped-query
@@ -19,35 +20,40 @@
 /// sqrt(head_size), a max-subtracted softmax, SwiGLU FFN `w2(silu(w1 x) * (w3 x))`, residual
 /// adds, a final RMSNorm and the classifier. Greedy decoding from BOS reproduces llama2.c's output.
 ///
-/// **Speed.** Weights are repacked at load time transposed and padded, `[in][out_padded]` with
-/// `out_padded` a multiple of the vector width, so one weight load serves one vector of outputs.
-/// The matrix products use GCC/clang vector extensions (16 floats with AVX-512, 8 with AVX, else 4)
-/// and keep a tile of up to 4 rows x 8 output vectors in registers. Keys are cached feature-major
-/// (one vector op scores `lanes` consecutive positions), values position-major. exp() is a
-/// vectorised Cephes-style polynomial (about 1 ulp). Build with `-O3 -march=native
-/// -ffp-contract=off`.
+/// **Speed.** Weights are repacked at load time transposed, padded and cut into panels
+/// (`[in][8 output vectors]`, contiguous), so a register tile streams its weights sequentially and
+/// one weight load serves a whole vector of outputs. The products use GCC/clang vector extensions
+/// (16 floats with AVX-512, 8 with AVX, else 4) with tiles of up to 4 rows x 8 output vectors in
+/// registers. Keys and values are cached feature-major, so one vector op handles `lanes`
+/// consecutive positions: scores, softmax and the weighted value sums all run over positions.
+/// exp() is a vectorised Cephes polynomial (about 1 ulp). Build with `-O3 -march=native
+/// -ffp-contract=off`. About 40,000 greedy tokens/s single-threaded for stories260K on an
+/// AVX-512 Xeon (llama2.c's run.c: 10-13k).
 ///
 /// **Batch invariance (guaranteed by construction).** A row's logits are bitwise identical
 /// whether its token is scored alone (T = 1) or among T rows in one call, whatever its index in
-/// the call, and whether it is scored by score(), score_tree() (as the same root path) or
+/// the call, and whether it is scored by score(), by score_tree() (as the same root path) or by
 /// score_layers() with every layer:
 ///  1. *Matrix products.* Every output element `y[r][o]` is computed as
 ///     `((0 + w[0][o]*x[r][0]) + w[1][o]*x[r][1]) + ...`, accumulating over the input dimension in
 ///     ascending order, in its own vector lane. Register tiles over rows (1 to 4) and over output
 ///     vectors (1 to 8) only change which elements are computed side by side, never the sequence
-///     of operations that produces one element; remainder rows use the same per-element sequence.
-///     The vector width is a compile-time constant.
-///  2. *No contraction.* Each product is passed through an empty `asm` register barrier before the
-///     add (x86 and AArch64), so the compiler cannot fuse it into an FMA in one tile shape and not
-///     in another; on other targets the build's `-ffp-contract=off` provides the same guarantee.
-///  3. *Row-wise steps* (embedding, RMSNorm, RoPE from a position table, SwiGLU, residual adds,
-///     softmax) run the same code on each row separately; their horizontal sums use a fixed lane
-///     order that depends only on the row's own length.
-///  4. *Attention* for a row builds the compact list of the keys it may see (its visible prefix,
-///     then its extra slots, ascending), scores each key with the same per-lane sequence (q[0]*k[0]
-///     + q[1]*k[1] + ... then / sqrt(head_size)), takes a softmax whose reductions depend only on
-///     that list, and sums the values in list order. The list, and so the result, depends only on
-///     the row's token history, not on T or on which rows share the call. Keys and values written
+///     of operations that produces one element; remainder rows and columns use the same
+///     per-element sequence. The vector width is a compile-time constant.
+///  2. *No contraction.* Every accumulation step is detail::madd: the product goes through an
+///     empty `asm` register barrier before the add (x86, AArch64), so the compiler cannot fuse it
+///     into an FMA in one tile shape and not in another (other targets rely on the build's
+///     `-ffp-contract=off`). With `LLAMA2C_USE_FMA` every step is an explicit FMA instead, which is
+///     just as deterministic.
+///  3. *Row-wise steps* (embedding, RMSNorm, RoPE from a position table, SwiGLU, residual adds)
+///     run the same code on each row separately; their horizontal sums use a fixed lane order.
+///  4. *Attention.* A row sees a compact key list: its visible prefix, then its extra slots
+///     (a tree node's ancestors and itself) in ascending slot order. Each key's score is one lane
+///     of the same sequence (q[0]*k[0] + q[1]*k[1] + ..., then times 1/sqrt(head_size)); the
+///     softmax max and sum, and each value sum, are accumulated lane-wise over the list in chunks
+///     of `lanes` (list index j in lane j % lanes; lanes past the end masked out), then reduced
+///     with one fixed tree. None of this depends on T, on the other rows, or on where a chunk was
+///     read from (the cache directly, or a gathered copy for tree rows). Keys and values written
 ///     by a call are themselves batch-invariant, so by induction over positions every cached K/V
 ///     and every logit row is too.
 ///
@@ -75,13 +81,12 @@
 #pragma GCC diagnostic pop
 #endif
 
-#if defined(__AVX512F__)
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
 
 #include <algorithm>
 #include <array>
-#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -97,33 +102,34 @@ namespace llama2c {
 
 /// @brief The header of a llama2.c checkpoint (after validation).
 struct config {
-  std::int32_t dim = 0;           ///< model width
-  std::int32_t hidden_dim = 0;    ///< FFN width
-  std::int32_t n_layers = 0;      ///< transformer layers
-  std::int32_t n_heads = 0;       ///< query heads
-  std::int32_t n_kv_heads = 0;    ///< key/value heads (n_heads is a multiple of it)
-  std::int32_t vocab_size = 0;    ///< vocabulary size (always positive here)
-  std::int32_t seq_len = 0;       ///< maximum context: positions 0 .. seq_len-1
-  bool shared_classifier = true;  ///< the classifier is the token embedding
+  std::int32_t dim = 0;          ///< model width
+  std::int32_t hidden_dim = 0;   ///< FFN width
+  std::int32_t n_layers = 0;     ///< transformer layers
+  std::int32_t n_heads = 0;      ///< query heads
+  std::int32_t n_kv_heads = 0;   ///< key/value heads (n_heads is a multiple of it)
+  std::int32_t vocab_size = 0;   ///< vocabulary size (always positive here)
+  std::int32_t seq_len = 0;      ///< maximum context: positions 0 .. seq_len-1
+  bool shared_classifier = true; ///< the classifier is the token embedding
 };
 
+/// @brief Kernels of the forward pass (vector helpers, matrix products, value sums, loader size
+///        arithmetic). Not a stable interface.
 namespace detail {
 
 using specdec::index_t;
 
 #if defined(__AVX512F__)
-inline constexpr index_t lanes = 16; ///< floats per vector register
+inline constexpr index_t lanes = 16; ///< floats per vector (AVX-512)
 #elif defined(__AVX__)
-inline constexpr index_t lanes = 8;
+inline constexpr index_t lanes = 8; ///< floats per vector (AVX)
 #else
-inline constexpr index_t lanes = 4;
+inline constexpr index_t lanes = 4; ///< floats per vector (SSE / other targets)
 #endif
-/// Lanes of the narrower vector used to sum values (one head's features at a time).
-inline constexpr index_t sub_lanes = lanes < 8 ? lanes : 8;
 
+/// A vector of `lanes` floats (GCC/clang vector extension).
 using vf = float __attribute__((vector_size(lanes * sizeof(float))));
+/// A vector of `lanes` int32 (comparison results, lane masks).
 using vi = std::int32_t __attribute__((vector_size(lanes * sizeof(float))));
-using vs = float __attribute__((vector_size(sub_lanes * sizeof(float))));
 
 /// Rounds n up to a multiple of m (m > 0).
 constexpr index_t round_up(index_t n, index_t m) noexcept {
@@ -138,10 +144,10 @@ struct aligned_allocator {
   template <class U>
   aligned_allocator(const aligned_allocator<U>&) noexcept {}
   T* allocate(std::size_t n) {
-    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{64}));
+    return static_cast<T*>(::operator new (n * sizeof(T), std::align_val_t{64}));
   }
   void deallocate(T* p, std::size_t) noexcept {
-    ::operator delete(p, std::align_val_t{64});
+    ::operator delete (p, std::align_val_t{64});
   }
   friend bool operator==(const aligned_allocator&, const aligned_allocator&) noexcept {
     return true;
@@ -154,8 +160,7 @@ using fbuf = std::vector<float, aligned_allocator<float>>;
 /// Hides a value from the optimiser so that a product cannot be contracted with the following add.
 template <class V>
 SPECDEC_FORCEINLINE V opaque(V v) noexcept {
-#if defined(LLAMA2C_NO_BARRIER)
-#elif (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
   __asm__("" : "+v"(v));
 #elif (defined(__GNUC__) || defined(__clang__)) && defined(__aarch64__)
   __asm__("" : "+w"(v));
@@ -163,26 +168,65 @@ SPECDEC_FORCEINLINE V opaque(V v) noexcept {
   return v;
 }
 
+/// Unaligned load of a vector from `p`.
 template <class V>
 SPECDEC_FORCEINLINE V vload(const float* p) noexcept {
   V v;
   std::memcpy(&v, p, sizeof(V));
   return v;
 }
+/// Unaligned store of a vector to `p`.
 template <class V>
 SPECDEC_FORCEINLINE void vstore(float* p, V v) noexcept {
   std::memcpy(p, &v, sizeof(V));
 }
+/// A vector with every lane equal to `s`.
 template <class V>
 SPECDEC_FORCEINLINE V splat(float s) noexcept {
   return s - V{}; // exact for every s (x - (+0) == x, also for -0 and NaN): a plain broadcast
 }
+#if defined(__FMA__) && defined(LLAMA2C_USE_FMA)
+/// 1 when the dot products use explicit fused multiply-adds (see madd).
+#define LLAMA2C_FUSED 1
+#else
+#define LLAMA2C_FUSED 0
+#endif
+
+/// @brief `acc + a * b`, the one accumulation step of every dot product in the forward pass.
+///
+/// By default the product goes through opaque() and is added separately (two roundings). With FMA
+/// hardware and `LLAMA2C_USE_FMA` defined it is an explicit fused multiply-add (one rounding; the
+/// logits then differ in the last bits). Either way the operation is spelled out, never left to
+/// the compiler's contraction, so every caller performs exactly the same floating-point operation.
+SPECDEC_FORCEINLINE vf madd(vf acc, vf a, vf b) noexcept {
+#if LLAMA2C_FUSED && defined(__AVX512F__)
+  return _mm512_fmadd_ps(a, b, acc);
+#elif LLAMA2C_FUSED && defined(__AVX__)
+  return _mm256_fmadd_ps(a, b, acc);
+#elif LLAMA2C_FUSED
+  return _mm_fmadd_ps(a, b, acc);
+#else
+  return acc + opaque(a * b);
+#endif
+}
+/// @brief Scalar madd: the same operation as one lane of the vector madd.
+SPECDEC_FORCEINLINE float madd(float acc, float a, float b) noexcept {
+#if LLAMA2C_FUSED
+  return std::fma(a, b, acc);
+#else
+  return acc + opaque(a * b);
+#endif
+}
+
+/// Lane-wise `mask ? a : b` (mask lanes are -1 or 0).
 SPECDEC_FORCEINLINE vf select(vi mask, vf a, vf b) noexcept {
   return mask ? a : b; // lane-wise: a where mask lanes are -1, b where they are 0
 }
+/// Lane-wise `a > b ? a : b` (one vmaxps).
 SPECDEC_FORCEINLINE vf vmax(vf a, vf b) noexcept {
   return select(a > b, a, b);
 }
+/// 4 floats (the last levels of the horizontal reductions).
 using v4f = float __attribute__((vector_size(4 * sizeof(float))));
 /// Sum of 4 lanes in the fixed order (v0 + v2) + (v1 + v3).
 SPECDEC_FORCEINLINE float hsum(v4f v) noexcept {
@@ -195,6 +239,7 @@ SPECDEC_FORCEINLINE float hmax(v4f v) noexcept {
   return a > b ? a : b;
 }
 #if defined(__AVX__)
+/// 8 floats.
 using v8f = float __attribute__((vector_size(8 * sizeof(float))));
 /// Sum of 8 lanes: the halves are added lane-wise, then recursively (a fixed pairwise tree).
 SPECDEC_FORCEINLINE float hsum(v8f v) noexcept {
@@ -212,6 +257,7 @@ SPECDEC_FORCEINLINE float hmax(v8f v) noexcept {
 }
 #endif
 #if defined(__AVX512F__)
+/// 16 floats.
 using v16f = float __attribute__((vector_size(16 * sizeof(float))));
 /// Sum of 16 lanes (fixed pairwise tree).
 SPECDEC_FORCEINLINE float hsum(v16f v) noexcept {
@@ -245,16 +291,16 @@ SPECDEC_FORCEINLINE vf exp(vf x) noexcept {
   const vf magic = splat<vf>(12582912.0f); // 1.5 * 2^23: adding and subtracting rounds to integer
   vf fx = x * splat<vf>(1.44269504088896341f);
   fx = (fx + magic) - magic;
-  vf r = x - fx * splat<vf>(0.693359375f);
-  r = r - fx * splat<vf>(-2.12194440e-4f);
+  vf r = madd(x, fx, splat<vf>(-0.693359375f));
+  r = madd(r, fx, splat<vf>(2.12194440e-4f));
   const vf z = r * r;
   vf y = splat<vf>(1.9875691500e-4f);
-  y = y * r + splat<vf>(1.3981999507e-3f);
-  y = y * r + splat<vf>(8.3334519073e-3f);
-  y = y * r + splat<vf>(4.1665795894e-2f);
-  y = y * r + splat<vf>(1.6666665459e-1f);
-  y = y * r + splat<vf>(5.0000001201e-1f);
-  y = y * z + r + splat<vf>(1.0f);
+  y = madd(splat<vf>(1.3981999507e-3f), y, r);
+  y = madd(splat<vf>(8.3334519073e-3f), y, r);
+  y = madd(splat<vf>(4.1665795894e-2f), y, r);
+  y = madd(splat<vf>(1.6666665459e-1f), y, r);
+  y = madd(splat<vf>(5.0000001201e-1f), y, r);
+  y = madd(r, y, z) + splat<vf>(1.0f);
 #if defined(__AVX512F__)
   return _mm512_mask_scalef_ps(y, 0xFFFF, y, fx); // y * 2^fx (fx is an integer)
 #else
@@ -285,7 +331,7 @@ inline void mm_tile(const float* x,
     for (int r = 0; r < R; ++r) {
       const vf xv = splat<vf>(x[r * xs + k]);
       for (int c = 0; c < C; ++c)
-        acc[r][c] = acc[r][c] + opaque(wv[c] * xv);
+        acc[r][c] = madd(acc[r][c], wv[c], xv);
     }
   }
   for (int r = 0; r < R; ++r)
@@ -317,7 +363,8 @@ inline void mm_rows(const float* x,
   [&]<int... I>(std::integer_sequence<int, I...>) {
     ((rem == I + 1 ? (mm_tile<R, I + 1>(x, xs, w + c * lanes, ws, in, y + c * lanes, ys), 0) : 0),
      ...);
-  }(std::make_integer_sequence<int, ct - 1>{});
+  }
+  (std::make_integer_sequence<int, ct - 1>{});
 }
 
 /// Output vectors per weight panel (see matmul).
@@ -385,10 +432,11 @@ SPECDEC_FORCEINLINE void value_step(vf (&acc)[M][F],
   for (int f = 0; f < F; ++f) {
     const vf vv = vload<vf>(v + f * v_stride);
     for (int m = 0; m < M; ++m) {
-      vf prod = opaque(av[m] * vv);
+      const vf next = madd(acc[m][f], av[m], vv);
       if constexpr (Masked)
-        prod = select(mask, prod, vf{});
-      acc[m][f] = acc[m][f] + prod;
+        acc[m][f] = select(mask, next, acc[m][f]);
+      else
+        acc[m][f] = next;
     }
   }
 }
@@ -424,8 +472,7 @@ inline void vsum_tile(const float* a,
   for (; c < chunks1 && c < total - 1; ++c)
     value_step<M, F, false>(acc, a + c * lanes, a_stride, v1 + c * lanes, s1, none);
   for (; c < total - 1; ++c)
-    value_step<M, F, false>(
-        acc, a + c * lanes, a_stride, v2 + (c - chunks1) * lanes, s2, none);
+    value_step<M, F, false>(acc, a + c * lanes, a_stride, v2 + (c - chunks1) * lanes, s2, none);
   const vi mask = first_lanes(valid_last);
   if (c < chunks1)
     value_step<M, F, true>(acc, a + c * lanes, a_stride, v1 + c * lanes, s1, mask);
@@ -438,24 +485,27 @@ inline void vsum_tile(const float* a,
     vf b[8], q[4], d[2];
     const vf* A = &acc[0][0];
     for (int i = 0; i < 8; ++i)
-      b[i] = __builtin_shufflevector(A[2 * i], A[2 * i + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18,
-                                     19, 20, 21, 22, 23) +
-             __builtin_shufflevector(A[2 * i], A[2 * i + 1], 8, 9, 10, 11, 12, 13, 14, 15, 24,
-                                     25, 26, 27, 28, 29, 30, 31);
+      b[i] =
+          __builtin_shufflevector(
+              A[2 * i], A[2 * i + 1], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23)
+          + __builtin_shufflevector(
+              A[2 * i], A[2 * i + 1], 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
     for (int i = 0; i < 4; ++i)
-      q[i] = __builtin_shufflevector(b[2 * i], b[2 * i + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17,
-                                     18, 19, 24, 25, 26, 27) +
-             __builtin_shufflevector(b[2 * i], b[2 * i + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21,
-                                     22, 23, 28, 29, 30, 31);
+      q[i] =
+          __builtin_shufflevector(
+              b[2 * i], b[2 * i + 1], 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27)
+          + __builtin_shufflevector(
+              b[2 * i], b[2 * i + 1], 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
     for (int i = 0; i < 2; ++i)
-      d[i] = __builtin_shufflevector(q[2 * i], q[2 * i + 1], 0, 1, 4, 5, 8, 9, 12, 13, 16, 17,
-                                     20, 21, 24, 25, 28, 29) +
-             __builtin_shufflevector(q[2 * i], q[2 * i + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19,
-                                     22, 23, 26, 27, 30, 31);
-    const vf sums = __builtin_shufflevector(d[0], d[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20,
-                                            22, 24, 26, 28, 30) +
-                    __builtin_shufflevector(d[0], d[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21,
-                                            23, 25, 27, 29, 31);
+      d[i] =
+          __builtin_shufflevector(
+              q[2 * i], q[2 * i + 1], 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29)
+          + __builtin_shufflevector(
+              q[2 * i], q[2 * i + 1], 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+    const vf sums = __builtin_shufflevector(
+                        d[0], d[1], 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30)
+                    + __builtin_shufflevector(
+                        d[0], d[1], 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     vf scale;
     for (int m = 0; m < M; ++m)
       for (int f = 0; f < F; ++f)
@@ -492,12 +542,13 @@ struct checked_size {
 
 /// @brief A llama2.c transformer with a KV cache, scoring chains, trees and early-exit chains.
 ///
-/// Load it with model::load(). The KV cache (cache()) holds `2 * n_layers` planes: plane `2l` is
-/// the keys of layer l, feature-major (`kv_dim` features: kv head g owns features
-/// `[g * head_size, (g+1) * head_size)`, so its keys are a `[head_size][capacity]` block), plane
-/// `2l + 1` the values, position-major (`[capacity][kv_dim]`). Its capacity is seq_len rounded up
-/// to the vector width; positions at or past seq_len are never used. The decoding loop may call
-/// `cache().rollback(n)` at any time; the next score() then starts at position n.
+/// Load it with model::load(). The KV cache (cache()) has capacity seq_len and holds
+/// `2 * n_layers` planes, both feature-major with `kv_dim` features: plane `2l` the keys of layer
+/// l, plane `2l + 1` its values (kv head g owns features `[g * head_size, (g+1) * head_size)`, a
+/// `[head_size][capacity]` block); when seq_len is not a multiple of the vector width one more
+/// plane follows as padding (the kernels read whole vectors). Slots past the committed length may
+/// hold anything, NaN included (extra-checks poisoning): the kernels mask them out. The decoding
+/// loop may call `cache().rollback(n)` at any time; the next score() then starts at position n.
 ///
 /// Batch invariance, contraction and thread safety: see the file comment.
 class model {
@@ -538,8 +589,8 @@ public:
     constexpr std::streamoff header_bytes = 7 * 4;
     if (file_size < header_bytes)
       return fail(errc::corrupt_data,
-                  "file holds " + std::to_string(file_size) +
-                      " bytes, shorter than the 28-byte header");
+                  "file holds " + std::to_string(file_size)
+                      + " bytes, shorter than the 28-byte header");
     std::array<std::int32_t, 7> h{};
     if (!f.read(reinterpret_cast<char*>(h.data()), header_bytes))
       return fail(errc::io_error, "cannot read the header");
@@ -552,17 +603,17 @@ public:
     c.shared_classifier = h[5] > 0;
     c.vocab_size = h[5] == std::numeric_limits<std::int32_t>::min() ? 0 : (h[5] < 0 ? -h[5] : h[5]);
     c.seq_len = h[6];
-    const std::string hdr = "header (dim " + std::to_string(h[0]) + ", hidden_dim " +
-                            std::to_string(h[1]) + ", n_layers " + std::to_string(h[2]) +
-                            ", n_heads " + std::to_string(h[3]) + ", n_kv_heads " +
-                            std::to_string(h[4]) + ", vocab_size " + std::to_string(h[5]) +
-                            ", seq_len " + std::to_string(h[6]) + ")";
-    if (c.dim <= 0 || c.hidden_dim <= 0 || c.n_layers <= 0 || c.n_heads <= 0 ||
-        c.n_kv_heads <= 0 || c.vocab_size <= 0 || c.seq_len <= 0)
+    const std::string hdr = "header (dim " + std::to_string(h[0]) + ", hidden_dim "
+                            + std::to_string(h[1]) + ", n_layers " + std::to_string(h[2])
+                            + ", n_heads " + std::to_string(h[3]) + ", n_kv_heads "
+                            + std::to_string(h[4]) + ", vocab_size " + std::to_string(h[5])
+                            + ", seq_len " + std::to_string(h[6]) + ")";
+    if (c.dim <= 0 || c.hidden_dim <= 0 || c.n_layers <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0
+        || c.vocab_size <= 0 || c.seq_len <= 0)
       return fail(errc::corrupt_data, hdr + ": every size must be positive");
     constexpr std::int32_t big = 1 << 24;
-    if (c.dim > big || c.hidden_dim > big || c.vocab_size > big || c.n_layers > (1 << 16) ||
-        c.n_heads > (1 << 16) || c.seq_len > (1 << 22))
+    if (c.dim > big || c.hidden_dim > big || c.vocab_size > big || c.n_layers > (1 << 16)
+        || c.n_heads > (1 << 16) || c.seq_len > (1 << 22))
       return fail(errc::corrupt_data, hdr + ": a size is implausibly large");
     if (c.dim % c.n_heads != 0)
       return fail(errc::corrupt_data, hdr + ": dim is not a multiple of n_heads");
@@ -578,12 +629,11 @@ public:
     const std::uint64_t kvd = hs * static_cast<std::uint64_t>(c.n_kv_heads);
     bool of = false;
     using cs = detail::checked_size;
-    const std::uint64_t per_layer =
-        cs{}.add(2 * dim)
-            .add(cs::mul(2, cs::mul(dim, dim, of), of))
-            .add(cs::mul(2, cs::mul(kvd, dim, of), of))
-            .add(cs::mul(3, cs::mul(hid, dim, of), of))
-            .v;
+    const std::uint64_t per_layer = cs{}.add(2 * dim)
+                                        .add(cs::mul(2, cs::mul(dim, dim, of), of))
+                                        .add(cs::mul(2, cs::mul(kvd, dim, of), of))
+                                        .add(cs::mul(3, cs::mul(hid, dim, of), of))
+                                        .v;
     cs total;
     total.add(cs::mul(voc, dim, of))
         .add(cs::mul(nl, per_layer, of))
@@ -593,21 +643,21 @@ public:
       total.add(cs::mul(voc, dim, of));
     const std::uint64_t n_floats = total.v;
     const std::uint64_t expected = cs{}.add(28).add(cs::mul(4, n_floats, of)).v;
-    if (of || total.overflow || expected > static_cast<std::uint64_t>(
-                                               std::numeric_limits<std::streamoff>::max()))
+    if (of || total.overflow
+        || expected > static_cast<std::uint64_t>(std::numeric_limits<std::streamoff>::max()))
       return fail(errc::corrupt_data, hdr + ": the implied file size overflows");
     if (static_cast<std::uint64_t>(file_size) != expected)
       return fail(errc::corrupt_data,
-                  hdr + " implies " + std::to_string(expected) + " bytes, the file holds " +
-                      std::to_string(file_size));
+                  hdr + " implies " + std::to_string(expected) + " bytes, the file holds "
+                      + std::to_string(file_size));
     std::vector<float> raw(static_cast<std::size_t>(n_floats));
     if (!f.read(reinterpret_cast<char*>(raw.data()),
                 static_cast<std::streamsize>(n_floats * sizeof(float))))
       return fail(errc::io_error, "cannot read the weights");
     // Every weight must be finite (the skipped RoPE tables are not weights).
     const std::size_t rope_begin =
-        static_cast<std::size_t>(n_floats - static_cast<std::uint64_t>(c.seq_len) * hs -
-                                 (c.shared_classifier ? 0 : voc * dim));
+        static_cast<std::size_t>(n_floats - static_cast<std::uint64_t>(c.seq_len) * hs
+                                 - (c.shared_classifier ? 0 : voc * dim));
     const std::size_t rope_end = rope_begin + static_cast<std::size_t>(c.seq_len) * hs;
     auto finite = [&](std::size_t b, std::size_t e) {
       return Eigen::Map<const Eigen::ArrayXf>(raw.data() + b, static_cast<Eigen::Index>(e - b))
@@ -753,9 +803,8 @@ public:
   /// layers `< layers`, and score_layers with `layers == num_layers()` returns score()'s logits.
   /// @par Complexity
   /// As score(), with `layers` layers instead of n_layers.
-  [[nodiscard]] specdec::status score_layers(const specdec::score_request& r,
-                                             int layers,
-                                             specdec::matrix_view<float> out) {
+  [[nodiscard]] specdec::status
+  score_layers(const specdec::score_request& r, int layers, specdec::matrix_view<float> out) {
     using specdec::errc;
     if (loaded() && (layers < 1 || layers > cfg_.n_layers))
       return specdec::status{errc::invalid_argument};
@@ -786,7 +835,8 @@ private:
     index_t ex_count;
   };
 
-  // ----- loading ----------------------------------------------------------------------------------
+  // ----- loading
+  // ----------------------------------------------------------------------------------
 
   /// Packs the weights (transposed, padded) and precomputes the RoPE table.
   void build(const config& c, const float* raw, std::size_t wcls_at) {
@@ -802,10 +852,13 @@ private:
     qkv_pad_ = round_up(dim + 2 * kv_dim_, lanes);
     hid_pad_ = round_up(hid, lanes);
     vocab_pad_ = round_up(voc, lanes);
-    // One spare vector per feature row: with a power-of-two row length the feature-major rows of a
-    // kv head would all map to the same few L1 sets.
-    cap_ = round_up(c.seq_len, lanes) + lanes;
-    att_stride_ = cap_;
+    // The cache holds exactly seq_len positions (decoding loops read the context size from its
+    // capacity). Its feature rows are read a whole vector at a time, so the last vector of a row
+    // may run past seq_len into the next row, or into a padding plane after the last one; those
+    // lanes are never used. Score rows get one spare vector so that they are not a power of two
+    // apart (rows of a power-of-two stride share a few L1 sets).
+    cap_ = c.seq_len;
+    att_stride_ = round_up(c.seq_len, lanes) + lanes;
     inv_scale_ = 1.0f / std::sqrt(static_cast<float>(hs_));
 
     index_t total = 0;
@@ -904,9 +957,9 @@ private:
     copy(rms_final_, s_rms_final, dim);
     pack_t(wcls_, s_wcls, voc, dim, vocab_pad_);
 
-    params_ = static_cast<std::size_t>(voc * dim + nl * (2 * dim + 2 * dim * dim +
-                                                         2 * kv_dim_ * dim + 3 * hid * dim) +
-                                       dim + (c.shared_classifier ? 0 : voc * dim));
+    params_ = static_cast<std::size_t>(
+        voc * dim + nl * (2 * dim + 2 * dim * dim + 2 * kv_dim_ * dim + 3 * hid * dim) + dim
+        + (c.shared_classifier ? 0 : voc * dim));
 
     // RoPE table, computed exactly as run.c computes it per call.
     const index_t half = hs_ / 2;
@@ -915,8 +968,7 @@ private:
     for (index_t pos = 0; pos < c.seq_len; ++pos)
       for (index_t k = 0; k < half; ++k) {
         const float head_dim = static_cast<float>(2 * k);
-        const float freq =
-            1.0f / std::pow(10000.0f, head_dim / static_cast<float>(hs_));
+        const float freq = 1.0f / std::pow(10000.0f, head_dim / static_cast<float>(hs_));
         const float val = static_cast<float>(pos) * freq;
         rope_cos_[static_cast<std::size_t>(pos * half + k)] = std::cos(val);
         rope_sin_[static_cast<std::size_t>(pos * half + k)] = std::sin(val);
@@ -925,12 +977,15 @@ private:
     reserve_rows(8);
   }
 
+  /// Allocates the KV planes (see the class comment); length 0.
   specdec::status allocate_cache() {
     std::vector<specdec::kv::plane_desc> planes;
     for (index_t l = 0; l < cfg_.n_layers; ++l) {
       planes.push_back({kv_dim_, specdec::kv::plane_layout::feature_major});
       planes.push_back({kv_dim_, specdec::kv::plane_layout::feature_major});
     }
+    if (cap_ % detail::lanes != 0) // room for the last row's partial vector
+      planes.push_back({detail::lanes, specdec::kv::plane_layout::position_major});
     return cache_.allocate(cap_, planes);
   }
 
@@ -958,7 +1013,8 @@ private:
     rows_cap_ = n;
   }
 
-  // ----- request handling -------------------------------------------------------------------------
+  // ----- request handling
+  // -------------------------------------------------------------------------
 
   /// Validation shared by every scoring call (the start <= length rule is checked by the caller).
   [[nodiscard]] specdec::status check(index_t start,
@@ -982,12 +1038,15 @@ private:
     return specdec::status{};
   }
 
+  /// Row plans of a chain: row t at position and slot start + t, seeing [0, start + t].
   void plan_chain(index_t start, index_t T) {
     reserve_rows(T);
     for (index_t t = 0; t < T; ++t)
       plan_[static_cast<std::size_t>(t)] = row_plan{start + t, start + t, start + t + 1, 0, 0};
   }
 
+  /// Row plans of a tree: node i at position start + depth(i) and slot start + i, seeing
+  /// [0, start) then its root path (ascending slots). Parents must be validated.
   void plan_tree(index_t start, specdec::row_view<const std::int32_t> parents) {
     const index_t T = parents.size;
     reserve_rows(T);
@@ -1015,6 +1074,7 @@ private:
       vtail_.assign(need, 0.0f);
   }
 
+  /// Sets the cache length to new_length after a call that started at `start`.
   void commit(index_t new_length, index_t start) {
     if (cache_.length() > start)
       (void)cache_.rollback(start);
@@ -1022,12 +1082,14 @@ private:
     forget_draft();
   }
 
+  /// Ends any early-exit chain.
   void forget_draft() noexcept {
     draft_layers_ = 0;
     draft_end_ = 0;
     draft_base_ = -1;
   }
 
+  /// End of the slots holding valid K/V for the first `layers` layers (score_layers' bound).
   [[nodiscard]] index_t draft_valid_end(int layers) const noexcept {
     index_t end = cache_.length();
     if (layers == draft_layers_ && draft_base_ == cache_.length() && draft_end_ > end)
@@ -1035,8 +1097,10 @@ private:
     return end;
   }
 
-  // ----- forward pass -----------------------------------------------------------------------------
+  // ----- forward pass
+  // -----------------------------------------------------------------------------
 
+  /// o = RMSNorm(x) * w for T rows of dim_pad_ floats (padding lanes stay 0).
   void rmsnorm(float* o, const float* x, const float* w, index_t T) const noexcept {
     using namespace detail;
     for (index_t t = 0; t < T; ++t) {
@@ -1056,6 +1120,7 @@ private:
     }
   }
 
+  /// x += y over T rows of dim_pad_ floats (the residual adds).
   void add_rows(float* x, const float* y, index_t T) const noexcept {
     using namespace detail;
     for (index_t i = 0; i < T * dim_pad_; i += lanes)
@@ -1071,21 +1136,21 @@ private:
     const index_t half = hs_ / 2;
     const float* fc = rope_cos_.data() + rp.pos * half;
     const float* fs = rope_sin_.data() + rp.pos * half;
-    for (index_t i = 0; i < cfg_.dim; i += 2) {
-      const index_t hd = (i % hs_) / 2;
-      const float fcr = fc[hd];
-      const float fci = fs[hd];
-      {
-        const float v0 = q[i], v1 = q[i + 1];
-        q[i] = v0 * fcr - v1 * fci;
-        q[i + 1] = v0 * fci + v1 * fcr;
-      }
-      if (i < kv_dim_) {
-        const float v0 = k[i], v1 = k[i + 1];
-        k[i] = v0 * fcr - v1 * fci;
-        k[i + 1] = v0 * fci + v1 * fcr;
-      }
-    }
+    // run.c's loop over i = 0, 2, .. dim-2 with frequency index (i % head_size) / 2, written as
+    // heads x pairs (no division); k is rotated for the pairs below kv_dim.
+    auto rotate = [&](float* vec, index_t n) {
+      for (index_t base = 0; base < n; base += hs_)
+        for (index_t j = 0; j < half; ++j) {
+          const index_t i = base + 2 * j;
+          const float fcr = fc[j];
+          const float fci = fs[j];
+          const float v0 = vec[i], v1 = vec[i + 1];
+          vec[i] = v0 * fcr - v1 * fci;
+          vec[i + 1] = v0 * fci + v1 * fcr;
+        }
+    };
+    rotate(q, cfg_.dim);
+    rotate(k, kv_dim_);
     float* kp = cache_.plane(2 * l);
     float* vp = cache_.plane(2 * l + 1);
     for (index_t f = 0; f < kv_dim_; ++f)
@@ -1125,22 +1190,41 @@ private:
     return 1.0f / hsum(s);
   }
 
-  /// Scores of G * lanes consecutive keys (feature-major block `k`, row stride cap_) against one
-  /// query head: a[j] = (q[0] k[0][j] + q[1] k[1][j] + ...) * inv_scale_, per lane.
-  template <int G>
+  /// Scores of G * lanes consecutive keys (feature-major block `k`, row stride cap_) against M
+  /// query heads sharing that kv head (head m's query at `q + m * hs_`, scores at
+  /// `a + m * att_stride_`): a[j] = (q[0] k[0][j] + q[1] k[1][j] + ...) * inv_scale_, per lane.
+  template <int M, int G>
   void score_keys(const float* q, const float* k, float* a) const noexcept {
     using namespace detail;
-    vf acc[G];
-    for (int g = 0; g < G; ++g)
-      acc[g] = vf{};
-    for (index_t i = 0; i < hs_; ++i) {
-      const vf qv = splat<vf>(q[i]);
+    vf acc[M][G];
+    for (int m = 0; m < M; ++m)
       for (int g = 0; g < G; ++g)
-        acc[g] = acc[g] + opaque(vload<vf>(k + i * cap_ + g * lanes) * qv);
+        acc[m][g] = vf{};
+    for (index_t i = 0; i < hs_; ++i) {
+      vf kv[G];
+      for (int g = 0; g < G; ++g)
+        kv[g] = vload<vf>(k + i * cap_ + g * lanes);
+      for (int m = 0; m < M; ++m) {
+        const vf qv = splat<vf>(q[m * hs_ + i]);
+        for (int g = 0; g < G; ++g)
+          acc[m][g] = madd(acc[m][g], kv[g], qv);
+      }
     }
     const vf sc = splat<vf>(inv_scale_);
-    for (int g = 0; g < G; ++g)
-      vstore(a + g * lanes, acc[g] * sc);
+    for (int m = 0; m < M; ++m)
+      for (int g = 0; g < G; ++g)
+        vstore(a + m * att_stride_ + g * lanes, acc[m][g] * sc);
+  }
+
+  /// Prefix scores (keys [0, P) rounded up to whole chunks) of M heads sharing one kv head.
+  template <int M>
+  void score_prefix(const float* q, const float* k, float* a, index_t P) const noexcept {
+    constexpr int G = M == 1 ? 4 : (M == 2 ? 4 : 2);
+    index_t c = 0;
+    for (; c + G * detail::lanes <= P; c += G * detail::lanes)
+      score_keys<M, G>(q, k + c, a + c);
+    for (; c < P; c += detail::lanes)
+      score_keys<M, 1>(q, k + c, a + c);
   }
 
   /// M heads x F features of value sums (F <= the tile's maximum) for vsum_tile.
@@ -1160,12 +1244,14 @@ private:
                             const float* inv) noexcept {
     constexpr int fmax = detail::value_accumulators / M;
     [&]<int... I>(std::integer_sequence<int, I...>) {
-      ((nf == I + 1 ? (detail::vsum_tile<M, I + 1>(a, a_stride, v1, s1, chunks1, v2, s2, chunks2,
-                                                    valid_last, out, out_stride, inv),
-                       0)
-                    : 0),
+      ((nf == I + 1
+            ? (detail::vsum_tile<M, I + 1>(
+                   a, a_stride, v1, s1, chunks1, v2, s2, chunks2, valid_last, out, out_stride, inv),
+               0)
+            : 0),
        ...);
-    }(std::make_integer_sequence<int, fmax>{});
+    }
+    (std::make_integer_sequence<int, fmax>{});
   }
 
   /// Attention of row t in layer l; writes dim floats to ao_ row t.
@@ -1182,19 +1268,25 @@ private:
     const index_t E = rp.ex_count;
     const index_t* ex = extras_.data() + rp.ex_begin;
     const index_t n = P + E;
+    const index_t mblk = kv_mul_ % 4 == 0 ? 4 : (kv_mul_ % 2 == 0 ? 2 : 1);
+    for (index_t h = 0; h < cfg_.n_heads; h += mblk) {
+      const float* kg = kp + (h / kv_mul_) * hs_ * cap_;
+      float* ah = att_.data() + h * att_stride_;
+      if (mblk == 4)
+        score_prefix<4>(q + h * hs_, kg, ah, P);
+      else if (mblk == 2)
+        score_prefix<2>(q + h * hs_, kg, ah, P);
+      else
+        score_prefix<1>(q + h * hs_, kg, ah, P);
+    }
     for (index_t h = 0; h < cfg_.n_heads; ++h) {
       float* a = att_.data() + h * att_stride_;
       const float* qh = q + h * hs_;
       const float* kg = kp + (h / kv_mul_) * hs_ * cap_;
-      index_t c = 0;
-      for (; c + 4 * lanes <= P; c += 4 * lanes)
-        score_keys<4>(qh, kg + c, a + c);
-      for (; c < P; c += lanes)
-        score_keys<1>(qh, kg + c, a + c);
       for (index_t e = 0; e < E; ++e) {
         float acc = 0.0f;
         for (index_t i = 0; i < hs_; ++i)
-          acc = acc + opaque(kg[i * cap_ + ex[e]] * qh[i]);
+          acc = madd(acc, kg[i * cap_ + ex[e]], qh[i]);
         a[P + e] = acc * inv_scale_;
       }
     }
@@ -1227,7 +1319,6 @@ private:
     }
     const index_t valid_last = n - ((n + lanes - 1) / lanes - 1) * lanes;
     float* o = ao_.data() + t * dim_pad_;
-    const index_t mblk = kv_mul_ % 4 == 0 ? 4 : (kv_mul_ % 2 == 0 ? 2 : 1);
     const index_t fmax = value_accumulators / mblk;
     for (index_t g = 0; g < cfg_.n_kv_heads; ++g)
       for (index_t m0 = 0; m0 < kv_mul_; m0 += mblk) {
@@ -1241,18 +1332,19 @@ private:
           float* out = o + h0 * hs_ + f0;
           const float* inv = inv_sum_.data() + h0;
           if (mblk == 4)
-            vsum_features<4>(nf, a, att_stride_, w1, cap_, chunks1, w2, s2, chunks2, valid_last,
-                             out, hs_, inv);
+            vsum_features<4>(
+                nf, a, att_stride_, w1, cap_, chunks1, w2, s2, chunks2, valid_last, out, hs_, inv);
           else if (mblk == 2)
-            vsum_features<2>(nf, a, att_stride_, w1, cap_, chunks1, w2, s2, chunks2, valid_last,
-                             out, hs_, inv);
+            vsum_features<2>(
+                nf, a, att_stride_, w1, cap_, chunks1, w2, s2, chunks2, valid_last, out, hs_, inv);
           else
-            vsum_features<1>(nf, a, att_stride_, w1, cap_, chunks1, w2, s2, chunks2, valid_last,
-                             out, hs_, inv);
+            vsum_features<1>(
+                nf, a, att_stride_, w1, cap_, chunks1, w2, s2, chunks2, valid_last, out, hs_, inv);
         }
       }
   }
 
+  /// hb = silu(h1) * h3 for T rows (h1, h3 = the two halves of h13_).
   void swiglu(index_t T) noexcept {
     using namespace detail;
     const vf one = splat<vf>(1.0f);
@@ -1276,7 +1368,8 @@ private:
     const index_t dim = cfg_.dim;
     const float* w = w_.data();
     for (index_t t = 0; t < T; ++t)
-      std::memcpy(x_.data() + t * dim_pad_, w + emb_ + tokens[t] * dim,
+      std::memcpy(x_.data() + t * dim_pad_,
+                  w + emb_ + tokens[t] * dim,
                   static_cast<std::size_t>(dim) * sizeof(float));
     for (index_t l = 0; l < n_layers; ++l) {
       const layer_offsets& lo = layers_[static_cast<std::size_t>(l)];
@@ -1299,7 +1392,8 @@ private:
     rmsnorm(xb_.data(), x_.data(), w + rms_final_, T);
     detail::matmul(xb_.data(), dim_pad_, T, w + wcls_, vocab_pad_, dim, logits_.data(), vocab_pad_);
     for (index_t t = 0; t < T; ++t)
-      std::memcpy(out.data + t * out.row_stride, logits_.data() + t * vocab_pad_,
+      std::memcpy(out.data + t * out.row_stride,
+                  logits_.data() + t * vocab_pad_,
                   static_cast<std::size_t>(cfg_.vocab_size) * sizeof(float));
   }
 
@@ -1316,7 +1410,7 @@ private:
   // scratch
   index_t rows_cap_ = 0;
   detail::fbuf x_, xb_, qkv_, ao_, tmp_, h13_, hb_, logits_, att_;
-  detail::fbuf vtail_;        // gathered value chunks of a tree row, [kv_dim][tail]
+  detail::fbuf vtail_;         // gathered value chunks of a tree row, [kv_dim][tail]
   std::vector<float> inv_sum_; // per head: 1 / softmax denominator
   std::vector<row_plan> plan_;
   std::vector<index_t> extras_, depth_;
@@ -1328,15 +1422,28 @@ private:
 
 static_assert(specdec::target_model<model>);
 
-/// @brief Index of the largest value of a row (the first one on ties); -1 for an empty row.
+/// @brief Index of the largest value of a row (the first one on ties; NaN entries are skipped,
+///        0 when all are NaN); -1 for an empty row.
 /// @par Complexity
 /// O(row.size).
 inline specdec::token_id argmax(specdec::row_view<const float> row) noexcept {
-  specdec::token_id best = row.size > 0 ? 0 : -1;
-  for (specdec::index_t i = 1; i < row.size; ++i)
-    if (row[i] > row[best])
-      best = static_cast<specdec::token_id>(i);
-  return best;
+  using namespace detail;
+  if (row.size <= 0)
+    return -1;
+  // The maximum (exact in any order; NaN entries are never selected), then its first index.
+  const float* p = row.data;
+  const index_t n = row.size;
+  vf m = splat<vf>(-std::numeric_limits<float>::infinity());
+  const index_t whole = n / lanes * lanes;
+  for (index_t i = 0; i < whole; i += lanes)
+    m = vmax(m, vload<vf>(p + i));
+  float best = hmax(m);
+  for (index_t i = whole; i < n; ++i)
+    best = p[i] > best ? p[i] : best;
+  for (index_t j = 0; j < n; ++j)
+    if (p[j] == best)
+      return static_cast<specdec::token_id>(j);
+  return 0; // every entry is NaN
 }
 
 } // namespace llama2c

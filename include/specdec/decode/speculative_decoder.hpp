@@ -65,6 +65,8 @@ enum class stop_reason {
 };
 
 /// @brief A readable name for a stop reason (a static string).
+/// @param[in] r the reason
+/// @return its name, e.g. "budget"
 constexpr const char* to_string(stop_reason r) noexcept {
   switch (r) {
   case stop_reason::budget:
@@ -126,6 +128,11 @@ class speculative_decoder {
 
 public:
   /// @brief Binds the components; `length` is copied (reach it with length_policy()).
+  /// @param[in] target the target model
+  /// @param[in] cache its KV cache
+  /// @param[in] proposer the drafter
+  /// @param[in] policy the verification policy
+  /// @param[in] length the draft-length policy
   speculative_decoder(
       Target& target, Cache& cache, Proposer& proposer, Policy policy = {}, Length length = {})
       : target_(&target)
@@ -135,6 +142,7 @@ public:
       , length_(std::move(length)) {}
 
   /// @brief The draft-length policy (to install costs or read its statistics). O(1).
+  /// @return the policy the loop consults
   Length& length_policy() noexcept {
     return length_;
   }

@@ -37,6 +37,8 @@ struct decode_stats {
   double seconds_total = 0.0;   ///< wall time of generate()
 
   /// @brief Records one verified step with k drafts of which `acc` were accepted. O(k).
+  /// @param[in] k drafts verified in the step
+  /// @param[in] acc drafts accepted, 0 .. k
   void record_step(int k, int acc) {
     ++steps;
     emitted += acc + 1;
@@ -58,32 +60,40 @@ struct decode_stats {
   }
 
   /// @brief Mean tokens emitted per verification step, bonus token included (tau). 0 without steps.
+  /// @return emitted / steps
   [[nodiscard]] double tau() const noexcept {
     return steps > 0 ? static_cast<double>(emitted) / static_cast<double>(steps) : 0.0;
   }
   /// @brief tau over the steps that verified drafts only (1 + accepted per draft step).
+  /// @return 1 + accepted / draft_steps
   [[nodiscard]] double tau_drafting() const noexcept {
     return draft_steps > 0 ? 1.0 + static_cast<double>(accepted) / static_cast<double>(draft_steps)
                            : 0.0;
   }
   /// @brief Fraction of verified drafts accepted. 0 without drafts.
+  /// @return accepted / drafted
   [[nodiscard]] double acceptance_rate() const noexcept {
     return drafted > 0 ? static_cast<double>(accepted) / static_cast<double>(drafted) : 0.0;
   }
   /// @brief Conditional acceptance of draft position j + 1 given drafts 1..j were accepted;
   ///        -1 when that position was never tried. O(1).
+  /// @param[in] j zero-based draft position
+  /// @return hits[j] / tried[j], or -1
   [[nodiscard]] double conditional_acceptance(std::size_t j) const noexcept {
     if (j >= tried.size() || tried[j] == 0)
       return -1.0;
     return static_cast<double>(hits[j]) / static_cast<double>(tried[j]);
   }
   /// @brief Time outside drafting, verification and prefill (bookkeeping, stop checks).
+  /// @return seconds, never negative
   [[nodiscard]] double seconds_rest() const noexcept {
     const double r = seconds_total - seconds_draft - seconds_verify - seconds_prefill;
     return r > 0.0 ? r : 0.0;
   }
 
   /// @brief Adds another run's counters and times. O(positions).
+  /// @param[in] o the counters to add
+  /// @return *this
   decode_stats& operator+=(const decode_stats& o) {
     steps += o.steps;
     draft_steps += o.draft_steps;

@@ -85,6 +85,8 @@ public:
   ///         On error the cache is left unchanged.
   /// @par Complexity
   /// O(capacity x sum of widths) (the zero fill).
+  /// @param[in] capacity positions per plane, > 0
+  /// @param[in] planes the shape of each plane
   [[nodiscard]] status allocate(index_t capacity, std::span<const plane_desc> planes) {
     if (capacity <= 0 || planes.empty())
       return status{errc::invalid_argument};
@@ -112,39 +114,60 @@ public:
   }
 
   /// @brief Positions the storage can hold. O(1).
+  /// @return the capacity in positions
   [[nodiscard]] index_t capacity() const noexcept {
     return capacity_;
   }
   /// @brief Committed positions `[0, length())`. O(1).
+  /// @return the committed length
   [[nodiscard]] index_t length() const noexcept {
     return length_;
   }
   /// @brief Number of planes. O(1).
+  /// @return the plane count
   [[nodiscard]] index_t num_planes() const noexcept {
     return static_cast<index_t>(descs_.size());
   }
   /// @brief Shape of plane `p`; requires `0 <= p < num_planes()`. O(1).
+  /// @param[in] p plane index
+  /// @return its descriptor
   [[nodiscard]] const plane_desc& desc(index_t p) const noexcept {
     return descs_[static_cast<std::size_t>(p)];
   }
   /// @brief First element of plane `p`; requires `0 <= p < num_planes()`. O(1).
+  /// @param[in] p plane index
+  /// @return pointer to its first element
   [[nodiscard]] T* plane(index_t p) noexcept {
     return storage_.data() + offsets_[static_cast<std::size_t>(p)];
   }
   /// @brief First element of plane `p` (read-only); requires `0 <= p < num_planes()`. O(1).
+  /// @param[in] p plane index
+  /// @return pointer to its first element
   [[nodiscard]] const T* plane(index_t p) const noexcept {
     return storage_.data() + offsets_[static_cast<std::size_t>(p)];
   }
   /// @brief Offset of element (pos, f) inside plane `p`, following the plane's layout. O(1).
+  /// @param[in] p plane index
+  /// @param[in] pos position
+  /// @param[in] f feature
+  /// @return the element offset inside the plane
   [[nodiscard]] index_t offset(index_t p, index_t pos, index_t f) const noexcept {
     const plane_desc& d = desc(p);
     return d.layout == plane_layout::position_major ? pos * d.width + f : f * capacity_ + pos;
   }
   /// @brief Element (pos, f) of plane `p`; requires all three in range. O(1).
+  /// @param[in] p plane index
+  /// @param[in] pos position
+  /// @param[in] f feature
+  /// @return the element
   [[nodiscard]] T& at(index_t p, index_t pos, index_t f) noexcept {
     return plane(p)[offset(p, pos, f)];
   }
   /// @brief Element (pos, f) of plane `p` (read-only); requires all three in range. O(1).
+  /// @param[in] p plane index
+  /// @param[in] pos position
+  /// @param[in] f feature
+  /// @return the element
   [[nodiscard]] const T& at(index_t p, index_t pos, index_t f) const noexcept {
     return plane(p)[offset(p, pos, f)];
   }
@@ -154,6 +177,7 @@ public:
   ///         capacity(). On error nothing changes.
   /// @par Complexity
   /// O(1).
+  /// @param[in] new_length the new committed length
   [[nodiscard]] status extend(index_t new_length) noexcept {
     if (new_length < length_)
       return status{errc::invalid_argument};
@@ -172,6 +196,7 @@ public:
   ///         nothing changes then.
   /// @par Complexity
   /// O(1) (O(dropped x widths) with extra checks).
+  /// @param[in] new_length positions to keep
   [[nodiscard]] status rollback(index_t new_length) noexcept {
     if (new_length < 0 || new_length > length_)
       return status{errc::invalid_argument};
@@ -193,6 +218,8 @@ public:
   /// @return errc::invalid_argument when either slot is outside `[0, capacity())`.
   /// @par Complexity
   /// O(sum of widths).
+  /// @param[in] src slot to read
+  /// @param[in] dst slot to overwrite
   [[nodiscard]] status copy_position(index_t src, index_t dst) noexcept {
     if (src < 0 || dst < 0 || src >= capacity_ || dst >= capacity_)
       return status{errc::invalid_argument};

@@ -70,11 +70,14 @@ public:
   static constexpr bool writes_draft_rows = true;
 
   /// @brief Binds the model (which must outlive the drafter) and the settings.
+  /// @param[in] model the layered target model
+  /// @param[in] config the settings
   early_exit_proposer(M& model, early_exit_config config)
       : model_(&model)
       , config_(config) {}
 
   /// @brief The settings. O(1).
+  /// @return the settings
   [[nodiscard]] const early_exit_config& config() const noexcept {
     return config_;
   }
@@ -82,10 +85,12 @@ public:
   ///        random draws from the rows the drafter reports: reusing one seed across runs whose
   ///        verifier seeds differ makes the drafts a fixed function of the context, and rejection
   ///        sampling is then no longer exact over those runs. O(1).
+  /// @param[in] seed the new stream seed
   void set_seed(std::uint64_t seed) noexcept {
     config_.seed = seed;
   }
   /// @brief config().max_draft. O(1).
+  /// @return the largest draft per step
   [[nodiscard]] int max_draft_len() const noexcept {
     return config_.max_draft;
   }
@@ -97,6 +102,8 @@ public:
   ///         without mass (NaN logits) ends the draft early with the tokens drafted so far.
   /// @par Complexity
   /// One single-token score_layers call and one O(V) row pass per drafted token.
+  /// @param[in] r the context and budget
+  /// @param[out] b receives tokens, logit rows and length
   [[nodiscard]] status propose(const draft_request& r, draft_block& b) {
     b.length = 0;
     b.probs_kind = distribution_kind::logits;

@@ -17,11 +17,14 @@ namespace propose {
 /// comparison.
 struct no_drafter {
   /// @brief Sets b.length = 0. O(1).
+  /// @param[out] b its length is set to 0
+  /// @return ok
   [[nodiscard]] status propose(const draft_request& /*r*/, draft_block& b) const noexcept {
     b.length = 0;
     return status{};
   }
   /// @brief 0: the loop never asks for drafts. O(1).
+  /// @return 0
   [[nodiscard]] int max_draft_len() const noexcept {
     return 0;
   }

@@ -28,6 +28,10 @@ namespace sched {
 /// @brief Median wall time in seconds of `reps` calls of `f` (after one warm-up call).
 /// @par Complexity
 /// reps + 1 calls of f, plus O(reps log reps).
+/// @tparam F a callable taking no argument
+/// @param[in] f the work to time
+/// @param[in] reps timed calls, >= 1 (fewer count as 1)
+/// @return the median in seconds
 template <class F>
 [[nodiscard]] double median_seconds(F&& f, int reps) {
   using clock = std::chrono::steady_clock;
@@ -54,6 +58,11 @@ template <class F>
 ///         first failure otherwise
 /// @par Complexity
 /// reps x (max_draft + 1) target calls of up to max_draft + 1 tokens, plus one prefill.
+/// @param[in,out] target the model to time
+/// @param[in,out] cache its KV cache (left holding the prefix minus its last token)
+/// @param[in] prefix the context, at least one token
+/// @param[in] max_draft largest draft length K; T runs over 1 .. K + 1
+/// @param[out] seconds seconds[t] for t = 0 .. K
 template <target_model Target, kv::kv_cache Cache>
 [[nodiscard]] status profile_verify_costs(Target& target,
                                           Cache& cache,

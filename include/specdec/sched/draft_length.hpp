@@ -52,6 +52,8 @@ struct fixed_draft_length {
   int length = 4; ///< drafts per step, >= 0
 
   /// @brief min(length, available). O(1).
+  /// @param[in] available drafts the proposer can offer
+  /// @return the draft length
   [[nodiscard]] int choose(int /*bucket*/, int available) const noexcept {
     return std::max(0, std::min(length, available));
   }
@@ -67,16 +69,20 @@ struct step_costs {
   double draft_per_token = 0.0; ///< added cost per drafted token (0 for an n-gram lookup)
 
   /// @brief Largest draft length the table covers: verify.size() - 1 (0 when empty). O(1).
+  /// @return the largest k with a cost
   [[nodiscard]] int max_draft() const noexcept {
     return verify.empty() ? 0 : static_cast<int>(verify.size()) - 1;
   }
   /// @brief Cost of a step that drafts k tokens; requires 0 <= k <= max_draft(). O(1).
+  /// @param[in] k drafts in the step
+  /// @return the step cost
   [[nodiscard]] double cost(int k) const noexcept {
     const double d = k > 0 ? draft_fixed + draft_per_token * static_cast<double>(k) : 0.0;
     return verify[static_cast<std::size_t>(k)] + d;
   }
   /// @brief errc::invalid_value unless verify is non-empty and every cost is finite and > 0,
   ///        and draft costs are finite and >= 0. O(K).
+  /// @return ok or errc::invalid_value
   [[nodiscard]] status validate() const noexcept {
     if (verify.empty())
       return status{errc::invalid_value};
@@ -113,6 +119,7 @@ struct adaptive_config {
 class adaptive_draft_length {
 public:
   /// @brief A controller without costs: it drafts nothing until set_costs() is called.
+  /// @param[in] config the settings (buckets clamped to >= 1)
   explicit adaptive_draft_length(adaptive_config config = {})
       : config_(config) {
     config_.buckets = std::max(1, config_.buckets);
@@ -122,6 +129,7 @@ public:
   /// @brief Installs the step cost model. @return its validate() status; on error nothing changes.
   /// @par Complexity
   /// O(buckets x K).
+  /// @param[in] costs the cost model
   [[nodiscard]] status set_costs(const step_costs& costs) {
     const status s = costs.validate();
     if (!s.ok())
@@ -141,10 +149,12 @@ public:
   }
 
   /// @brief The installed cost model. O(1).
+  /// @return the cost model
   [[nodiscard]] const step_costs& costs() const noexcept {
     return costs_;
   }
   /// @brief The settings. O(1).
+  /// @return the settings
   [[nodiscard]] const adaptive_config& config() const noexcept {
     return config_;
   }
@@ -152,6 +162,9 @@ public:
   /// @brief Posterior-mean conditional acceptance rate of draft position j (1-based) in a bucket.
   /// @par Complexity
   /// O(1).
+  /// @param[in] bucket feature bucket (clamped)
+  /// @param[in] j draft position, 1-based (clamped to 1..K)
+  /// @return the estimated rate in (0, 1)
   [[nodiscard]] double alpha(int bucket, int j) const noexcept {
     const std::size_t i = index(bucket, j);
     const std::size_t b = static_cast<std::size_t>(clamp_bucket(bucket));
@@ -163,6 +176,9 @@ public:
   /// @brief Expected tokens emitted by a step drafting k tokens in a bucket, bonus token included.
   /// @par Complexity
   /// O(k).
+  /// @param[in] bucket feature bucket
+  /// @param[in] k draft length
+  /// @return E(k)
   [[nodiscard]] double expected_tokens(int bucket, int k) const noexcept {
     double e = 1.0;
     double run = 1.0;
@@ -179,6 +195,9 @@ public:
   /// When the best choice is 0 and exploration is due for the bucket, returns 1 (if available).
   /// @par Complexity
   /// O(K).
+  /// @param[in] bucket the step's feature bucket
+  /// @param[in] available drafts the proposer can offer
+  /// @return the draft length
   [[nodiscard]] int choose(int bucket, int available) {
     const int kmax = std::min(available, costs_.max_draft());
     if (kmax <= 0 || costs_.verify.empty())
@@ -211,6 +230,9 @@ public:
   ///        `accepted` of them succeeded. Counts of the tried positions decay by `decay` first.
   /// @par Complexity
   /// O(drafted).
+  /// @param[in] bucket the step's feature bucket
+  /// @param[in] drafted drafts verified
+  /// @param[in] accepted drafts accepted
   void record(int bucket, int drafted, int accepted) noexcept {
     const int kmax = std::max(1, costs_.max_draft());
     const int tried = std::min({drafted, accepted + 1, kmax});
