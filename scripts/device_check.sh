@@ -89,7 +89,9 @@ else
   for t in "${gpu_tests[@]}"; do
     for tool in memcheck racecheck; do
       name="$(basename "$t")"
-      step "$tool $name" 60 "$sanitizer" --tool "$tool" --error-exitcode 1 "$t" || true
+      # The 1e6-draw goodness-of-fit cases ([gof]) are left out: under the sanitizers they take
+      # minutes, and the other cases run the same kernels.
+      step "$tool $name" 60 "$sanitizer" --tool "$tool" --error-exitcode 1 "$t" "~[gof]" || true
     done
   done
 fi

@@ -5,5 +5,8 @@
 
 #include <specdec/config.hpp>
 
+#include <specdec/cuda/block/block_executor.cuh>
+#include <specdec/cuda/device/device_verify.cuh>
+#include <specdec/cuda/kernels/verify_chain_kernel.cuh>
 #include <specdec/cuda/launch.cuh>
 #include <specdec/specdec.hpp>

@@ -42,8 +42,8 @@ __global__ void scalar_kernel(std::uint32_t* words, float* exps, float* halves, 
   const philox_block b = random_words(rng_key{12345u, 77u}, i, draw_purpose::sample);
   words[i] = b.w[0] ^ b.w[3];
   exps[i] = detail::exp_f(-0.01f * static_cast<float>(i));
-  halves[i] =
-      dtype_traits<half>::to_float(dtype_traits<half>::from_float(0.37f * static_cast<float>(i)));
+  halves[i] = dtype_traits<specdec::half>::to_float(
+      dtype_traits<specdec::half>::from_float(0.37f * static_cast<float>(i)));
 }
 
 template <class Policy>
@@ -78,8 +78,8 @@ TEST_CASE("device: Philox, exp_f and half conversion are bit-identical to the ho
     REQUIRE(words[static_cast<std::size_t>(i)] == (b.w[0] ^ b.w[3]));
     REQUIRE(exps[static_cast<std::size_t>(i)] == detail::exp_f(-0.01f * static_cast<float>(i)));
     REQUIRE(halves[static_cast<std::size_t>(i)]
-            == dtype_traits<half>::to_float(
-                dtype_traits<half>::from_float(0.37f * static_cast<float>(i))));
+            == dtype_traits<specdec::half>::to_float(
+                dtype_traits<specdec::half>::from_float(0.37f * static_cast<float>(i))));
   }
 }
 

@@ -146,4 +146,40 @@ SPECDEC_HD inline float load_as_float(const T* p, index_t i) noexcept {
   return dtype_traits<std::remove_cv_t<T>>::to_float(p[i]);
 }
 
+/// @brief Reads elements i .. i+7 of a row as floats, with 16-byte loads when `p + i` is 16-byte
+/// aligned (two loads for float, one for the 16-bit types) and element loads otherwise.
+/// @tparam T the element type; must model row_element and be 2 or 4 bytes wide
+/// @param[in] p the first element of the row
+/// @param[in] i the index of the first element read
+/// @param[out] out `out[c] = load_as_float(p, i + c)`, bit for bit
+/// @pre elements i .. i+7 are valid.
+/// @par Complexity
+/// Constant. @hd
+template <class T>
+SPECDEC_HD inline void load8_as_float(const T* p, index_t i, float (&out)[8]) noexcept {
+  using U = std::remove_cv_t<T>;
+  static_assert(sizeof(U) == 2 || sizeof(U) == 4, "load8_as_float: 2- or 4-byte elements only");
+  const T* q = p + i;
+  if ((reinterpret_cast<std::uintptr_t>(q) & 15u) != 0u) {
+    for (int c = 0; c < 8; ++c)
+      out[c] = load_as_float(p, i + c);
+    return;
+  }
+  std::uint32_t w[4];
+  if constexpr (sizeof(U) == 4) {
+    detail::load16(q, w);
+    for (int c = 0; c < 4; ++c)
+      out[c] = detail::bits_float(w[c]);
+    detail::load16(q + 4, w);
+    for (int c = 0; c < 4; ++c)
+      out[4 + c] = detail::bits_float(w[c]);
+  } else {
+    detail::load16(q, w);
+    for (int c = 0; c < 4; ++c) {
+      out[2 * c] = dtype_traits<U>::to_float(U{static_cast<std::uint16_t>(w[c] & 0xffffu)});
+      out[2 * c + 1] = dtype_traits<U>::to_float(U{static_cast<std::uint16_t>(w[c] >> 16)});
+    }
+  }
+}
+
 SPECDEC_NAMESPACE_END

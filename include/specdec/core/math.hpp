@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 SPECDEC_NAMESPACE_BEGIN
 
@@ -114,6 +115,21 @@ SPECDEC_HD inline float log_f(float x) noexcept {
   return ::logf(x);
 #else
   return std::log(x);
+#endif
+}
+
+/// Loads the 16 bytes at `p` into four 32-bit words (little-endian order, as stored): one 16-byte
+/// vector load through the read-only path on the device, a memcpy on the host.
+/// @pre `p` is 16-byte aligned and the 16 bytes are readable.
+SPECDEC_HD inline void load16(const void* p, std::uint32_t (&w)[4]) noexcept {
+#if defined(__CUDA_ARCH__)
+  const uint4 v = __ldg(static_cast<const uint4*>(p));
+  w[0] = v.x;
+  w[1] = v.y;
+  w[2] = v.z;
+  w[3] = v.w;
+#else
+  std::memcpy(w, p, sizeof(w));
 #endif
 }
 

@@ -119,8 +119,11 @@ struct row_status {
   static constexpr std::uint32_t invalid_params = 1u << 6;         ///< sampling parameters rejected
   /// Informational: a residual had no mass, so the correction was drawn from the target row.
   static constexpr std::uint32_t residual_fallback = 1u << 7;
+  /// The request's shape was malformed (device path: decreasing draft offsets, rows past the
+  /// end of the batch); the result is accepted = 0 and token 0.
+  static constexpr std::uint32_t bad_shape = 1u << 8;
   /// Flags that mean the input was bad (everything except informational flags).
-  static constexpr std::uint32_t error_mask = 0x7fu;
+  static constexpr std::uint32_t error_mask = 0x17fu;
 
   /// @brief True when no error flag is set (informational flags allowed).
   /// @return `(bits & error_mask) == 0`
@@ -146,7 +149,8 @@ struct row_status {
   ///
   /// When several are set, the first match in this order wins: invalid rows
   /// (errc::invalid_value), rows without mass (errc::zero_mass_row), errc::token_out_of_range,
-  /// errc::zero_draft_probability, then invalid_params (errc::invalid_argument).
+  /// errc::zero_draft_probability, invalid_params (errc::invalid_argument), then bad_shape
+  /// (errc::shape_mismatch).
   /// @return the error code; informational flags alone give errc::ok
   /// @hd
   SPECDEC_HD constexpr errc to_errc() const noexcept {
@@ -160,6 +164,8 @@ struct row_status {
       return errc::zero_draft_probability;
     if (has(invalid_params))
       return errc::invalid_argument;
+    if (has(bad_shape))
+      return errc::shape_mismatch;
     return errc::ok;
   }
   /// @brief Two row statuses are equal when their bits are.

@@ -105,8 +105,7 @@ enum class raw_form { logits, probabilities, log_of_probabilities };
 template <class T, raw_form Form>
 struct raw_reader {
   const T* data;
-  SPECDEC_HD float operator()(index_t i) const noexcept {
-    const float x = load_as_float(data, i);
+  SPECDEC_HD static float form(float x) noexcept {
     const float nan = ::specdec::detail::bits_float(0x7fc00000u);
     if constexpr (Form == raw_form::log_of_probabilities)
       return x < 0.0f ? nan : ::specdec::detail::log_f(x);
@@ -115,7 +114,54 @@ struct raw_reader {
     else
       return x;
   }
+  SPECDEC_HD float operator()(index_t i) const noexcept {
+    return form(load_as_float(data, i));
+  }
+  /// Values i .. i+7 (vector loads where aligned); executors use it when all 8 are in range.
+  SPECDEC_HD void eval8(index_t i, float (&out)[8]) const noexcept {
+    load8_as_float(data, i, out);
+    for (int c = 0; c < 8; ++c)
+      out[c] = form(out[c]);
+  }
 };
+
+/// True for executors that prefer one functor with runtime branches over one instantiation per
+/// row form (the device executor: a uniform branch costs nothing there, while every extra
+/// instantiation of a CTA collective multiplies the kernel's size and compile time).
+template <class E>
+inline constexpr bool runtime_dispatch = requires {
+  requires E::runtime_dispatch;
+};
+
+/// The raw reader with its form chosen at run time (for runtime_dispatch executors).
+template <class T>
+struct dynamic_raw_reader {
+  const T* data;
+  raw_form form;
+  SPECDEC_HD float apply(float x) const noexcept {
+    if (form == raw_form::logits)
+      return x;
+    if (x < 0.0f)
+      return ::specdec::detail::bits_float(0x7fc00000u);
+    return form == raw_form::log_of_probabilities ? ::specdec::detail::log_f(x) : x;
+  }
+  SPECDEC_HD float operator()(index_t i) const noexcept {
+    return apply(load_as_float(data, i));
+  }
+  /// Values i .. i+7 (vector loads where aligned).
+  SPECDEC_HD void eval8(index_t i, float (&out)[8]) const noexcept {
+    load8_as_float(data, i, out);
+    for (int c = 0; c < 8; ++c)
+      out[c] = apply(out[c]);
+  }
+};
+
+/// The raw form of a row of `kind` (log_of_probs as in row_stats).
+SPECDEC_HD inline raw_form form_of(distribution_kind kind, bool log_of_probs) noexcept {
+  if (kind != distribution_kind::probabilities)
+    return raw_form::logits;
+  return log_of_probs ? raw_form::log_of_probabilities : raw_form::probabilities;
+}
 
 /// scale * weight(i) for logit rows (exp_scaled, Linear = false) or probability rows at T = 1
 /// (Linear = true): branch-free, equal bit for bit to fmul(st.weight(raw), scale).
@@ -123,10 +169,18 @@ template <class T, bool Linear>
 struct fast_weight {
   const T* data;
   float max_raw, inv_temp, cut, scale;
-  SPECDEC_HD float operator()(index_t i) const noexcept {
-    const float r = load_as_float(data, i);
+  SPECDEC_HD float apply(float r) const noexcept {
     const float w = Linear ? r : ::specdec::detail::exp_f((r - max_raw) * inv_temp);
     return r >= cut ? ::specdec::detail::fmul(w, scale) : 0.0f;
+  }
+  SPECDEC_HD float operator()(index_t i) const noexcept {
+    return apply(load_as_float(data, i));
+  }
+  /// Values i .. i+7 (vector loads where aligned); executors use it when all 8 are in range.
+  SPECDEC_HD void eval8(index_t i, float (&out)[8]) const noexcept {
+    load8_as_float(data, i, out);
+    for (int c = 0; c < 8; ++c)
+      out[c] = apply(out[c]);
   }
 };
 
@@ -141,17 +195,33 @@ struct generic_weight {
       return i == st.argmax ? scale : 0.0f;
     return ::specdec::detail::fmul(st.weight(raw_value(row, st.log_of_probs, i)), scale);
   }
+  /// Values i .. i+7 (vector loads where aligned).
+  SPECDEC_HD void eval8(index_t i, float (&out)[8]) const noexcept {
+    if (st.mode == weight_mode::one_hot) {
+      for (int c = 0; c < 8; ++c)
+        out[c] = i + c == st.argmax ? scale : 0.0f;
+      return;
+    }
+    const dynamic_raw_reader<T> rd{row.data, form_of(row.kind, st.log_of_probs)};
+    rd.eval8(i, out);
+    for (int c = 0; c < 8; ++c)
+      out[c] = ::specdec::detail::fmul(st.weight(out[c]), scale);
+  }
 };
 
 /// Calls f with the cheapest functor computing scale * weight(i) for this row (scale =
 /// inv_mass gives the processed probabilities) and returns what f returns.
-template <class T, class F>
+template <bool Dynamic = false, class T, class F>
 SPECDEC_HD auto visit_weights(const dist_row<T>& row, const row_stats& st, float scale, F&& f) {
-  if (st.mode == weight_mode::exp_scaled && !st.log_of_probs)
-    return f(fast_weight<T, false>{row.data, st.max_raw, st.inv_temp, st.cut, scale});
-  if (st.mode == weight_mode::linear)
-    return f(fast_weight<T, true>{row.data, st.max_raw, st.inv_temp, st.cut, scale});
-  return f(generic_weight<T>{row, st, scale});
+  if constexpr (Dynamic) {
+    return f(generic_weight<T>{row, st, scale});
+  } else {
+    if (st.mode == weight_mode::exp_scaled && !st.log_of_probs)
+      return f(fast_weight<T, false>{row.data, st.max_raw, st.inv_temp, st.cut, scale});
+    if (st.mode == weight_mode::linear)
+      return f(fast_weight<T, true>{row.data, st.max_raw, st.inv_temp, st.cut, scale});
+    return f(generic_weight<T>{row, st, scale});
+  }
 }
 
 /// Rows up to this length find thresholds by bisection rather than radix select.
@@ -238,18 +308,23 @@ SPECDEC_HD void truncate(const E& ex,
   st.mass = mass;
 }
 
-template <raw_form Form, row_executor E, class T>
-SPECDEC_HD row_stats
-prepare_row_impl(const E& ex, const dist_row<T>& row, const sampling_params& params, row_stats st) {
+template <row_executor E, class T, class Raw>
+SPECDEC_HD row_stats prepare_row_impl(const E& ex,
+                                      const dist_row<T>& row,
+                                      const sampling_params& params,
+                                      row_stats st,
+                                      const row_scan_result* prescan,
+                                      const Raw& raw,
+                                      raw_form form) {
   const bool greedy = params.greedy();
-  const raw_reader<T, Form> raw{row.data};
-  const row_scan_result scan = ex.scan_row(row.vocab, raw, st.mode, st.inv_temp);
+  const row_scan_result scan =
+      prescan != nullptr ? *prescan : ex.scan_row(row.vocab, raw, st.mode, st.inv_temp);
   st.max_raw = scan.max;
   st.argmax = scan.argmax;
   st.cut = -::specdec::detail::infinity();
   st.mass = scan.weight_sum;
   // A probability row whose largest value is 0 has no mass, even for greedy parameters.
-  const bool no_mass = Form == raw_form::probabilities && !(scan.max > 0.0f);
+  const bool no_mass = form == raw_form::probabilities && !(scan.max > 0.0f);
   if (scan.invalid > 0)
     st.status.set(row_status::target_invalid);
   else if (scan.argmax < 0 || !(scan.weight_sum > 0.0f) || no_mass)
@@ -266,18 +341,87 @@ prepare_row_impl(const E& ex, const dist_row<T>& row, const sampling_params& par
     const auto exp_weight = [max_raw, inv_temp](float r) {
       return ::specdec::detail::exp_f((r - max_raw) * inv_temp);
     };
-    if (st.mode == weight_mode::linear)
+    if constexpr (runtime_dispatch<E>) {
+      const bool linear = st.mode == weight_mode::linear;
+      const auto weight = [max_raw, inv_temp, linear](float r) {
+        return linear ? r : ::specdec::detail::exp_f((r - max_raw) * inv_temp);
+      };
+      truncate(ex, row.vocab, raw, weight, params, st);
+    } else if (st.mode == weight_mode::linear) {
       truncate(ex, row.vocab, raw, linear_weight, params, st);
-    else
+    } else {
       truncate(ex, row.vocab, raw, exp_weight, params, st);
+    }
   }
   st.inv_mass = 1.0f / st.mass;
   return st;
+}
+
+/// The stats prepare_row starts from: weight mode, log_of_probs and 1 / temperature for a row of
+/// `kind` under `params` (no pass over the row). @hd
+SPECDEC_HD inline row_stats initial_stats(distribution_kind kind,
+                                          const sampling_params& params) noexcept {
+  row_stats st;
+  const bool greedy = params.greedy();
+  const bool probs = kind == distribution_kind::probabilities;
+  st.mode = greedy ? weight_mode::one_hot
+                   : (probs && params.temperature == 1.0f ? weight_mode::linear
+                                                          : weight_mode::exp_scaled);
+  st.log_of_probs = probs && st.mode == weight_mode::exp_scaled;
+  st.inv_temp = greedy ? 1.0f : 1.0f / params.temperature;
+  return st;
+}
+
+/// Calls f with the raw reader of `row` (its form fixed at compile time from `row.kind` and
+/// `st.log_of_probs`) and returns what f returns. @hd
+template <class T, class F>
+SPECDEC_HD auto visit_raw(const dist_row<T>& row, const row_stats& st, F&& f) {
+  if (row.kind != distribution_kind::probabilities)
+    return f(raw_reader<T, raw_form::logits>{row.data});
+  if (st.log_of_probs)
+    return f(raw_reader<T, raw_form::log_of_probabilities>{row.data});
+  return f(raw_reader<T, raw_form::probabilities>{row.data});
+}
+
+/// prepare_row with the first pass (`scan_row`) done elsewhere when `prescan` is not null: the
+/// split-vocabulary device path scans slices of a row in several CTAs and combines them. The
+/// prescan must be the scan_row result of this row with initial_stats(row.kind, params)'s mode
+/// and 1 / temperature. @hd
+template <row_executor E, class T>
+SPECDEC_HD row_stats prepare_row_with(const E& ex,
+                                      const dist_row<T>& row,
+                                      const sampling_params& params,
+                                      const row_scan_result* prescan) {
+  const row_stats st = initial_stats(row.kind, params);
+  const raw_form form = form_of(row.kind, st.log_of_probs);
+  if constexpr (runtime_dispatch<E>) {
+    return prepare_row_impl(
+        ex, row, params, st, prescan, dynamic_raw_reader<T>{row.data, form}, form);
+  } else {
+    if (form == raw_form::logits)
+      return prepare_row_impl(
+          ex, row, params, st, prescan, raw_reader<T, raw_form::logits>{row.data}, form);
+    if (form == raw_form::log_of_probabilities)
+      return prepare_row_impl(ex,
+                              row,
+                              params,
+                              st,
+                              prescan,
+                              raw_reader<T, raw_form::log_of_probabilities>{row.data},
+                              form);
+    return prepare_row_impl(
+        ex, row, params, st, prescan, raw_reader<T, raw_form::probabilities>{row.data}, form);
+  }
 }
 } // namespace detail
 
 /// @brief Computes the processed distribution of a row: validation, max/argmax and mass in one
 /// pass, then (only when truncation is on) the top-k, min-p and top-p cut.
+///
+/// An executor that computed the stats of some rows beforehand (the device verifier does it for
+/// all rows of a batch at once) may provide `const row_stats* prepared(const void* row_data)`:
+/// when it returns non-null for `row.data`, that result is returned instead (it must equal what
+/// this function would compute for `params`).
 /// @tparam E a row_executor
 /// @tparam T the element type (a row_element)
 /// @param[in] ex executor
@@ -292,19 +436,11 @@ template <row_executor E, class T>
 SPECDEC_HD row_stats prepare_row(const E& ex,
                                  const dist_row<T>& row,
                                  const sampling_params& params) {
-  row_stats st;
-  const bool greedy = params.greedy();
-  const bool probs = row.kind == distribution_kind::probabilities;
-  st.mode = greedy ? weight_mode::one_hot
-                   : (probs && params.temperature == 1.0f ? weight_mode::linear
-                                                          : weight_mode::exp_scaled);
-  st.log_of_probs = probs && st.mode == weight_mode::exp_scaled;
-  st.inv_temp = greedy ? 1.0f : 1.0f / params.temperature;
-  if (!probs)
-    return detail::prepare_row_impl<detail::raw_form::logits>(ex, row, params, st);
-  if (st.log_of_probs)
-    return detail::prepare_row_impl<detail::raw_form::log_of_probabilities>(ex, row, params, st);
-  return detail::prepare_row_impl<detail::raw_form::probabilities>(ex, row, params, st);
+  if constexpr (requires { ex.prepared(static_cast<const void*>(row.data)); }) {
+    if (const row_stats* cached = ex.prepared(static_cast<const void*>(row.data)))
+      return *cached;
+  }
+  return detail::prepare_row_with(ex, row, params, static_cast<const row_scan_result*>(nullptr));
 }
 
 /// @brief Draws from a processed row by inverse CDF with uniform u in [0, 1): the smallest index
@@ -325,9 +461,10 @@ SPECDEC_HD index_t sample_row(const E& ex, const dist_row<T>& row, const row_sta
   if (st.mode == weight_mode::one_hot)
     return st.argmax;
   const float target = ::specdec::detail::fmul(u, st.mass);
-  return detail::visit_weights(row, st, 1.0f, [&ex, &row, target](const auto& w) -> index_t {
-    return ex.sample_inverse_cdf(row.vocab, w, target);
-  });
+  return detail::visit_weights<detail::runtime_dispatch<E>>(
+      row, st, 1.0f, [&ex, &row, target](const auto& w) -> index_t {
+        return ex.sample_inverse_cdf(row.vocab, w, target);
+      });
 }
 
 /// @brief Shannon entropy (nats) of a processed row; 0 for greedy rows. Used by typical

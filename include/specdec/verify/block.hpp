@@ -87,9 +87,10 @@ SPECDEC_HD chain_outcome block_chain(const E& ex, const chain_request<TT, TD>& r
       if (!r.token_in_range(i) || !q_next.ok()) {
         last = true; // the block ends at i; step i+1 flags the cause
       } else {
-        const float z = visit_residual(trow_next, ts_next, q_next, pi, [&](const auto& excess) {
-          return static_cast<float>(ex.sum(r.vocab, excess));
-        });
+        const float z = visit_residual<sampling::detail::runtime_dispatch<E>>(
+            trow_next, ts_next, q_next, pi, [&](const auto& excess) {
+              return static_cast<float>(ex.sum(r.vocab, excess));
+            });
         h = z > 0.0f ? z / (z + (1.0f - pi)) : 0.0f;
       }
     }

@@ -169,24 +169,33 @@ struct token_indicator {
 
 /// Calls f with the residual functor i -> max(0, scale * p(i) - q(i)), specialised for the
 /// row forms of p and q so that loops over it are branch-free, and returns what f returns.
-template <class TT, class TD, class F>
+template <bool Dynamic = false, class TT, class TD, class F>
 SPECDEC_HD auto visit_residual(const sampling::dist_row<TT>& trow,
                                const sampling::row_stats& ts,
                                const draft_dist<TD>& q,
                                float scale,
                                F&& f) {
-  return sampling::detail::visit_weights(trow, ts, ts.inv_mass, [&](const auto& p) {
-    const auto with_q = [&](const auto& qf) {
-      const auto residual = [p, qf, scale](index_t i) {
-        const float d = ::specdec::detail::fmul(scale, p(i)) - qf(i);
-        return d > 0.0f ? d : 0.0f;
+  if constexpr (Dynamic) { // one functor, runtime branches (device executors)
+    const sampling::detail::generic_weight<TT> p{trow, ts, ts.inv_mass};
+    const draft_dist<TD> qq = q;
+    return f([p, qq, scale](index_t i) {
+      const float d = ::specdec::detail::fmul(scale, p(i)) - qq.prob(i);
+      return d > 0.0f ? d : 0.0f;
+    });
+  } else {
+    return sampling::detail::visit_weights(trow, ts, ts.inv_mass, [&](const auto& p) {
+      const auto with_q = [&](const auto& qf) {
+        const auto residual = [p, qf, scale](index_t i) {
+          const float d = ::specdec::detail::fmul(scale, p(i)) - qf(i);
+          return d > 0.0f ? d : 0.0f;
+        };
+        return f(residual);
       };
-      return f(residual);
-    };
-    if (q.one_hot)
-      return with_q(token_indicator{q.token});
-    return sampling::detail::visit_weights(q.row, q.stats, q.stats.inv_mass, with_q);
-  });
+      if (q.one_hot)
+        return with_q(token_indicator{q.token});
+      return sampling::detail::visit_weights(q.row, q.stats, q.stats.inv_mass, with_q);
+    });
+  }
 }
 
 /// Samples from max(0, scale * p - q) over the vocabulary (the rejection residual; scale is 1
@@ -200,15 +209,17 @@ SPECDEC_HD token_id sample_residual(const E& ex,
                                     float scale,
                                     float u,
                                     row_status& status) {
-  return visit_residual(trow, ts, q, scale, [&](const auto& residual) -> token_id {
-    const float mass = ex.sum(trow.vocab, residual);
-    if (!(mass > residual_mass_floor)) {
-      status.set(row_status::residual_fallback);
-      return draw_from(ex, trow, ts, u);
-    }
-    const index_t t = ex.sample_inverse_cdf(trow.vocab, residual, ::specdec::detail::fmul(u, mass));
-    return t >= 0 ? static_cast<token_id>(t) : safe_token(ts);
-  });
+  return visit_residual<sampling::detail::runtime_dispatch<E>>(
+      trow, ts, q, scale, [&](const auto& residual) -> token_id {
+        const float mass = ex.sum(trow.vocab, residual);
+        if (!(mass > residual_mass_floor)) {
+          status.set(row_status::residual_fallback);
+          return draw_from(ex, trow, ts, u);
+        }
+        const index_t t =
+            ex.sample_inverse_cdf(trow.vocab, residual, ::specdec::detail::fmul(u, mass));
+        return t >= 0 ? static_cast<token_id>(t) : safe_token(ts);
+      });
 }
 
 } // namespace detail
