@@ -25,6 +25,7 @@
 #include <specdec/propose/suffix_automaton.hpp>
 #include <specdec/sampling/distribution.hpp>
 #include <specdec/sampling/params.hpp>
+#include <specdec/sampling/partial_scan.hpp>
 #include <specdec/sched/cost_profile.hpp>
 #include <specdec/sched/draft_length.hpp>
 #include <specdec/verify/batch.hpp>

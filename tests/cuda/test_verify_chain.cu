@@ -77,7 +77,6 @@ TEST_CASE("split-vocabulary path: several CTAs per row, same results", "[gpu][ve
   const host_batch<float> h = make_batch<float>(shape);
   device_batch<float> d(h);
   const specdec::cuda::chain_verifier<verify::rejection_sampling, float> split({}, 4096);
-  const specdec::cuda::chain_verifier<verify::rejection_sampling, float> single({}, 1 << 20);
   REQUIRE(split.slices(d.problem) > 1);
   const results a = d.run(split);
   const comparison c = compare(verify::rejection_sampling{}, h, a);
@@ -188,7 +187,8 @@ TEST_CASE("malformed offsets give bad_shape for that request only", "[gpu][verif
 }
 
 TEST_CASE("host-side checks of run", "[gpu][verify][bad_input]") {
-  const host_batch<float> h = make_batch<float>({4, 1024, 2, false, 52});
+  const host_batch<float> h = make_batch<float>({4, 1024, 4, false, 52});
+  REQUIRE(h.total() > 0);
   device_batch<float> d(h);
   const specdec::cuda::chain_verifier<verify::rejection_sampling, float> v;
   device_buffer<unsigned char> ws(v.workspace_bytes(d.problem));

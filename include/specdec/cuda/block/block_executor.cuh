@@ -11,6 +11,7 @@
 #include <specdec/core/math.hpp>
 #include <specdec/core/types.hpp>
 #include <specdec/sampling/distribution.hpp>
+#include <specdec/sampling/partial_scan.hpp>
 
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
@@ -30,81 +31,12 @@ concept eval8_callable = requires(const F& f, index_t i, float (&o)[8]) {
   f.eval8(i, o);
 };
 
-/// Partial result of scan_row over part of a row (what threads and CTAs combine).
-struct scan_partial {
-  float max;       ///< largest valid value (-inf: none)
-  index_t argmax;  ///< first index of max (-1: none)
-  float sum;       ///< weight sum relative to max (exp mode) or plain sum (linear)
-  index_t invalid; ///< invalid values seen
-};
-
-/// Combines two scan partials; `exp_mode` rescales the sums to the larger max. Exact for max,
-/// argmax (first index) and the invalid count; the sum is rounded as two products and an add.
-SPECDEC_HD inline scan_partial
-combine_scan(const scan_partial& a, const scan_partial& b, bool exp_mode, float inv_temp) noexcept {
-  const float ninf = -::specdec::detail::infinity();
-  scan_partial r;
-  r.invalid = a.invalid + b.invalid;
-  r.max = ::specdec::detail::max_f(a.max, b.max);
-  if (a.max > b.max)
-    r.argmax = a.argmax;
-  else if (b.max > a.max)
-    r.argmax = b.argmax;
-  else
-    r.argmax = a.argmax < 0
-                   ? b.argmax
-                   : (b.argmax < 0 ? a.argmax : ::specdec::detail::min_i(a.argmax, b.argmax));
-  if (!exp_mode) {
-    r.sum = a.sum + b.sum;
-    return r;
-  }
-  const float sa =
-      a.max == ninf
-          ? 0.0f
-          : ::specdec::detail::fmul(a.sum, ::specdec::detail::exp_f((a.max - r.max) * inv_temp));
-  const float sb =
-      b.max == ninf
-          ? 0.0f
-          : ::specdec::detail::fmul(b.sum, ::specdec::detail::exp_f((b.max - r.max) * inv_temp));
-  r.sum = sa + sb;
-  return r;
-}
-
-/// Adds one value at index i to a thread's scan partial (`mode` as in scan_row).
-SPECDEC_HD inline void
-scan_add(scan_partial& p, float x, index_t i, weight_mode mode, float inv_temp) noexcept {
-  const float inf = ::specdec::detail::infinity();
-  const bool linear = mode == weight_mode::linear;
-  if (::specdec::detail::is_nan(x) || x == inf || (linear && x < 0.0f)) {
-    ++p.invalid;
-    return;
-  }
-  if (x > p.max) {
-    if (mode == weight_mode::exp_scaled && p.max > -inf)
-      p.sum = ::specdec::detail::fmul(p.sum, ::specdec::detail::exp_f((p.max - x) * inv_temp));
-    p.max = x;
-    p.argmax = i;
-  }
-  if (mode == weight_mode::one_hot || !(p.max > -inf))
-    return;
-  p.sum += linear ? x : ::specdec::detail::exp_f((x - p.max) * inv_temp);
-}
-
-/// Converts a scan partial of a whole row into the executor's result.
-SPECDEC_HD inline row_scan_result finish_scan(const scan_partial& p, weight_mode mode) noexcept {
-  row_scan_result r;
-  r.max = p.max;
-  r.argmax = p.argmax;
-  r.invalid = p.invalid;
-  r.weight_sum = mode == weight_mode::one_hot ? (p.argmax >= 0 ? 1.0f : 0.0f) : p.sum;
-  return r;
-}
-
 struct scan_op {
   bool exp_mode;
   float inv_temp;
-  SPECDEC_DEVICE scan_partial operator()(const scan_partial& a, const scan_partial& b) const {
-    return combine_scan(a, b, exp_mode, inv_temp);
+  SPECDEC_DEVICE sampling::scan_partial operator()(const sampling::scan_partial& a,
+                                                   const sampling::scan_partial& b) const {
+    return sampling::combine_scan(a, b, exp_mode, inv_temp);
   }
 };
 struct probe_op {
@@ -147,7 +79,7 @@ struct block_storage {
   /// CUB temporary storage, reused by every collective (synchronised between uses).
   union cub_storage {
     typename cub::BlockReduce<float, Threads>::TempStorage sum;                    ///< sum
-    typename cub::BlockReduce<detail::scan_partial, Threads>::TempStorage scan;    ///< scan_row
+    typename cub::BlockReduce<sampling::scan_partial, Threads>::TempStorage scan;  ///< scan_row
     typename cub::BlockReduce<threshold_probe_result, Threads>::TempStorage probe; ///< probes
     typename cub::BlockReduce<index_t, Threads>::TempStorage index;                ///< min / max
     typename cub::BlockScan<float, Threads>::TempStorage prefix;                   ///< inverse CDF
@@ -266,9 +198,9 @@ struct block_executor {
   template <class Raw>
   SPECDEC_DEVICE row_scan_result
   scan_row(index_t n, Raw raw, weight_mode mode, float inv_temp) const {
-    const detail::scan_partial p = scan_partial_row(n, raw, mode, inv_temp, 0);
+    const sampling::scan_partial p = scan_partial_row(n, raw, mode, inv_temp, 0);
     if (threadIdx.x == 0)
-      smem->scan_out = detail::finish_scan(p, mode);
+      smem->scan_out = sampling::finish_scan(p, mode);
     __syncthreads();
     const row_scan_result r = smem->scan_out;
     __syncthreads();
@@ -285,15 +217,15 @@ struct block_executor {
   /// @param[in] first index of raw(0) in the whole row
   /// @return the partial (in thread 0)
   template <class Raw>
-  SPECDEC_DEVICE detail::scan_partial
+  SPECDEC_DEVICE sampling::scan_partial
   scan_partial_row(index_t n, Raw raw, weight_mode mode, float inv_temp, index_t first) const {
-    detail::scan_partial p{-::specdec::detail::infinity(), -1, 0.0f, 0};
+    sampling::scan_partial p = sampling::empty_partial();
     for_each_owned(n, raw, [&](index_t i0, const float* v, int len) {
       for (int c = 0; c < len; ++c)
-        detail::scan_add(p, v[c], first + i0 + c, mode, inv_temp);
+        sampling::scan_add(p, v[c], first + i0 + c, mode, inv_temp);
     });
-    using reduce = cub::BlockReduce<detail::scan_partial, Threads>;
-    const detail::scan_partial r =
+    using reduce = cub::BlockReduce<sampling::scan_partial, Threads>;
+    const sampling::scan_partial r =
         reduce(smem->cub.scan)
             .Reduce(p, detail::scan_op{mode == weight_mode::exp_scaled, inv_temp});
     __syncthreads();

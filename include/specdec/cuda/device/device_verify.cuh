@@ -105,8 +105,8 @@ public:
     const int s = slices(p);
     std::size_t bytes = detail::align256(rows * sizeof(sampling::row_stats));
     if (s > 1)
-      bytes += detail::align256(rows * static_cast<std::size_t>(s)
-                                * sizeof(block::detail::scan_partial));
+      bytes +=
+          detail::align256(rows * static_cast<std::size_t>(s) * sizeof(sampling::scan_partial));
     return bytes;
   }
 
@@ -164,7 +164,7 @@ public:
     l.draft_stats = l.target_stats + l.target_rows;
     const index_t rows = l.target_rows + l.draft_rows;
     if (l.slices > 1)
-      l.partials = reinterpret_cast<block::detail::scan_partial*>(
+      l.partials = reinterpret_cast<sampling::scan_partial*>(
           base + detail::align256(static_cast<std::size_t>(rows) * sizeof(sampling::row_stats)));
     if (l.slices > 1) {
       kernels::scan_slices_kernel<Threads, TT, TD>

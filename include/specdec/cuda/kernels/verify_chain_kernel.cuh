@@ -39,13 +39,13 @@ namespace kernels {
 /// Everything the three chain kernels share, passed by value.
 template <class TT, class TD>
 struct chain_launch {
-  chain_problem<TT, TD> p;                         ///< the problem
-  sampling::row_stats* target_stats = nullptr;     ///< @shape{[target_rows]} (workspace)
-  sampling::row_stats* draft_stats = nullptr;      ///< @shape{[draft_rows]} (workspace)
-  block::detail::scan_partial* partials = nullptr; ///< @shape{[rows, slices]} (workspace)
-  index_t target_rows = 0;                         ///< rows of the target matrix
-  index_t draft_rows = 0;                          ///< draft rows prepared (0 when not needed)
-  int slices = 1;                                  ///< CTAs per row of the partial scan
+  chain_problem<TT, TD> p;                     ///< the problem
+  sampling::row_stats* target_stats = nullptr; ///< @shape{[target_rows]} (workspace)
+  sampling::row_stats* draft_stats = nullptr;  ///< @shape{[draft_rows]} (workspace)
+  sampling::scan_partial* partials = nullptr;  ///< @shape{[rows, slices]} (workspace)
+  index_t target_rows = 0;                     ///< rows of the target matrix
+  index_t draft_rows = 0;                      ///< draft rows prepared (0 when not needed)
+  int slices = 1;                              ///< CTAs per row of the partial scan
 };
 
 namespace detail {
@@ -139,8 +139,7 @@ __global__ void __launch_bounds__(Threads) scan_slices_kernel(const chain_launch
     using elem = std::remove_cv_t<std::remove_reference_t<decltype(*row.data)>>;
     const sampling::detail::dynamic_raw_reader<elem> raw{
         row.data + start, sampling::detail::form_of(row.kind, st.log_of_probs)};
-    const block::detail::scan_partial part =
-        ex.scan_partial_row(len, raw, st.mode, st.inv_temp, start);
+    const sampling::scan_partial part = ex.scan_partial_row(len, raw, st.mode, st.inv_temp, start);
     if (threadIdx.x == 0)
       l.partials[r * l.slices + s] = part;
     return 0;
@@ -165,11 +164,11 @@ __global__ void __launch_bounds__(Threads) prepare_rows_kernel(const chain_launc
     if (l.slices > 1) {
       const sampling::row_stats st = sampling::detail::initial_stats(row.kind, params);
       if (threadIdx.x == 0) {
-        block::detail::scan_partial acc = l.partials[r * l.slices];
+        sampling::scan_partial acc = l.partials[r * l.slices];
         for (int s = 1; s < l.slices; ++s)
-          acc = block::detail::combine_scan(
+          acc = sampling::combine_scan(
               acc, l.partials[r * l.slices + s], st.mode == weight_mode::exp_scaled, st.inv_temp);
-        smem->scan_out = block::detail::finish_scan(acc, st.mode);
+        smem->scan_out = sampling::finish_scan(acc, st.mode);
       }
       __syncthreads();
       scan = smem->scan_out;
