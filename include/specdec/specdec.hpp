@@ -16,6 +16,7 @@
 #include <specdec/core/views.hpp>
 #include <specdec/cpu/serial_executor.hpp>
 #include <specdec/cpu/verify_chain.hpp>
+#include <specdec/cpu/verify_tree.hpp>
 #include <specdec/decode/speculative_decoder.hpp>
 #include <specdec/decode/stats.hpp>
 #include <specdec/kv/contiguous_cache.hpp>
@@ -28,11 +29,14 @@
 #include <specdec/sampling/partial_scan.hpp>
 #include <specdec/sched/cost_profile.hpp>
 #include <specdec/sched/draft_length.hpp>
+#include <specdec/tree/token_tree.hpp>
 #include <specdec/verify/batch.hpp>
 #include <specdec/verify/block.hpp>
 #include <specdec/verify/chain.hpp>
 #include <specdec/verify/greedy.hpp>
 #include <specdec/verify/policy.hpp>
 #include <specdec/verify/rejection.hpp>
+#include <specdec/verify/tree.hpp>
+#include <specdec/verify/tree_batch.hpp>
 #include <specdec/verify/typical.hpp>
 #include <specdec/version.hpp>

@@ -11,7 +11,7 @@ using namespace specdec;
 
 TEST_CASE("every error code has a distinct message", "[core][status]") {
   std::string prev;
-  for (int c = 0; c <= static_cast<int>(errc::corrupt_data); ++c) {
+  for (int c = 0; c <= static_cast<int>(errc::malformed_tree); ++c) {
     const std::string m = message(static_cast<errc>(c));
     CHECK(!m.empty());
     CHECK(m != prev);

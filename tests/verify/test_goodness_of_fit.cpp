@@ -14,6 +14,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/gof.hpp"
 #include "support/stats.hpp"
 #include <algorithm>
 #include <array>
@@ -216,52 +217,11 @@ trial_result run_trials(const Policy& policy,
   return res;
 }
 
-struct fit {
-  chi_square_result chi;
-  double bound = 0.0;
-  double tv = 0.0;
-};
-
-fit evaluate(const std::vector<std::uint64_t>& counts, const std::vector<double>& law) {
-  fit f;
-  std::uint64_t n = 0;
-  for (auto c : counts)
-    n += c;
-  f.chi = specdec_test::chi_square(counts, specdec_test::expected_counts(law, n));
-  f.bound = specdec_test::chi_square_upper_quantile(f.chi.degrees_of_freedom, alpha);
-  f.tv = specdec_test::total_variation(specdec_test::empirical(counts), law);
-  return f;
-}
-
 /// A correct rule: every trial clean, no draw in an impossible cell, statistic below the bound.
 #define CHECK_FITS(counts, law, res)                                                               \
-  do {                                                                                             \
-    const fit f_ = evaluate((counts), (law));                                                      \
-    const double statistic = f_.chi.statistic;                                                     \
-    const double bound = f_.bound;                                                                 \
-    const int dof = f_.chi.degrees_of_freedom;                                                     \
-    const double tv = f_.tv;                                                                       \
-    const double mean_accepted = (res).mean_accepted;                                              \
-    CAPTURE(statistic, bound, dof, tv, mean_accepted);                                             \
-    CHECK((res).bad == 0);                                                                         \
-    CHECK(f_.chi.total == n_trials);                                                               \
-    CHECK(f_.chi.min_expected >= 5.0);                                                             \
-    CHECK(f_.chi.impossible == 0);                                                                 \
-    CHECK(statistic < bound);                                                                      \
-  } while (0)
-
+  SPECDEC_CHECK_FITS(counts, law, (res).bad, (res).mean_accepted, n_trials, alpha)
 /// A biased rule: it must fail (statistic above the bound, or a draw in an impossible cell).
-#define CHECK_FAILS(counts, law)                                                                   \
-  do {                                                                                             \
-    const fit f_ = evaluate((counts), (law));                                                      \
-    const double statistic = f_.chi.statistic;                                                     \
-    const double bound = f_.bound;                                                                 \
-    const int dof = f_.chi.degrees_of_freedom;                                                     \
-    const double tv = f_.tv;                                                                       \
-    const auto impossible = f_.chi.impossible;                                                     \
-    CAPTURE(statistic, bound, dof, tv, impossible);                                                \
-    CHECK((statistic > bound || impossible > 0));                                                  \
-  } while (0)
+#define CHECK_FAILS(counts, law) SPECDEC_CHECK_FAILS(counts, law, alpha)
 
 sampling::sampling_params t1() {
   return {};

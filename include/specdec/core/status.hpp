@@ -27,7 +27,9 @@ enum class errc : std::int32_t {
   unsupported,            ///< a valid request this build or backend cannot serve
   cuda_error,             ///< a CUDA runtime call failed; see status::cuda_error
   io_error,               ///< a file could not be opened or read
-  corrupt_data            ///< a file or buffer does not hold what its header promises
+  corrupt_data,           ///< a file or buffer does not hold what its header promises
+  malformed_tree          ///< a token tree has a bad root, an out-of-range or forward parent, a
+                          ///< cycle, too many nodes or a depth over the limit
 };
 
 /// @brief A human-readable message for an error code (a static string, never null).
@@ -71,6 +73,8 @@ constexpr const char* message(errc code) noexcept {
     return "I/O error";
   case errc::corrupt_data:
     return "corrupt or truncated data";
+  case errc::malformed_tree:
+    return "malformed token tree (root, parent order, cycle, size or depth)";
   }
   return "unknown error";
 }
@@ -122,8 +126,11 @@ struct row_status {
   /// The request's shape was malformed (device path: decreasing draft offsets, rows past the
   /// end of the batch); the result is accepted = 0 and token 0.
   static constexpr std::uint32_t bad_shape = 1u << 8;
+  /// The request's token tree is malformed (see tree::validate); the result is the root's
+  /// target draw with no draft accepted.
+  static constexpr std::uint32_t malformed_tree = 1u << 9;
   /// Flags that mean the input was bad (everything except informational flags).
-  static constexpr std::uint32_t error_mask = 0x17fu;
+  static constexpr std::uint32_t error_mask = 0x37fu;
 
   /// @brief True when no error flag is set (informational flags allowed).
   /// @return `(bits & error_mask) == 0`
@@ -149,8 +156,8 @@ struct row_status {
   ///
   /// When several are set, the first match in this order wins: invalid rows
   /// (errc::invalid_value), rows without mass (errc::zero_mass_row), errc::token_out_of_range,
-  /// errc::zero_draft_probability, invalid_params (errc::invalid_argument), then bad_shape
-  /// (errc::shape_mismatch).
+  /// errc::zero_draft_probability, invalid_params (errc::invalid_argument), bad_shape
+  /// (errc::shape_mismatch), then malformed_tree (errc::malformed_tree).
   /// @return the error code; informational flags alone give errc::ok
   /// @hd
   SPECDEC_HD constexpr errc to_errc() const noexcept {
@@ -166,6 +173,8 @@ struct row_status {
       return errc::invalid_argument;
     if (has(bad_shape))
       return errc::shape_mismatch;
+    if (has(malformed_tree))
+      return errc::malformed_tree;
     return errc::ok;
   }
   /// @brief Two row statuses are equal when their bits are.

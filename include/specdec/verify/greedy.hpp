@@ -8,6 +8,7 @@
 #include <specdec/core/concepts.hpp>
 #include <specdec/core/executor.hpp>
 #include <specdec/verify/chain.hpp>
+#include <specdec/verify/tree.hpp>
 
 SPECDEC_NAMESPACE_BEGIN
 
@@ -58,6 +59,25 @@ struct greedy {
       }
     }
     return out; // not reached
+  }
+
+  /// @brief Verifies one tree: from the root, move to the first child holding the target
+  /// argmax while there is one; emit the argmax of the last accepted node's row.
+  /// @tparam E a row_executor
+  /// @tparam TT target element type (a row_element)
+  /// @tparam TD draft element type (unused)
+  /// @tparam U a uniform_source (unused except for a malformed tree's root draw)
+  /// @param[in] ex the executor
+  /// @param[in] r the request
+  /// @param[in] u the request's uniforms
+  /// @return the last accepted node, its depth, the argmax token and the request's flags
+  /// @par Complexity
+  /// One max/argmax pass per visited node (depth + 1 rows) plus the child scans. @hd
+  template <row_executor E, class TT, class TD, uniform_source U>
+  SPECDEC_HD tree_outcome verify_tree(const E& ex,
+                                      const tree_request<TT, TD>& r,
+                                      const U& u) const {
+    return detail::greedy_tree(ex, r, u);
   }
 };
 

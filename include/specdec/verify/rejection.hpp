@@ -10,6 +10,7 @@
 #include <specdec/core/concepts.hpp>
 #include <specdec/core/executor.hpp>
 #include <specdec/verify/chain.hpp>
+#include <specdec/verify/tree.hpp>
 
 SPECDEC_NAMESPACE_BEGIN
 
@@ -104,6 +105,28 @@ struct rejection_sampling {
                                         const U& u) const {
     return detail::rejection_chain<true>(ex, r, u);
   }
+
+  /// @brief Verifies one tree with siblings drawn from their draft rows (SpecInfer multi-draft: the
+  /// residual is renormalised after every rejected sibling).
+  /// @tparam E a row_executor
+  /// @tparam TT target element type (a row_element)
+  /// @tparam TD draft element type (a row_element)
+  /// @tparam U a uniform_source
+  /// @param[in] ex the executor
+  /// @param[in] r the request
+  /// @param[in] u the request's uniforms: (r.position + d, accept, i) is the coin of the i-th
+  ///   child of the depth-d node reached, (r.position + d, sample) the token emitted there
+  /// @return the last accepted node, its depth, the emitted token and the request's flags
+  /// @par Complexity
+  /// Per visited node one target pass (plus one draft pass per tried child when dense); the
+  /// i-th rejection under a node adds one residual pass of O(i) per entry, the final draw one
+  /// more. @hd
+  template <row_executor E, class TT, class TD, uniform_source U>
+  SPECDEC_HD tree_outcome verify_tree(const E& ex,
+                                      const tree_request<TT, TD>& r,
+                                      const U& u) const {
+    return detail::rejection_tree<true, true>(ex, r, u);
+  }
 };
 
 /// @brief Rejection sampling for drafters without probabilities (q is one-hot at the draft).
@@ -131,6 +154,28 @@ struct one_hot_rejection {
                                         const chain_request<TT, TD>& r,
                                         const U& u) const {
     return detail::rejection_chain<false>(ex, r, u);
+  }
+
+  /// @brief Verifies one tree with one-hot siblings (accept x with the current residual's r(x),
+  /// else zero x and renormalise; lossless for distinct deterministic siblings).
+  /// @tparam E a row_executor
+  /// @tparam TT target element type (a row_element)
+  /// @tparam TD draft element type (a row_element)
+  /// @tparam U a uniform_source
+  /// @param[in] ex the executor
+  /// @param[in] r the request
+  /// @param[in] u the request's uniforms: (r.position + d, accept, i) is the coin of the i-th
+  ///   child of the depth-d node reached, (r.position + d, sample) the token emitted there
+  /// @return the last accepted node, its depth, the emitted token and the request's flags
+  /// @par Complexity
+  /// Per visited node one target pass (plus one draft pass per tried child when dense); the
+  /// i-th rejection under a node adds one residual pass of O(i) per entry, the final draw one
+  /// more. @hd
+  template <row_executor E, class TT, class TD, uniform_source U>
+  SPECDEC_HD tree_outcome verify_tree(const E& ex,
+                                      const tree_request<TT, TD>& r,
+                                      const U& u) const {
+    return detail::rejection_tree<false, true>(ex, r, u);
   }
 };
 

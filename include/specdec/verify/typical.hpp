@@ -10,6 +10,7 @@
 #include <specdec/core/executor.hpp>
 #include <specdec/core/math.hpp>
 #include <specdec/verify/chain.hpp>
+#include <specdec/verify/tree.hpp>
 
 SPECDEC_NAMESPACE_BEGIN
 
@@ -79,6 +80,26 @@ struct typical_acceptance {
       return out;
     }
     return out; // not reached
+  }
+
+  /// @brief Verifies one tree: a child is accepted when its parent is and p(x) > threshold of
+  /// the parent's row; the deepest accepted node wins (lowest index on ties) and the extra
+  /// token is drawn from its row.
+  /// @tparam E a row_executor
+  /// @tparam TT target element type (a row_element)
+  /// @tparam TD draft element type (unused)
+  /// @tparam U a uniform_source
+  /// @param[in] ex the executor
+  /// @param[in] r the request
+  /// @param[in] u the request's uniforms: (r.position + depth, sample) draws the extra token
+  /// @return the last accepted node, its depth, the emitted token and the request's flags
+  /// @par Complexity
+  /// Two passes (stats, entropy) per accepted inner node, one more for the final row. @hd
+  template <row_executor E, class TT, class TD, uniform_source U>
+  SPECDEC_HD tree_outcome verify_tree(const E& ex,
+                                      const tree_request<TT, TD>& r,
+                                      const U& u) const {
+    return detail::typical_tree(ex, r, u, [this](float h) { return threshold(h); });
   }
 };
 
