@@ -29,6 +29,8 @@
 #include <specdec/sampling/partial_scan.hpp>
 #include <specdec/sched/cost_profile.hpp>
 #include <specdec/sched/draft_length.hpp>
+#include <specdec/tree/builder.hpp>
+#include <specdec/tree/mask.hpp>
 #include <specdec/tree/token_tree.hpp>
 #include <specdec/verify/batch.hpp>
 #include <specdec/verify/block.hpp>

@@ -151,14 +151,20 @@ struct tree_view {
       ++d;
     return d;
   }
-  /// @brief True when node a is an ancestor of node b or b itself (valid trees). O(depth). @hd
+  /// @brief True when node a is an ancestor of node b or b itself. O(depth). @hd
+  ///
+  /// On a malformed tree the walk still ends (at most num_nodes steps, stopping at any parent
+  /// out of range) and the answer is unspecified.
   /// @param[in] a candidate ancestor
   /// @param[in] b a node
   /// @return whether a lies on b's root path
   SPECDEC_HD constexpr bool is_ancestor(std::int32_t a, std::int32_t b) const noexcept {
-    for (std::int32_t k = b; k >= a; k = parents[k])
+    std::int32_t k = b;
+    for (std::int32_t steps = 0; steps <= num_nodes && k >= a && k < num_nodes; ++steps) {
       if (k == a)
         return true;
+      k = parents[k];
+    }
     return false;
   }
 };
