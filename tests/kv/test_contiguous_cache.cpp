@@ -124,3 +124,152 @@ TEST_CASE("kv cache: layouts place elements where documented") {
   static_assert(kv::kv_cache<kv::contiguous_cache<float>>);
   static_assert(kv::contiguous_cache<float>::rollback_kind == kv::rollback_class::partial);
 }
+
+namespace {
+
+// Every element of every plane, in storage order, plus the length: a full snapshot.
+std::vector<float> snapshot(const kv::contiguous_cache<float>& c) {
+  std::vector<float> out;
+  for (index_t p = 0; p < c.num_planes(); ++p)
+    for (index_t pos = 0; pos < c.capacity(); ++pos)
+      for (index_t f = 0; f < c.desc(p).width; ++f)
+        out.push_back(c.at(p, pos, f));
+  out.push_back(static_cast<float>(c.length()));
+  return out;
+}
+
+// Root path of `node` in a parent array, root first.
+std::vector<std::int32_t> root_path(const std::vector<std::int32_t>& parents, std::int32_t node) {
+  std::vector<std::int32_t> path;
+  for (std::int32_t j = node; j >= 0; j = parents[static_cast<std::size_t>(j)])
+    path.insert(path.begin(), j);
+  return path;
+}
+
+// Sanitized builds run fewer random trees.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr int keep_path_trials = 300;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr int keep_path_trials = 300;
+#else
+constexpr int keep_path_trials = 3000;
+#endif
+#else
+constexpr int keep_path_trials = 3000;
+#endif
+
+} // namespace
+
+TEST_CASE("kv cache: keep_path compacts an overlapping path in place", "[kv][contiguous]") {
+  kv::contiguous_cache<float> c;
+  const kv::plane_desc planes[] = {{2, kv::plane_layout::position_major},
+                                   {3, kv::plane_layout::feature_major}};
+  REQUIRE(c.allocate(12, planes).ok());
+  for (index_t p = 0; p < 2; ++p)
+    for (index_t pos = 0; pos < 12; ++pos)
+      for (index_t f = 0; f < planes[p].width; ++f)
+        c.at(p, pos, f) = static_cast<float>(100 * p + 10 * pos + f);
+  const index_t base = 2;
+  REQUIRE(c.extend(base + 8).ok()); // root at 2, nodes 1..7 at 3..9
+  const std::int32_t path[] = {0, 1, 3, 6};
+  REQUIRE(c.keep_path(base, path).ok());
+  CHECK(c.length() == base + 4);
+  const index_t from[] = {0, 1, 2, 3, 5, 8}; // slots 0..5 now hold these old slots
+  for (index_t p = 0; p < 2; ++p)
+    for (index_t pos = 0; pos < 6; ++pos)
+      for (index_t f = 0; f < planes[p].width; ++f)
+        CHECK(c.at(p, pos, f) == static_cast<float>(100 * p + 10 * from[pos] + f));
+
+  SECTION("a root-only path keeps the root") {
+    const std::int32_t root[] = {0};
+    REQUIRE(c.keep_path(3, root).ok());
+    CHECK(c.length() == 4);
+    CHECK(c.at(0, 3, 1) == static_cast<float>(10 * 3 + 1));
+  }
+  SECTION("a path with every node in place copies nothing") {
+    const std::int32_t straight[] = {0, 1, 2};
+    REQUIRE(c.keep_path(1, straight).ok());
+    CHECK(c.length() == 4);
+    CHECK(c.at(1, 3, 2) == static_cast<float>(100 + 10 * 3 + 2)); // slot 3 held old slot 3
+  }
+}
+
+TEST_CASE("kv cache: keep_path rejects bad paths and leaves the cache unchanged",
+          "[kv][contiguous]") {
+  kv::contiguous_cache<float> c;
+  const kv::plane_desc planes[] = {{2, kv::plane_layout::position_major},
+                                   {1, kv::plane_layout::feature_major}};
+  REQUIRE(c.allocate(10, planes).ok());
+  for (index_t pos = 0; pos < 10; ++pos) {
+    c.at(0, pos, 0) = static_cast<float>(pos);
+    c.at(0, pos, 1) = static_cast<float>(-pos);
+    c.at(1, pos, 0) = static_cast<float>(pos * pos);
+  }
+  REQUIRE(c.extend(8).ok());
+  const std::vector<float> before = snapshot(c);
+  const std::vector<std::vector<std::int32_t>> bad = {
+      {},        // empty
+      {1, 2},    // does not start at the root
+      {0, 2, 2}, // not strictly increasing
+      {0, 3, 1}, // decreasing
+      {0, 2, 6}, // base + 6 == length: past the committed slots
+      {0, 1, 9}, // far past
+      {-1, 0},   // negative node
+  };
+  for (const auto& path : bad) {
+    INFO("path size " << path.size());
+    CHECK(c.keep_path(2, path).code == errc::invalid_argument);
+    CHECK(snapshot(c) == before);
+  }
+  const std::int32_t ok[] = {0, 1};
+  CHECK(c.keep_path(-1, ok).code == errc::invalid_argument);
+  CHECK(c.keep_path(8, ok).code == errc::invalid_argument); // root at length: not committed
+  CHECK(c.keep_path(7, ok).code == errc::invalid_argument); // node 1 at 8 == length
+  CHECK(snapshot(c) == before);
+  CHECK(c.keep_path(6, ok).ok());
+  CHECK(c.length() == 8);
+}
+
+TEST_CASE("kv cache: keep_path equals a reference gather on random trees", "[kv][contiguous]") {
+  std::mt19937 rng(2024);
+  const kv::plane_desc planes[] = {{3, kv::plane_layout::feature_major},
+                                   {2, kv::plane_layout::position_major}};
+  const index_t capacity = 48;
+  kv::contiguous_cache<float> c;
+  REQUIRE(c.allocate(capacity, planes).ok());
+  float next = 1.0f;
+  for (int trial = 0; trial < keep_path_trials; ++trial) {
+    const index_t base = static_cast<index_t>(rng() % 16);
+    const std::int32_t n = 1 + static_cast<std::int32_t>(rng() % 32); // nodes, root included
+    std::vector<std::int32_t> parents(static_cast<std::size_t>(n), -1);
+    for (std::int32_t j = 1; j < n; ++j) // random topology; deep chains and wide fans both occur
+      parents[static_cast<std::size_t>(j)] =
+          rng() % 2 ? j - 1 : static_cast<std::int32_t>(rng() % static_cast<std::uint32_t>(j));
+    c.clear();
+    REQUIRE(c.extend(base + n).ok());
+    for (index_t p = 0; p < 2; ++p)
+      for (index_t pos = 0; pos < capacity; ++pos)
+        for (index_t f = 0; f < planes[p].width; ++f)
+          c.at(p, pos, f) = next++;
+    const std::vector<float> before = snapshot(c);
+    const std::int32_t leaf = static_cast<std::int32_t>(rng() % static_cast<std::uint32_t>(n));
+    const std::vector<std::int32_t> path = root_path(parents, leaf);
+    REQUIRE(c.keep_path(base, path).ok());
+    REQUIRE(c.length() == base + static_cast<index_t>(path.size()));
+    for (index_t p = 0; p < 2; ++p)
+      for (index_t pos = 0; pos < c.length(); ++pos) {
+        const index_t src = pos < base ? pos : base + path[static_cast<std::size_t>(pos - base)];
+        for (index_t f = 0; f < planes[p].width; ++f) {
+          // snapshot order: plane-major, then position, then feature
+          const index_t plane_start = p == 0 ? 0 : capacity * planes[0].width;
+          const float want =
+              before[static_cast<std::size_t>(plane_start + src * planes[p].width + f)];
+          REQUIRE(c.at(p, pos, f) == want);
+        }
+      }
+  }
+  static_assert(kv::tree_kv_cache<kv::contiguous_cache<float>>);
+  CHECK(kv::capability_of(c) == kv::contiguous_cache<float>::rollback_limit());
+  CHECK(kv::capability_of(c).kind == kv::rollback_class::partial);
+}

@@ -3,25 +3,28 @@
 
 /// @file
 /// @brief A contiguous KV cache: per-plane storage for `capacity` positions, a committed length,
-/// and
-///        O(1) rollback after a rejected draft.
+/// O(1) rollback after a rejected draft and in-place compaction of an accepted tree path.
 ///
 /// A *plane* is one tensor that holds `width` features for each position: the keys of one layer,
 /// the values of one layer, or a finer split (per layer and KV head) if a backend prefers. Each
 /// plane is stored either position-major (`[capacity][width]`, the usual layout for values) or
-/// feature-major
-/// (`[width][capacity]`, so a vector of consecutive positions is one load: the usual layout for
-/// keys in a CPU attention kernel). The cache never interprets the numbers.
+/// feature-major (`[width][capacity]`, so a vector of consecutive positions is one load: the usual
+/// layout for keys in a CPU attention kernel). The cache never interprets the numbers.
 ///
 /// The speculative loop writes the anchor and the drafts at slots `[length, length + T)`, calls
 /// `extend(length + T)`, verifies, then calls `rollback(n)` to keep the committed prefix and the
 /// accepted drafts. Slots past `length()` may be written freely as scratch (a self-speculative
 /// drafter writes its own layers there before the target commits them).
+///
+/// After a tree verification, keep_path() moves the accepted root path (written node by node at
+/// `[length, length + N)`) to consecutive slots; the rollback classes and the kv_cache /
+/// tree_kv_cache concepts are in kv/concepts.hpp.
 
 #include <specdec/config.hpp>
 
 #include <specdec/core/status.hpp>
 #include <specdec/core/types.hpp>
+#include <specdec/kv/concepts.hpp>
 
 #include <cmath>
 #include <concepts>
@@ -34,25 +37,6 @@
 SPECDEC_NAMESPACE_BEGIN
 
 namespace kv {
-
-/// @brief What a cache can undo (DESIGN §3): recurrent-state caches cannot drop arbitrary suffixes.
-enum class rollback_class {
-  partial,  ///< any suffix can be dropped: rollback(n) for every n <= length()
-  bounded,  ///< at most a fixed number of positions can be dropped (checkpointed recurrent state)
-  full_only ///< only a full reset is possible
-};
-
-/// @brief A KV cache the decoding loop can roll back after a rejection.
-///
-/// Requires `length()` (committed positions), `capacity()`, `rollback(n)` returning a status, and a
-/// static `rollback_kind` naming its rollback_class.
-template <class C>
-concept kv_cache = requires(C& c, const C& cc, index_t n) {
-  { c.rollback(n) } -> std::same_as<status>;
-  { cc.length() } -> std::convertible_to<index_t>;
-  { cc.capacity() } -> std::convertible_to<index_t>;
-  { C::rollback_kind } -> std::convertible_to<rollback_class>;
-};
 
 /// @brief How a plane lays out its `capacity x width` elements.
 enum class plane_layout {
@@ -78,6 +62,15 @@ class contiguous_cache {
 public:
   /// @brief This cache can drop any suffix.
   static constexpr rollback_class rollback_kind = rollback_class::partial;
+
+  /// @brief What this cache can undo: any suffix (bound `index_t` max, limited only by
+  /// length()).
+  /// @return `{rollback_class::partial, index_t max}`
+  /// @par Complexity
+  /// O(1).
+  [[nodiscard]] static constexpr rollback_capability rollback_limit() noexcept {
+    return {rollback_class::partial, std::numeric_limits<index_t>::max()};
+  }
 
   /// @brief Allocates zeroed storage for `capacity` positions of every plane; length becomes 0.
   /// @return errc::invalid_argument for capacity <= 0, no planes or a width <= 0;
@@ -213,8 +206,7 @@ public:
   }
 
   /// @brief Copies slot `src` to slot `dst` in every plane (tree-path compaction moves accepted
-  /// nodes
-  ///        to consecutive positions this way). Does not change length().
+  /// nodes to consecutive positions this way). Does not change length().
   /// @return errc::invalid_argument when either slot is outside `[0, capacity())`.
   /// @par Complexity
   /// O(sum of widths).
@@ -233,6 +225,38 @@ public:
     return status{};
   }
 
+  /// @brief Keeps an accepted tree path: slot `base + nodes[d]` moves to `base + d` in every
+  /// plane, then the length becomes `base + nodes.size()`.
+  ///
+  /// The tree was written node by node at slots `base + j` (node j; `base` is the root's slot,
+  /// the last committed token), so `nodes` is the accepted root path in node indices relative to
+  /// `base`: root first (`nodes[0] == 0`) and strictly increasing (parents precede children).
+  /// A path of only the root keeps `[0, base + 1)`.
+  /// @return errc::invalid_argument when `nodes` is empty, `nodes[0] != 0`, the nodes are not
+  ///         strictly increasing, base < 0, or `base + nodes.back() >= length()`. On error
+  ///         nothing changes.
+  /// @par Complexity
+  /// O(nodes.size() x sum of widths) (plus rollback()'s poisoning with extra checks).
+  /// @param[in] base slot of the root (node 0)
+  /// @param[in] nodes the accepted root path, root first
+  [[nodiscard]] status keep_path(index_t base, std::span<const std::int32_t> nodes) noexcept {
+    if (nodes.empty() || nodes[0] != 0 || base < 0)
+      return status{errc::invalid_argument};
+    for (std::size_t d = 1; d < nodes.size(); ++d)
+      if (nodes[d] <= nodes[d - 1])
+        return status{errc::invalid_argument};
+    if (nodes.back() >= length_ - base)
+      return status{errc::invalid_argument};
+    // Increasing d is overlap-safe: nodes[0] == 0 and strictly increasing give nodes[d] >= d,
+    // so every source slot base + nodes[d] is at or after its destination base + d, and every
+    // later source base + nodes[e] (e > d, nodes[e] >= e > d) lies after every slot written so
+    // far. No copy reads a slot an earlier copy overwrote.
+    for (std::size_t d = 1; d < nodes.size(); ++d)
+      (void)copy_position(base + nodes[d], base + static_cast<index_t>(d));
+    // nodes.size() <= nodes.back() + 1, so the new length is within [base + 1, length()].
+    return rollback(base + static_cast<index_t>(nodes.size()));
+  }
+
   /// @brief Empties the cache (length 0); storage is kept. O(1).
   void clear() noexcept {
     length_ = 0;
@@ -246,7 +270,7 @@ private:
   index_t length_ = 0;
 };
 
-static_assert(kv_cache<contiguous_cache<float>>);
+static_assert(tree_kv_cache<contiguous_cache<float>>);
 
 } // namespace kv
 
