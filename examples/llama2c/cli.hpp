@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 /// @file
-/// @brief Command line, JSON and text report of the `speculative_generate` demo.
+/// @brief Command line, JSON and text report of the `speculative_generate` demo (the command
+///        line is shared with the `tree_generate` demo, which reads the tree options too).
 
 #include "llama2c/paths.hpp"
 #include "llama2c/session.hpp"
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -22,11 +24,14 @@ inline constexpr const char* download_hint =
 
 /// @brief Parsed command line of the demo.
 struct cli_options {
-  std::string model_path;     ///< --model
-  std::string tokenizer_path; ///< --tokenizer
-  std::string prompt;         ///< --prompt (empty: start from BOS)
-  bool json = false;          ///< --json
-  session_options session;    ///< drafter, draft length, sampling, steps, repeats
+  std::string model_path;       ///< --model
+  std::string tokenizer_path;   ///< --tokenizer
+  std::string prompt;           ///< --prompt (empty: start from BOS)
+  bool json = false;            ///< --json
+  session_options session;      ///< drafter, draft length, sampling, steps, repeats
+  tree_compare_options tree;    ///< --budgets, --top-k, --depth, --seeds, --ngram-max (tree demo)
+  bool drafter_set = false;     ///< --drafter was given
+  bool temperature_set = false; ///< --temperature was given
 };
 
 /// @brief Name of a drafter as the command line spells it.
@@ -47,7 +52,8 @@ inline int parse_cli(int argc, char** argv, cli_options& o) {
         f,
         "usage: speculative_generate [--model F] [--tokenizer F] [--prompt TEXT] [--steps N]\n"
         "  [--drafter ngram|early-exit|none] [--draft-len N|auto] [--max-draft K] [--layers L]\n"
-        "  [--temperature T] [--top-p P] [--seed S] [--stop TEXT]... [--repeat R] [--json]\n");
+        "  [--temperature T] [--top-p P] [--seed S] [--stop TEXT]... [--repeat R] [--json]\n"
+        "  tree demo: [--budgets K1,K2,..] [--top-k K] [--depth D] [--seeds N] [--ngram-max N]\n");
   };
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
@@ -90,9 +96,33 @@ inline int parse_cli(int argc, char** argv, cli_options& o) {
       s.max_draft = static_cast<int>(number(0, 64));
     else if (a == "--layers")
       s.layers = static_cast<int>(number(1, 1000));
-    else if (a == "--temperature")
+    else if (a == "--temperature") {
       s.params.temperature = static_cast<float>(number(0, 1e6));
-    else if (a == "--top-p")
+      o.temperature_set = true;
+    } else if (a == "--top-k")
+      o.tree.top_k = static_cast<int>(number(1, 16));
+    else if (a == "--depth")
+      o.tree.depth = static_cast<int>(number(1, 64));
+    else if (a == "--seeds")
+      o.tree.seeds = static_cast<int>(number(1, 1000));
+    else if (a == "--ngram-max")
+      o.tree.ngram_max = static_cast<int>(number(1, 64));
+    else if (a == "--budgets") {
+      o.tree.budgets.clear();
+      std::size_t at = 0;
+      while (at <= v.size()) {
+        const std::size_t comma = std::min(v.find(',', at), v.size());
+        const std::string item = v.substr(at, comma - at);
+        const long k = std::strtol(item.c_str(), &end, 10);
+        if (item.empty() || *end != '\0' || k < 1 || k > 64) {
+          std::fprintf(
+              stderr, "speculative_generate: bad --budgets '%s' (K in 1..64)\n", v.c_str());
+          return 1;
+        }
+        o.tree.budgets.push_back(static_cast<int>(k));
+        at = comma + 1;
+      }
+    } else if (a == "--top-p")
       s.params.top_p = static_cast<float>(number(1e-9, 1));
     else if (a == "--seed")
       s.seed = static_cast<std::uint64_t>(number(0, 1.8e19));
@@ -101,6 +131,7 @@ inline int parse_cli(int argc, char** argv, cli_options& o) {
     else if (a == "--stop")
       s.stop_strings.push_back(v);
     else if (a == "--drafter") {
+      o.drafter_set = true;
       if (v == "ngram")
         s.drafter = drafter_kind::ngram;
       else if (v == "early-exit")

@@ -2,16 +2,24 @@
 #pragma once
 /// @file
 /// @brief One measured comparison of plain and speculative decoding on a llama2.c model: the
-///        shared core of the `speculative_generate` demo and the end-to-end benchmark.
+///        shared core of the `speculative_generate` demo and the end-to-end benchmark; and the
+///        chain-versus-tree comparison of the `tree_generate` demo.
 ///
 /// run_session() profiles the verify cost curve c(T) at the prompt, then decodes the prompt
 /// `repeat` times plainly and `repeat` times speculatively (alternating, so both see the same
 /// machine state), keeping the fastest run of each. Plain decoding is the same decoding loop with
 /// the empty proposer, so the comparison measures speculation and nothing else.
+///
+/// compare_chain_tree() decodes the prompt with a chain drafter of K drafts per step (K + 1
+/// verified rows) and with a tree drafter of K draft nodes per step (K + 1 verified rows), for
+/// each K, drafter and temperature, and reports tau (tokens per verification step) of both.
 
 #include <specdec/decode/speculative_decoder.hpp>
+#include <specdec/decode/tree_decoder.hpp>
 #include <specdec/propose/early_exit.hpp>
+#include <specdec/propose/early_exit_tree.hpp>
 #include <specdec/propose/ngram.hpp>
+#include <specdec/propose/ngram_tree.hpp>
 #include <specdec/propose/no_draft.hpp>
 #include <specdec/sched/cost_profile.hpp>
 #include <specdec/sched/draft_length.hpp>
@@ -235,6 +243,197 @@ run_session(model& m,
     }
     if (!s.ok())
       return s;
+  }
+  return status{};
+}
+
+/// @brief Settings of compare_chain_tree().
+struct tree_compare_options {
+  /// K: drafts per chain step and draft nodes per tree step (both verify K + 1 rows).
+  std::vector<int> budgets{2, 4, 8};
+  bool ngram = true;      ///< compare the n-gram drafters
+  bool early_exit = true; ///< compare the early-exit drafters
+  int layers = 1;         ///< early-exit layers (chain and tree)
+  int top_k = 4;          ///< early-exit tree: children per expanded node, nodes per round
+  int depth = 6;          ///< early-exit tree: expansion rounds (capped by K)
+  int ngram_max = 16;     ///< n-gram tree: longest suffix match measured
+  int ngram_children = 4; ///< n-gram tree: children per node
+  /// Temperatures to run (0: greedy, checked against plain greedy decoding); the other sampling
+  /// parameters come from `params`.
+  std::vector<float> temperatures{0.0f, 1.0f};
+  specdec::sampling::sampling_params params{}; ///< top-k / top-p / min-p (temperature ignored)
+  std::uint64_t seed = 0;                      ///< first random stream
+  int seeds = 3;            ///< runs per temperature > 0 (seeds seed .. seed + seeds - 1)
+  std::int64_t steps = 256; ///< token budget per run
+  bool stop_at_bos = true;  ///< stop when the model emits BOS (as run.c does)
+};
+
+/// @brief One line of the comparison: a drafter, K and a temperature, chain against tree.
+struct tau_entry {
+  drafter_kind drafter = drafter_kind::ngram; ///< ngram or early_exit
+  int budget = 0;                             ///< K
+  float temperature = 0.0f;                   ///< the temperature
+  specdec::decode::decode_stats chain;        ///< chain loop, summed over the seeds
+  specdec::decode::decode_stats tree;         ///< tree loop, summed over the seeds
+  bool chain_identical = true; ///< greedy: the chain output equals plain greedy decoding
+  bool tree_identical = true;  ///< greedy: the tree output equals plain greedy decoding
+  /// Early exit: draft rows (through `layers` layers) per step, chain and tree.
+  double chain_draft_rows = 0.0;
+  double tree_draft_rows = 0.0; ///< see chain_draft_rows
+  /// @brief Verified rows per step: 1 + drafted / steps. O(1).
+  /// @param[in] s a run's statistics
+  /// @return the mean rows the target scored per verification step (0 without steps)
+  static double rows_per_step(const specdec::decode::decode_stats& s) noexcept {
+    return s.steps > 0 ? 1.0 + static_cast<double>(s.drafted) / static_cast<double>(s.steps) : 0.0;
+  }
+};
+
+namespace detail {
+
+// Counts the draft rows an early-exit proposer scores (one per drafted token for the chain).
+template <class Proposer>
+struct counting_chain {
+  Proposer* p;
+  std::int64_t rows = 0;
+  static constexpr bool writes_draft_rows = Proposer::writes_draft_rows;
+  specdec::status propose(const specdec::draft_request& r, specdec::draft_block& b) {
+    const specdec::status s = p->propose(r, b);
+    rows += b.length;
+    return s;
+  }
+  [[nodiscard]] int max_draft_len() const {
+    return p->max_draft_len();
+  }
+};
+
+template <class Proposer, class Policy>
+specdec::status chain_run(model& m,
+                          Proposer& p,
+                          Policy policy,
+                          std::span<const specdec::token_id> prompt,
+                          const specdec::decode::decode_config& cfg,
+                          specdec::decode::decode_result& r) {
+  specdec::decode::speculative_decoder dec(
+      m, m.cache(), p, policy, specdec::sched::fixed_draft_length{cfg.max_draft});
+  return dec.generate(prompt, cfg, r);
+}
+
+template <class Proposer, class Policy>
+specdec::status tree_run(model& m,
+                         Proposer& p,
+                         Policy policy,
+                         std::span<const specdec::token_id> prompt,
+                         const specdec::decode::decode_config& cfg,
+                         specdec::decode::decode_result& r) {
+  specdec::decode::tree_decoder dec(m, m.cache(), p, policy);
+  return dec.generate(prompt, cfg, r);
+}
+
+} // namespace detail
+
+/// @brief Chain against tree drafting at the same number of verified rows per step (see the
+///        file comment). Greedy runs use verify::greedy; sampled runs use one_hot_rejection for
+///        the n-gram chain and both trees (deterministic drafts) and rejection_sampling for the
+///        early-exit chain (drafts sampled from the early-exit rows).
+/// @param[in] m the model
+/// @param[in] prompt at least one token
+/// @param[in] opt budgets, drafters, temperatures, seeds
+/// @param[out] out one entry per (temperature, drafter, K), in that order
+/// @return the first failure of a decoder, or errc::invalid_argument for bad options
+/// @par Complexity
+/// (2 x drafters x budgets + 1) decoding runs per temperature and seed.
+inline specdec::status compare_chain_tree(model& m,
+                                          std::span<const specdec::token_id> prompt,
+                                          const tree_compare_options& opt,
+                                          std::vector<tau_entry>& out) {
+  using namespace specdec;
+  out.clear();
+  if (opt.seeds < 1 || opt.layers < 1 || opt.layers > m.num_layers() || opt.top_k < 1
+      || opt.top_k > tree::max_siblings || opt.depth < 1 || opt.ngram_max < 1
+      || opt.ngram_children < 1 || opt.ngram_children > tree::max_siblings)
+    return status{errc::invalid_argument};
+  for (int k : opt.budgets)
+    if (k < 1 || k > 64)
+      return status{errc::invalid_argument};
+  for (float t : opt.temperatures) {
+    sampling::sampling_params params = opt.params;
+    params.temperature = t;
+    const bool greedy = params.greedy();
+    const int seeds = greedy ? 1 : opt.seeds;
+    decode::decode_config cfg;
+    cfg.max_new_tokens = opt.steps;
+    cfg.params = params;
+    if (opt.stop_at_bos)
+      cfg.end_tokens = {1};
+    std::vector<token_id> plain;
+    if (greedy) {
+      propose::no_drafter none;
+      decode::decode_result r;
+      cfg.max_draft = 0;
+      if (const status s = detail::chain_run(m, none, verify::greedy{}, prompt, cfg, r); !s.ok())
+        return s;
+      plain = std::move(r.tokens);
+    }
+    for (drafter_kind d : {drafter_kind::ngram, drafter_kind::early_exit}) {
+      if ((d == drafter_kind::ngram && !opt.ngram)
+          || (d == drafter_kind::early_exit && !opt.early_exit))
+        continue;
+      for (int k : opt.budgets) {
+        tau_entry e;
+        e.drafter = d;
+        e.budget = k;
+        e.temperature = t;
+        std::int64_t chain_rows = 0, tree_rows = 0;
+        for (int i = 0; i < seeds; ++i) {
+          cfg.seed = opt.seed + static_cast<std::uint64_t>(i);
+          cfg.max_draft = k;
+          decode::decode_result c, tr;
+          status s{};
+          if (d == drafter_kind::ngram) {
+            propose::ngram_proposer chain({1, 15, k});
+            propose::ngram_tree_proposer tree({1, opt.ngram_max, k, k, 0, opt.ngram_children, 0});
+            if (greedy) {
+              s = detail::chain_run(m, chain, verify::greedy{}, prompt, cfg, c);
+              if (s.ok())
+                s = detail::tree_run(m, tree, verify::greedy{}, prompt, cfg, tr);
+            } else {
+              s = detail::chain_run(m, chain, verify::one_hot_rejection{}, prompt, cfg, c);
+              if (s.ok())
+                s = detail::tree_run(m, tree, verify::one_hot_rejection{}, prompt, cfg, tr);
+            }
+          } else {
+            propose::early_exit_proposer<model> ee(m, {opt.layers, k, params, cfg.seed + 1});
+            detail::counting_chain<propose::early_exit_proposer<model>> chain{&ee};
+            propose::early_exit_tree_proposer<model> tree(
+                m, {opt.layers, std::min(opt.depth, k), opt.top_k, k});
+            if (greedy) {
+              s = detail::chain_run(m, chain, verify::greedy{}, prompt, cfg, c);
+              if (s.ok())
+                s = detail::tree_run(m, tree, verify::greedy{}, prompt, cfg, tr);
+            } else {
+              s = detail::chain_run(m, chain, verify::rejection_sampling{}, prompt, cfg, c);
+              if (s.ok())
+                s = detail::tree_run(m, tree, verify::one_hot_rejection{}, prompt, cfg, tr);
+            }
+            chain_rows += chain.rows;
+            tree_rows += tree.total_rows_scored();
+          }
+          if (!s.ok())
+            return s;
+          if (greedy) {
+            e.chain_identical = c.tokens == plain;
+            e.tree_identical = tr.tokens == plain;
+          }
+          e.chain += c.stats;
+          e.tree += tr.stats;
+        }
+        if (e.chain.steps > 0)
+          e.chain_draft_rows = static_cast<double>(chain_rows) / static_cast<double>(e.chain.steps);
+        if (e.tree.steps > 0)
+          e.tree_draft_rows = static_cast<double>(tree_rows) / static_cast<double>(e.tree.steps);
+        out.push_back(std::move(e));
+      }
+    }
   }
   return status{};
 }

@@ -19,12 +19,17 @@
 #include <specdec/cpu/verify_tree.hpp>
 #include <specdec/decode/speculative_decoder.hpp>
 #include <specdec/decode/stats.hpp>
+#include <specdec/decode/tree_concepts.hpp>
+#include <specdec/decode/tree_decoder.hpp>
 #include <specdec/kv/concepts.hpp>
 #include <specdec/kv/contiguous_cache.hpp>
 #include <specdec/kv/paged_cache.hpp>
 #include <specdec/kv/recurrent_checkpoints.hpp>
+#include <specdec/propose/chain_tree.hpp>
 #include <specdec/propose/early_exit.hpp>
+#include <specdec/propose/early_exit_tree.hpp>
 #include <specdec/propose/ngram.hpp>
+#include <specdec/propose/ngram_tree.hpp>
 #include <specdec/propose/no_draft.hpp>
 #include <specdec/propose/suffix_automaton.hpp>
 #include <specdec/sampling/distribution.hpp>

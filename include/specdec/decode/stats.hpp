@@ -18,8 +18,9 @@ namespace decode {
 
 /// @brief Counters of one generate() call (or several, merged with operator+=).
 ///
-/// A *step* is one verification: the target scores the anchor plus k >= 0 drafts and the policy
-/// emits accepted + 1 tokens. Steps with k = 0 are plain decoding steps.
+/// A *step* is one verification: the target scores the anchor plus k >= 0 drafts (for a token
+/// tree: the root plus k draft nodes, so k + 1 rows) and the policy emits accepted + 1 tokens.
+/// Steps with k = 0 are plain decoding steps. Rows scored by verification: drafted + steps.
 struct decode_stats {
   std::int64_t steps = 0;         ///< verification steps (including steps without drafts)
   std::int64_t draft_steps = 0;   ///< steps that verified at least one draft
@@ -52,6 +53,38 @@ struct decode_stats {
       hits.resize(static_cast<std::size_t>(k), 0);
     }
     const int seen = acc < k ? acc + 1 : k;
+    for (int j = 0; j < seen; ++j) {
+      ++tried[static_cast<std::size_t>(j)];
+      if (j < acc)
+        ++hits[static_cast<std::size_t>(j)];
+    }
+  }
+
+  /// @brief Records one verified token-tree step: `nodes` draft nodes (root excluded) in a tree
+  ///        of depth `depth`, of which `acc` were accepted (the depth of the last accepted node).
+  ///
+  /// Per depth, `tried[d]` counts the steps whose accepted path reached depth d with a child to
+  /// try, and `hits[d]` those that accepted a depth-(d + 1) node. A chain of k drafts recorded
+  /// with `depth = k` and `deeper = acc < k` gives exactly what record_step(k, acc) gives.
+  /// @param[in] nodes draft nodes verified in the step (the tree's size minus the root)
+  /// @param[in] depth the depth of the tree's deepest node (sizes `tried` and `hits`)
+  /// @param[in] acc accepted drafts, 0 .. depth
+  /// @param[in] deeper the last accepted node has children (one more depth was tried and failed)
+  /// @par Complexity
+  /// O(depth).
+  void record_tree_step(int nodes, int depth, int acc, bool deeper) {
+    ++steps;
+    emitted += acc + 1;
+    if (nodes <= 0)
+      return;
+    ++draft_steps;
+    drafted += nodes;
+    accepted += acc;
+    if (tried.size() < static_cast<std::size_t>(depth)) {
+      tried.resize(static_cast<std::size_t>(depth), 0);
+      hits.resize(static_cast<std::size_t>(depth), 0);
+    }
+    const int seen = deeper && acc < depth ? acc + 1 : acc;
     for (int j = 0; j < seen; ++j) {
       ++tried[static_cast<std::size_t>(j)];
       if (j < acc)
