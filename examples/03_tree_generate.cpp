@@ -5,14 +5,16 @@
 //   03_tree_generate [--model F] [--tokenizer F] [--prompt TEXT] [--steps N]
 //                    [--drafter ngram|early-exit] [--layers L] [--budgets K1,K2,..]
 //                    [--top-k K] [--depth D] [--ngram-max N] [--temperature T] [--top-p P]
-//                    [--seed S] [--seeds N]
+//                    [--seed S] [--seeds N] [--branching B0,B1,..]
 //
 // For each K a chain step verifies K drafts and a tree step K draft nodes: both score K + 1 rows
 // in one target call. The drafters: prompt lookup (suffix-automaton chain / n-gram trie of
 // several earlier continuations) and early exit (the model's first L layers: sampled chain /
-// EAGLE-2-style top-k tree). tau is the mean number of tokens emitted per verification step.
-// Without --temperature both greedy decoding (checked token for token against plain greedy
-// decoding) and temperature 1 (averaged over --seeds runs) are run.
+// EAGLE-2-style top-k tree / sampled multi-draft tree: --branching B0,B1,.. i.i.d. children per
+// node at depths 0, 1, .. (1 past the end), verified by dense rejection sampling at T > 0). tau is
+// the mean number of tokens emitted per verification step. Without --temperature both greedy
+// decoding (checked token for token against plain greedy decoding) and temperature 1 (averaged over
+// --seeds runs) are run.
 
 #include "llama2c/cli.hpp"
 #include "llama2c/session.hpp"
@@ -32,34 +34,53 @@ void print_table(const std::vector<llama2c::tau_entry>& rows, int layers) {
     if (e.temperature != t) {
       t = e.temperature;
       std::printf("\ntemperature %g%s\n", static_cast<double>(t), t == 0.0f ? " (greedy)" : "");
-      std::printf("%-10s %3s  %9s %9s  %9s %9s  %10s  %s\n",
+      std::printf("%-10s %3s  %9s %9s  %9s %9s  %11s %9s  %10s %12s  %s\n",
                   "drafter",
                   "K",
                   "chain tau",
                   "rows/step",
                   "tree tau",
                   "rows/step",
+                  "sampled tau",
+                  "rows/step",
                   "tree/chain",
-                  t == 0.0f ? "identical to plain (chain, tree)" : "");
+                  "sampled/chain",
+                  t == 0.0f ? "identical to plain (chain, tree, sampled)" : "");
     }
     const double ct = e.chain.tau();
     const double tt = e.tree.tau();
-    std::printf("%-10s %3d  %9.3f %9.2f  %9.3f %9.2f  %10.3f",
+    const bool has_sampled = e.sampled.steps > 0;
+    const double st = e.sampled.tau();
+    std::printf("%-10s %3d  %9.3f %9.2f  %9.3f %9.2f",
                 name(e.drafter),
                 e.budget,
                 ct,
                 llama2c::tau_entry::rows_per_step(e.chain),
                 tt,
-                llama2c::tau_entry::rows_per_step(e.tree),
-                ct > 0.0 ? tt / ct : 0.0);
+                llama2c::tau_entry::rows_per_step(e.tree));
+    if (has_sampled)
+      std::printf("  %11.3f %9.2f", st, llama2c::tau_entry::rows_per_step(e.sampled));
+    else
+      std::printf("  %11s %9s", "-", "-");
+    std::printf("  %10.3f", ct > 0.0 ? tt / ct : 0.0);
+    if (has_sampled)
+      std::printf(" %12.3f", ct > 0.0 ? st / ct : 0.0);
+    else
+      std::printf(" %12s", "-");
     if (e.temperature == 0.0f)
-      std::printf("  %s, %s", e.chain_identical ? "yes" : "NO", e.tree_identical ? "yes" : "NO");
-    if (e.drafter == llama2c::drafter_kind::early_exit)
+      std::printf("  %s, %s, %s",
+                  e.chain_identical ? "yes" : "NO",
+                  e.tree_identical ? "yes" : "NO",
+                  has_sampled ? (e.sampled_identical ? "yes" : "NO") : "-");
+    if (e.drafter == llama2c::drafter_kind::early_exit) {
       std::printf("   draft rows/step (%d layer%s): chain %.2f, tree %.2f",
                   layers,
                   layers == 1 ? "" : "s",
                   e.chain_draft_rows,
                   e.tree_draft_rows);
+      if (has_sampled)
+        std::printf(", sampled %.2f", e.sampled_draft_rows);
+    }
     std::printf("\n");
   }
 }
@@ -114,9 +135,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tree_generate: decoding failed: %s\n", s.message());
     return 1;
   }
+  std::string branching;
+  for (int b : t.branching)
+    branching += (branching.empty() ? "" : ",") + std::to_string(b);
   std::printf("stories260K, prompt \"%s\" (%zu tokens), up to %lld tokens per run; "
-              "early exit: %d layer%s of %d, tree depth <= %d, top-k %d; "
-              "%d seed%s at temperature > 0\n",
+              "early exit: %d layer%s of %d, tree depth <= %d, top-k %d, sampled-tree "
+              "branching {%s}; %d seed%s at temperature > 0\n",
               o.prompt.c_str(),
               prompt.size(),
               static_cast<long long>(t.steps),
@@ -125,6 +149,7 @@ int main(int argc, char** argv) {
               m.num_layers(),
               t.depth,
               t.top_k,
+              branching.c_str(),
               t.seeds,
               t.seeds == 1 ? "" : "s");
   std::printf("K: chain drafts per step = tree draft nodes per step (K + 1 rows verified); "
@@ -132,7 +157,7 @@ int main(int argc, char** argv) {
   print_table(rows, t.layers);
   bool exact = true;
   for (const llama2c::tau_entry& e : rows)
-    exact = exact && e.chain_identical && e.tree_identical;
+    exact = exact && e.chain_identical && e.tree_identical && e.sampled_identical;
   // A greedy run that differs from plain decoding is a bug: report it through the exit code.
   return exact ? 0 : 2;
 }

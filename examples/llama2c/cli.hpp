@@ -29,7 +29,7 @@ struct cli_options {
   std::string prompt;           ///< --prompt (empty: start from BOS)
   bool json = false;            ///< --json
   session_options session;      ///< drafter, draft length, sampling, steps, repeats
-  tree_compare_options tree;    ///< --budgets, --top-k, --depth, --seeds, --ngram-max (tree demo)
+  tree_compare_options tree;    ///< --budgets, --top-k, --depth, --seeds, --ngram-max, --branching
   bool drafter_set = false;     ///< --drafter was given
   bool temperature_set = false; ///< --temperature was given
 };
@@ -53,7 +53,8 @@ inline int parse_cli(int argc, char** argv, cli_options& o) {
         "usage: speculative_generate [--model F] [--tokenizer F] [--prompt TEXT] [--steps N]\n"
         "  [--drafter ngram|early-exit|none] [--draft-len N|auto] [--max-draft K] [--layers L]\n"
         "  [--temperature T] [--top-p P] [--seed S] [--stop TEXT]... [--repeat R] [--json]\n"
-        "  tree demo: [--budgets K1,K2,..] [--top-k K] [--depth D] [--seeds N] [--ngram-max N]\n");
+        "  tree demo: [--budgets K1,K2,..] [--top-k K] [--depth D] [--seeds N] [--ngram-max N]\n"
+        "             [--branching B0,B1,..]\n");
   };
   for (int i = 1; i < argc; ++i) {
     const std::string_view a = argv[i];
@@ -120,6 +121,21 @@ inline int parse_cli(int argc, char** argv, cli_options& o) {
           return 1;
         }
         o.tree.budgets.push_back(static_cast<int>(k));
+        at = comma + 1;
+      }
+    } else if (a == "--branching") {
+      o.tree.branching.clear();
+      std::size_t at = 0;
+      while (at <= v.size()) {
+        const std::size_t comma = std::min(v.find(',', at), v.size());
+        const std::string item = v.substr(at, comma - at);
+        const long b = std::strtol(item.c_str(), &end, 10);
+        if (item.empty() || *end != '\0' || b < 1 || b > 16) {
+          std::fprintf(
+              stderr, "speculative_generate: bad --branching '%s' (B in 1..16)\n", v.c_str());
+          return 1;
+        }
+        o.tree.branching.push_back(static_cast<int>(b));
         at = comma + 1;
       }
     } else if (a == "--top-p")

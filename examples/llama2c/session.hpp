@@ -12,7 +12,9 @@
 ///
 /// compare_chain_tree() decodes the prompt with a chain drafter of K drafts per step (K + 1
 /// verified rows) and with a tree drafter of K draft nodes per step (K + 1 verified rows), for
-/// each K, drafter and temperature, and reports tau (tokens per verification step) of both.
+/// each K, drafter and temperature, and reports tau (tokens per verification step) of both;
+/// for the early-exit drafter also with a sampled multi-draft tree of K nodes
+/// (propose::sampled_tree_proposer: i.i.d. siblings, dense rejection sampling at T > 0).
 
 #include <specdec/decode/speculative_decoder.hpp>
 #include <specdec/decode/tree_decoder.hpp>
@@ -21,6 +23,7 @@
 #include <specdec/propose/ngram.hpp>
 #include <specdec/propose/ngram_tree.hpp>
 #include <specdec/propose/no_draft.hpp>
+#include <specdec/propose/sampled_tree.hpp>
 #include <specdec/sched/cost_profile.hpp>
 #include <specdec/sched/draft_length.hpp>
 #include <specdec/verify/greedy.hpp>
@@ -251,13 +254,16 @@ run_session(model& m,
 struct tree_compare_options {
   /// K: drafts per chain step and draft nodes per tree step (both verify K + 1 rows).
   std::vector<int> budgets{2, 4, 8};
-  bool ngram = true;      ///< compare the n-gram drafters
-  bool early_exit = true; ///< compare the early-exit drafters
-  int layers = 1;         ///< early-exit layers (chain and tree)
-  int top_k = 4;          ///< early-exit tree: children per expanded node, nodes per round
-  int depth = 6;          ///< early-exit tree: expansion rounds (capped by K)
-  int ngram_max = 16;     ///< n-gram tree: longest suffix match measured
-  int ngram_children = 4; ///< n-gram tree: children per node
+  bool ngram = true;        ///< compare the n-gram drafters
+  bool early_exit = true;   ///< compare the early-exit drafters
+  int layers = 1;           ///< early-exit layers (chain and tree)
+  int top_k = 4;            ///< early-exit tree: children per expanded node, nodes per round
+  int depth = 6;            ///< early-exit tree: expansion rounds (capped by K)
+  int ngram_max = 16;       ///< n-gram tree: longest suffix match measured
+  int ngram_children = 4;   ///< n-gram tree: children per node
+  bool sampled_tree = true; ///< early exit: also run the sampled multi-draft tree
+  /// Sampled tree: i.i.d. children per expanded node by depth (1 past the end), depth up to K.
+  std::vector<int> branching{2};
   /// Temperatures to run (0: greedy, checked against plain greedy decoding); the other sampling
   /// parameters come from `params`.
   std::vector<float> temperatures{0.0f, 1.0f};
@@ -275,11 +281,16 @@ struct tau_entry {
   float temperature = 0.0f;                   ///< the temperature
   specdec::decode::decode_stats chain;        ///< chain loop, summed over the seeds
   specdec::decode::decode_stats tree;         ///< tree loop, summed over the seeds
-  bool chain_identical = true; ///< greedy: the chain output equals plain greedy decoding
-  bool tree_identical = true;  ///< greedy: the tree output equals plain greedy decoding
+  /// Early exit with tree_compare_options::sampled_tree: the sampled multi-draft tree (tree loop,
+  /// summed over the seeds); empty (no steps) otherwise.
+  specdec::decode::decode_stats sampled;
+  bool chain_identical = true;   ///< greedy: the chain output equals plain greedy decoding
+  bool tree_identical = true;    ///< greedy: the tree output equals plain greedy decoding
+  bool sampled_identical = true; ///< greedy: the sampled-tree output equals plain greedy decoding
   /// Early exit: draft rows (through `layers` layers) per step, chain and tree.
   double chain_draft_rows = 0.0;
-  double tree_draft_rows = 0.0; ///< see chain_draft_rows
+  double tree_draft_rows = 0.0;    ///< see chain_draft_rows
+  double sampled_draft_rows = 0.0; ///< see chain_draft_rows (the sampled tree)
   /// @brief Verified rows per step: 1 + drafted / steps. O(1).
   /// @param[in] s a run's statistics
   /// @return the mean rows the target scored per verification step (0 without steps)
@@ -333,15 +344,18 @@ specdec::status tree_run(model& m,
 
 /// @brief Chain against tree drafting at the same number of verified rows per step (see the
 ///        file comment). Greedy runs use verify::greedy; sampled runs use one_hot_rejection for
-///        the n-gram chain and both trees (deterministic drafts) and rejection_sampling for the
-///        early-exit chain (drafts sampled from the early-exit rows).
+///        the n-gram chain and both deterministic trees, and rejection_sampling for the
+///        early-exit chain and the sampled tree (drafts sampled from the early-exit rows; both
+///        drafters are keyed by seed + 1, so the sampled tree's first branch is the chain's
+///        draft at the first step).
 /// @param[in] m the model
 /// @param[in] prompt at least one token
 /// @param[in] opt budgets, drafters, temperatures, seeds
 /// @param[out] out one entry per (temperature, drafter, K), in that order
 /// @return the first failure of a decoder, or errc::invalid_argument for bad options
 /// @par Complexity
-/// (2 x drafters x budgets + 1) decoding runs per temperature and seed.
+/// (2 x drafters x budgets + 1) decoding runs per temperature and seed, plus one per budget
+/// for the sampled tree.
 inline specdec::status compare_chain_tree(model& m,
                                           std::span<const specdec::token_id> prompt,
                                           const tree_compare_options& opt,
@@ -352,6 +366,9 @@ inline specdec::status compare_chain_tree(model& m,
       || opt.top_k > tree::max_siblings || opt.depth < 1 || opt.ngram_max < 1
       || opt.ngram_children < 1 || opt.ngram_children > tree::max_siblings)
     return status{errc::invalid_argument};
+  for (int b : opt.branching)
+    if (b < 1 || b > tree::max_siblings)
+      return status{errc::invalid_argument};
   for (int k : opt.budgets)
     if (k < 1 || k > 64)
       return status{errc::invalid_argument};
@@ -383,11 +400,12 @@ inline specdec::status compare_chain_tree(model& m,
         e.drafter = d;
         e.budget = k;
         e.temperature = t;
-        std::int64_t chain_rows = 0, tree_rows = 0;
+        std::int64_t chain_rows = 0, tree_rows = 0, sampled_rows = 0;
+        const bool sampled = d == drafter_kind::early_exit && opt.sampled_tree;
         for (int i = 0; i < seeds; ++i) {
           cfg.seed = opt.seed + static_cast<std::uint64_t>(i);
           cfg.max_draft = k;
-          decode::decode_result c, tr;
+          decode::decode_result c, tr, sr;
           status s{};
           if (d == drafter_kind::ngram) {
             propose::ngram_proposer chain({1, 15, k});
@@ -417,20 +435,36 @@ inline specdec::status compare_chain_tree(model& m,
             }
             chain_rows += chain.rows;
             tree_rows += tree.total_rows_scored();
+            if (sampled && s.ok()) {
+              propose::sampled_tree_proposer<model> st(
+                  m, {opt.layers, k, k, opt.branching, params, cfg.seed + 1});
+              if (greedy)
+                s = detail::tree_run(m, st, verify::greedy{}, prompt, cfg, sr);
+              else
+                s = detail::tree_run(m, st, verify::rejection_sampling{}, prompt, cfg, sr);
+              sampled_rows += st.total_rows_scored();
+            }
           }
           if (!s.ok())
             return s;
           if (greedy) {
             e.chain_identical = c.tokens == plain;
             e.tree_identical = tr.tokens == plain;
+            if (sampled)
+              e.sampled_identical = sr.tokens == plain;
           }
           e.chain += c.stats;
           e.tree += tr.stats;
+          if (sampled)
+            e.sampled += sr.stats;
         }
         if (e.chain.steps > 0)
           e.chain_draft_rows = static_cast<double>(chain_rows) / static_cast<double>(e.chain.steps);
         if (e.tree.steps > 0)
           e.tree_draft_rows = static_cast<double>(tree_rows) / static_cast<double>(e.tree.steps);
+        if (e.sampled.steps > 0)
+          e.sampled_draft_rows =
+              static_cast<double>(sampled_rows) / static_cast<double>(e.sampled.steps);
         out.push_back(std::move(e));
       }
     }

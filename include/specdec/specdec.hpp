@@ -18,6 +18,7 @@
 #include <specdec/cpu/verify_chain.hpp>
 #include <specdec/cpu/verify_tree.hpp>
 #include <specdec/decode/speculative_decoder.hpp>
+#include <specdec/decode/stop.hpp>
 #include <specdec/decode/stats.hpp>
 #include <specdec/decode/tree_concepts.hpp>
 #include <specdec/decode/tree_decoder.hpp>
@@ -31,6 +32,7 @@
 #include <specdec/propose/ngram.hpp>
 #include <specdec/propose/ngram_tree.hpp>
 #include <specdec/propose/no_draft.hpp>
+#include <specdec/propose/sampled_tree.hpp>
 #include <specdec/propose/suffix_automaton.hpp>
 #include <specdec/sampling/distribution.hpp>
 #include <specdec/sampling/params.hpp>

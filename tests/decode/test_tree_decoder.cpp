@@ -9,14 +9,22 @@
 //     for token and counter for counter: greedy, one-hot rejection and dense rejection at T = 1;
 //   - at T = 1 with branchy one-hot trees the first two emitted tokens follow the target law
 //     (chi-square, cells expected < 5 pooled, bound: the 1 - 1e-6 quantile);
+//   - the sampled early-exit tree drafter (propose::sampled_tree_proposer) on a layered toy
+//     target: its planned shape, rows and draft_index; with branching {1} it is the early-exit
+//     chain drafter token for token; greedy output equals plain greedy; at T = 1 with dense
+//     multi-draft rejection sampling the first two emitted tokens follow the target law (same
+//     chi-square test, siblings at depths 1 and 2), and the rule without the residual update
+//     between siblings fails it;
 //   - statistics, the final cache length and contents, stop conditions, bad input and proposers
 //     that break their request.
 #include <specdec/decode/speculative_decoder.hpp>
 #include <specdec/decode/tree_decoder.hpp>
 #include <specdec/kv/contiguous_cache.hpp>
 #include <specdec/propose/chain_tree.hpp>
+#include <specdec/propose/early_exit.hpp>
 #include <specdec/propose/ngram_tree.hpp>
 #include <specdec/propose/no_draft.hpp>
+#include <specdec/propose/sampled_tree.hpp>
 #include <specdec/sched/draft_length.hpp>
 #include <specdec/verify/greedy.hpp>
 #include <specdec/verify/rejection.hpp>
@@ -606,13 +614,20 @@ TEST_CASE("tree decoder: bad input and broken proposers give a status") {
 namespace {
 
 // Joint law of the first two emitted tokens after {3, 5} over `draws` seeded runs.
-template <class Proposer, class Policy>
-bool first_two_fit(Proposer& p, Policy policy, std::uint64_t draws, double& stat, double& bound) {
+// With new_tokens > 2 the first step drafts deeper, so deeper siblings decide the second token.
+// A proposer with set_seed() is re-keyed every draw (its drafts must be random draws).
+template <class Target, class Proposer, class Policy>
+bool first_two_fit_on(Target& target,
+                      Proposer& p,
+                      Policy policy,
+                      std::uint64_t draws,
+                      double& stat,
+                      double& bound,
+                      std::int64_t new_tokens = 2) {
   const std::vector<token_id> prompt{3, 5};
-  toy_target target(64);
   decode::tree_decoder dec(target, target.cache, p, policy);
   decode::decode_config cfg;
-  cfg.max_new_tokens = 2;
+  cfg.max_new_tokens = new_tokens;
   cfg.params.temperature = 1.0f;
   cfg.request_id = 11;
   cfg.max_draft = 8;
@@ -620,7 +635,10 @@ bool first_two_fit(Proposer& p, Policy policy, std::uint64_t draws, double& stat
   decode::decode_result out;
   for (std::uint64_t i = 0; i < draws; ++i) {
     cfg.seed = i;
-    if (!dec.generate(prompt, cfg, out).ok() || out.tokens.size() != 2)
+    if constexpr (requires { p.set_seed(i); })
+      p.set_seed(i + 1000003);
+    if (!dec.generate(prompt, cfg, out).ok()
+        || out.tokens.size() != static_cast<std::size_t>(new_tokens))
       FAIL("generate failed at draw " << i);
     ++counts[static_cast<std::size_t>(out.tokens[0] * vocab + out.tokens[1])];
   }
@@ -648,6 +666,12 @@ bool first_two_fit(Proposer& p, Policy policy, std::uint64_t draws, double& stat
   stat = chi.statistic;
   bound = specdec_test::chi_square_upper_quantile(chi.degrees_of_freedom, 1e-6);
   return specdec_test::fits(chi, 1e-6);
+}
+
+template <class Proposer, class Policy>
+bool first_two_fit(Proposer& p, Policy policy, std::uint64_t draws, double& stat, double& bound) {
+  toy_target target(64);
+  return first_two_fit_on(target, p, policy, draws, stat, bound);
 }
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -692,6 +716,258 @@ TEST_CASE("tree decoder: a biased sibling rule fails the same test [stat]") {
   branchy_drafter b{3, 2, 8};
   double stat = 0.0, bound = 0.0;
   const bool fits = first_two_fit(b, biased_tree_rejection{}, gof_draws, stat, bound);
+  INFO("chi2 " << stat << " bound " << bound);
+  CHECK_FALSE(fits);
+}
+
+namespace {
+
+// The toy target with an early exit: through 1 of its 2 layers the logits are the dense
+// drafter's q (half the target logits plus a position hash); through both, the target's.
+// score_layers writes the scored tokens' slots without committing them and checks the layered
+// contract: a call starts at or after the committed length and at most where the previous draft
+// call ended.
+struct toy_layered_target : toy_target {
+  index_t draft_end = 0;
+  std::int64_t layer_calls = 0;
+
+  using toy_target::toy_target;
+  int num_layers() const {
+    return 2;
+  }
+  status score(const score_request& r, matrix_view<float> out) {
+    draft_end = 0;
+    return toy_target::score(r, out);
+  }
+  status score_tree(index_t start,
+                    row_view<const token_id> tokens,
+                    row_view<const std::int32_t> parents,
+                    matrix_view<float> out) {
+    draft_end = 0;
+    return toy_target::score_tree(start, tokens, parents, out);
+  }
+  status score_layers(const score_request& r, int layers, matrix_view<float> out) {
+    const index_t n = r.tokens.size;
+    if (layers < 1 || layers > 2 || out.rows < n || out.cols != vocab || r.start < cache.length()
+        || r.start > std::max(cache.length(), draft_end))
+      return status{errc::invalid_argument};
+    if (r.start + n > cache.capacity())
+      return status{errc::overflow};
+    for (index_t i = 0; i < n; ++i) {
+      const index_t pos = r.start + i;
+      const token_id prev = slot_token(pos - 1);
+      cache.at(0, pos, 0) = static_cast<float>(r.tokens[i]);
+      for (index_t v = 0; v < vocab; ++v)
+        out(i, v) =
+            static_cast<float>(layers == 2 ? toy_logit(prev, r.tokens[i], pos, v)
+                                           : dense_drafter::q_logit(prev, r.tokens[i], pos, v));
+    }
+    draft_end = r.start + n;
+    ++layer_calls;
+    return status{};
+  }
+};
+
+static_assert(propose::layered_model<toy_layered_target>);
+static_assert(
+    specdec::dense_tree_draft_proposer<propose::sampled_tree_proposer<toy_layered_target>>);
+SPECDEC_CHECK(tree_target_model, toy_layered_target);
+
+specdec::sampling::sampling_params temperature(float t) {
+  specdec::sampling::sampling_params p;
+  p.temperature = t;
+  return p;
+}
+
+template <class Proposer, class Policy>
+decode::decode_result run_layered(toy_layered_target& target,
+                                  Proposer& p,
+                                  Policy policy,
+                                  const std::vector<token_id>& prompt,
+                                  const decode::decode_config& cfg) {
+  decode::tree_decoder dec(target, target.cache, p, policy);
+  decode::decode_result out;
+  const status s = dec.generate(prompt, cfg, out);
+  if (!s.ok())
+    out.error = s;
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("sampled tree: the planned shape") {
+  using v = std::vector<std::int32_t>;
+  v parents;
+  propose::sampled_tree_shape(4, 8, {2}, parents);
+  CHECK(parents == v{-1, 0, 0, 1, 2, 3, 4, 5, 6}); // two sampled chains of four
+  propose::sampled_tree_shape(3, 8, {3, 2}, parents);
+  CHECK(parents == v{-1, 0, 0, 0, 1, 1, 2, 2, 3}); // cut by the budget at depth 2
+  propose::sampled_tree_shape(3, 100, {2, 2}, parents);
+  CHECK(parents == v{-1, 0, 0, 1, 1, 2, 2, 3, 4, 5, 6});
+  propose::sampled_tree_shape(5, 3, {}, parents);
+  CHECK(parents == v{-1, 0, 1, 2});
+  propose::sampled_tree_shape(0, 8, {2}, parents);
+  CHECK(parents == v{-1});
+  propose::sampled_tree_shape(2, 0, {2}, parents);
+  CHECK(parents == v{-1});
+}
+
+TEST_CASE("sampled tree: rows, draft_index and draws") {
+  const std::vector<token_id> context{3, 5, 9};
+  std::vector<float> buf(static_cast<std::size_t>(8 * vocab));
+  const auto draft_with = [&](const propose::sampled_tree_config& c,
+                              std::int32_t rows,
+                              toy_layered_target& t,
+                              tree_draft& d) {
+    REQUIRE(t.score({0, {context.data(), 2}, 0}, {buf.data(), 2, vocab, vocab}).ok());
+    propose::sampled_tree_proposer<toy_layered_target> p(t, c);
+    d.probs = {buf.data(), rows, vocab, vocab};
+    const status s = p.propose_tree({0, {context.data(), 3}, 8, 3}, d);
+    if (s.ok())
+      CHECK(p.last_rows_scored() == p.total_rows_scored());
+    return std::pair{s, p.last_rows_scored()};
+  };
+  toy_layered_target t(64);
+  tree_draft d;
+  int differing = 0;
+  for (std::uint64_t seed = 0; seed < 8; ++seed) {
+    CAPTURE(seed);
+    const propose::sampled_tree_config c{1, 3, 8, {3, 2}, temperature(1.0f), seed};
+    const auto [s, rows] = draft_with(c, 8, t, d);
+    REQUIRE(s.ok());
+    // Expanded: the root (row 0) and the three depth-1 nodes (rows 1..3, scored depth first).
+    CHECK(rows == 4);
+    REQUIRE(d.tree.size() == 9);
+    CHECK(std::vector<std::int32_t>(d.tree.parents().begin(), d.tree.parents().end())
+          == std::vector<std::int32_t>{-1, 0, 0, 0, 1, 1, 2, 2, 3});
+    CHECK(d.draft_index == std::vector<std::int32_t>{0, 0, 0, 0, 1, 1, 2, 2, 3});
+    CHECK(d.probs_kind == specdec::distribution_kind::logits);
+    // Each row is q after its node's root path (the parent's slot held the parent's token).
+    for (std::int32_t u : {0, 1, 2, 3}) {
+      const token_id x = d.tree.tokens()[static_cast<std::size_t>(u)];
+      const token_id prev = u == 0 ? context[1] : context[2];
+      const index_t pos = 2 + (u == 0 ? 0 : 1);
+      const std::int32_t row = u == 0 ? 0 : u;
+      for (index_t v = 0; v < vocab; ++v)
+        CHECK(buf[static_cast<std::size_t>(row * vocab + v)]
+              == static_cast<float>(dense_drafter::q_logit(prev, x, pos, v)));
+    }
+    const auto tok = d.tree.tokens();
+    differing += (tok[1] != tok[2] || tok[2] != tok[3]) ? 1 : 0;
+    // Seeded: the same seed draws the same tree.
+    tree_draft again;
+    REQUIRE(draft_with(c, 8, t, again).first.ok());
+    CHECK(std::vector<token_id>(again.tree.tokens().begin(), again.tree.tokens().end())
+          == std::vector<token_id>(tok.begin(), tok.end()));
+  }
+  CHECK(differing >= 4); // i.i.d. siblings: usually not all equal
+  // Temperature 0: every child is the row's argmax (duplicates kept as separate nodes).
+  {
+    const auto [s, rows] = draft_with({1, 3, 8, {3, 2}, temperature(0.0f), 0}, 8, t, d);
+    REQUIRE(s.ok());
+    REQUIRE(d.tree.size() == 9);
+    CHECK(d.tree.tokens()[1] == d.tree.tokens()[2]);
+    CHECK(d.tree.tokens()[2] == d.tree.tokens()[3]);
+    CHECK(d.tree.tokens()[4] == d.tree.tokens()[5]);
+  }
+  // Errors.
+  CHECK(draft_with({1, 3, 8, {3, 2}, temperature(1.0f), 0}, 3, t, d).first.code
+        == errc::shape_mismatch);
+  CHECK(draft_with({3, 3, 8, {2}, temperature(1.0f), 0}, 8, t, d).first.code
+        == errc::invalid_argument);
+  CHECK(draft_with({1, 3, 8, {0}, temperature(1.0f), 0}, 8, t, d).first.code
+        == errc::invalid_argument);
+  CHECK(draft_with({1, 3, 8, {17}, temperature(1.0f), 0}, 8, t, d).first.code
+        == errc::invalid_argument);
+  CHECK(draft_with({1, 0, 8, {2}, temperature(1.0f), 0}, 8, t, d).first.code
+        == errc::invalid_argument);
+  auto bad = temperature(1.0f);
+  bad.top_p = 2.0f;
+  CHECK(draft_with({1, 3, 8, {2}, bad, 0}, 8, t, d).first.code == errc::invalid_top_p);
+  CHECK(d.tree.size() == 1);
+}
+
+TEST_CASE("sampled tree: branching {1} is the early-exit chain drafter") {
+  const std::vector<token_id> prompt{4, 9, 2};
+  for (std::uint64_t seed : {1u, 2u, 3u}) {
+    CAPTURE(seed);
+    decode::decode_config cfg = greedy_config(150, 4);
+    cfg.params.temperature = 1.0f;
+    cfg.seed = seed;
+    cfg.request_id = 5;
+    toy_layered_target t1(512), t2(512);
+    propose::early_exit_proposer<toy_layered_target> ee(t1, {1, 4, cfg.params, seed + 9});
+    propose::chain_tree_proposer<propose::early_exit_proposer<toy_layered_target>> chain(ee);
+    propose::sampled_tree_proposer<toy_layered_target> st(t2, {1, 8, 4, {1}, cfg.params, seed + 9});
+    const auto a = run_layered(t1, chain, verify::rejection_sampling{}, prompt, cfg);
+    const auto b = run_layered(t2, st, verify::rejection_sampling{}, prompt, cfg);
+    REQUIRE(a.error.ok());
+    REQUIRE(b.error.ok());
+    CHECK(b.tokens == a.tokens);
+    CHECK(b.stats.accepted == a.stats.accepted);
+    CHECK(b.stats.hits == a.stats.hits);
+    CHECK(b.stats.accepted > 0);
+    check_consistent(b.stats);
+  }
+}
+
+TEST_CASE("sampled tree: greedy output equals plain greedy decoding") {
+  const std::vector<token_id> prompt{1, 7, 3};
+  const std::vector<token_id> plain = plain_greedy(prompt, 200);
+  for (const std::vector<int>& branching :
+       {std::vector<int>{1}, std::vector<int>{2}, std::vector<int>{3, 2}}) {
+    for (int budget : {1, 4, 9}) {
+      CAPTURE(branching, budget);
+      toy_layered_target t(512);
+      propose::sampled_tree_proposer<toy_layered_target> st(
+          t, {1, 4, budget, branching, temperature(0.0f), 3});
+      const auto g = run_layered(t, st, verify::greedy{}, prompt, greedy_config(200, budget));
+      REQUIRE(g.error.ok());
+      CHECK(g.tokens == plain);
+      check_consistent(g.stats);
+      const auto r =
+          run_layered(t, st, verify::rejection_sampling{}, prompt, greedy_config(200, budget));
+      REQUIRE(r.error.ok());
+      CHECK(r.tokens == plain);
+      CHECK(t.cache.length() == static_cast<index_t>(prompt.size() + plain.size()) - 1);
+    }
+  }
+}
+
+TEST_CASE("sampled tree: at T=1 dense multi-draft rejection keeps the target law [stat]") {
+  // Three i.i.d. children of the root, two of each depth-1 node (budget 8): with 3 tokens to
+  // emit the first step drafts depth 2, so both sibling levels decide the first two tokens.
+  toy_layered_target t(64);
+  propose::sampled_tree_proposer<toy_layered_target> st(t, {1, 2, 8, {3, 2}, temperature(1.0f), 0});
+  double stat = 0.0, bound = 0.0;
+  const bool fits =
+      first_two_fit_on(t, st, verify::rejection_sampling{}, gof_draws * 3 / 5, stat, bound, 3);
+  INFO("chi2 " << stat << " bound " << bound);
+  CHECK(fits);
+  CHECK(st.total_rows_scored() >= static_cast<std::int64_t>(gof_draws));
+}
+
+namespace {
+
+// The dense sibling rule without the residual update: it must fail the same test (a tenth of
+// the draws is plenty: its statistic is about 100 times the bound at full size).
+struct biased_dense_tree_rejection {
+  static constexpr bool needs_draft_rows = true;
+  template <class E, class TT, class TD, class U>
+  verify::tree_outcome
+  verify_tree(const E& ex, const verify::tree_request<TT, TD>& r, const U& u) const {
+    return verify::detail::rejection_tree<true, false>(ex, r, u);
+  }
+};
+
+} // namespace
+
+TEST_CASE("sampled tree: a biased dense sibling rule fails the same test [stat]") {
+  toy_layered_target t(64);
+  propose::sampled_tree_proposer<toy_layered_target> st(t, {1, 2, 8, {3, 2}, temperature(1.0f), 0});
+  double stat = 0.0, bound = 0.0;
+  const bool fits =
+      first_two_fit_on(t, st, biased_dense_tree_rejection{}, gof_draws / 10, stat, bound, 3);
   INFO("chi2 " << stat << " bound " << bound);
   CHECK_FALSE(fits);
 }

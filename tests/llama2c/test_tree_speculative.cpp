@@ -8,7 +8,11 @@
 //     drafting step accepts at least one node;
 //   - at temperature 1 a chain-shaped tree (the early-exit chain drafter through
 //     chain_tree_proposer, dense rejection sampling) reproduces the chain loop token for token;
-//   - the chain-versus-tree comparison of the tree demo runs at temperature 0 (both outputs equal
+//   - the sampled multi-draft tree drafter (i.i.d. siblings, dense rows): greedy output equals
+//     plain greedy decoding; with branching {1} it reproduces the early-exit chain at T = 1; at
+//     T = 1 with dense rejection sampling it runs clean (valid tokens, one row per expanded node,
+//     consistent statistics);
+//   - the chain-versus-tree comparison of the tree demo runs at temperature 0 (all outputs equal
 //     plain greedy decoding) and 1, with consistent statistics.
 #include <specdec/decode/speculative_decoder.hpp>
 #include <specdec/decode/tree_decoder.hpp>
@@ -17,6 +21,7 @@
 #include <specdec/propose/early_exit_tree.hpp>
 #include <specdec/propose/ngram_tree.hpp>
 #include <specdec/propose/no_draft.hpp>
+#include <specdec/propose/sampled_tree.hpp>
 #include <specdec/verify/greedy.hpp>
 #include <specdec/verify/rejection.hpp>
 
@@ -176,6 +181,68 @@ TEST_CASE("llama2c tree speculative: a chain-shaped tree reproduces the chain lo
   }
 }
 
+TEST_CASE("llama2c tree speculative: sampled trees keep greedy output exact") {
+  llama2c::model& m = shared_model();
+  const std::vector<token_id> plain = plain_greedy({1}, 120 / scale);
+  for (const std::vector<int>& branching :
+       {std::vector<int>{1}, std::vector<int>{3}, std::vector<int>{2, 2}}) {
+    for (int budget : {3, 8}) {
+      CAPTURE(branching, budget);
+      specdec::sampling::sampling_params greedy;
+      greedy.temperature = 0.0f;
+      propose::sampled_tree_proposer<llama2c::model> st(m,
+                                                        {2, budget, budget, branching, greedy, 1});
+      const decode::decode_result r = tree_greedy(st, {1}, 120 / scale, budget);
+      CHECK(r.tokens == plain);
+      CHECK(r.stats.drafted > 0);
+      CHECK(st.total_rows_scored() > 0);
+    }
+  }
+}
+
+TEST_CASE("llama2c tree speculative: sampled trees at T=1 (branching {1} is the chain)") {
+  llama2c::model& m = shared_model();
+  for (std::uint64_t seed : {5u, 6u}) {
+    CAPTURE(seed);
+    decode::decode_config cfg = greedy_config(96 / scale, 4);
+    cfg.params.temperature = 1.0f;
+    cfg.seed = seed;
+    decode::decode_result chain, single, multi;
+    {
+      propose::early_exit_proposer<llama2c::model> ee(m, {3, 4, cfg.params, seed + 1});
+      propose::chain_tree_proposer<propose::early_exit_proposer<llama2c::model>> adapter(ee);
+      decode::tree_decoder dec(m, m.cache(), adapter, specdec::verify::rejection_sampling{});
+      REQUIRE(dec.generate(std::vector<token_id>{1}, cfg, chain).ok());
+    }
+    {
+      propose::sampled_tree_proposer<llama2c::model> st(m, {3, 4, 4, {1}, cfg.params, seed + 1});
+      decode::tree_decoder dec(m, m.cache(), st, specdec::verify::rejection_sampling{});
+      REQUIRE(dec.generate(std::vector<token_id>{1}, cfg, single).ok());
+    }
+    CHECK(single.tokens == chain.tokens);
+    CHECK(single.stats.hits == chain.stats.hits);
+    // A 4-node multi-draft tree: smoke run, no error statuses, valid tokens, sane counters.
+    cfg.max_new_tokens = 128 / scale;
+    cfg.max_draft = 8;
+    propose::sampled_tree_proposer<llama2c::model> st(m, {3, 8, 8, {3, 2}, cfg.params, seed + 1});
+    decode::tree_decoder dec(m, m.cache(), st, specdec::verify::rejection_sampling{});
+    const status s = dec.generate(std::vector<token_id>{1}, cfg, multi);
+    REQUIRE(s.ok());
+    CHECK(multi.reason == decode::stop_reason::budget);
+    CHECK(multi.tokens.size() == static_cast<std::size_t>(cfg.max_new_tokens));
+    for (token_id t : multi.tokens)
+      CHECK((t >= 0 && static_cast<index_t>(t) < m.vocab_size()));
+    const auto& stats = multi.stats;
+    CHECK(stats.accepted + stats.steps == stats.emitted);
+    CHECK(stats.accepted > 0);
+    CHECK(stats.drafted <= 8 * stats.steps);
+    CHECK(stats.tau() > 1.0);
+    // Depth first: one draft row per expanded node, at most the root plus 4 internal nodes.
+    CHECK(st.total_rows_scored() <= 4 * stats.steps);
+    CHECK(m.cache().length() == static_cast<index_t>(1 + multi.tokens.size()) - 1);
+  }
+}
+
 TEST_CASE("llama2c tree speculative: the chain-versus-tree comparison runs and is exact") {
   llama2c::model& m = shared_model();
   llama2c::tree_compare_options o;
@@ -192,6 +259,15 @@ TEST_CASE("llama2c tree speculative: the chain-versus-tree comparison runs and i
     CAPTURE(static_cast<int>(e.drafter), e.budget, e.temperature);
     CHECK(e.chain_identical);
     CHECK(e.tree_identical);
+    CHECK(e.sampled_identical);
+    if (e.drafter == llama2c::drafter_kind::early_exit) {
+      CHECK(e.sampled.emitted >= (e.temperature == 0.0f ? 1 : 2) * o.steps);
+      CHECK(e.sampled.accepted + e.sampled.steps == e.sampled.emitted);
+      CHECK(llama2c::tau_entry::rows_per_step(e.sampled) <= e.budget + 1.0);
+      CHECK(e.sampled_draft_rows <= e.budget);
+    } else {
+      CHECK(e.sampled.steps == 0);
+    }
     const int runs = e.temperature == 0.0f ? 1 : 2;
     CHECK(e.chain.emitted >= runs * o.steps);
     CHECK(e.tree.emitted >= runs * o.steps);

@@ -30,6 +30,7 @@
 #include <specdec/core/views.hpp>
 #include <specdec/cpu/verify_chain.hpp>
 #include <specdec/decode/stats.hpp>
+#include <specdec/decode/stop.hpp>
 #include <specdec/kv/contiguous_cache.hpp>
 #include <specdec/sampling/params.hpp>
 #include <specdec/sched/draft_length.hpp>
@@ -233,10 +234,7 @@ private:
       out.stats.seconds_prefill = seconds(t0, clock::now());
     }
 
-    stop_text_.clear();
-    std::size_t longest_stop = 0;
-    for (const std::string& s : cfg.stop_strings)
-      longest_stop = std::max(longest_stop, s.size());
+    stop_.reset(cfg.stop_strings);
 
     const rng_key key{cfg.seed, cfg.request_id};
     while (static_cast<std::int64_t>(out.tokens.size()) < cfg.max_new_tokens) {
@@ -327,7 +325,7 @@ private:
           out.reason = stop_reason::end_token;
           return status{};
         }
-        if (longest_stop > 0 && hits_stop_string(cfg, prev, t, longest_stop)) {
+        if (stop_.active() && stop_.append(cfg.stop_strings, cfg.token_text(prev, t))) {
           out.reason = stop_reason::stop_string;
           return status{};
         }
@@ -337,29 +335,6 @@ private:
     }
     out.reason = stop_reason::budget;
     return status{};
-  }
-
-  // Appends the text of t and reports whether a stop string ends inside the new text. Only the last
-  // (longest stop + new text) characters are kept, so the check is O(longest stop x stop count).
-  bool
-  hits_stop_string(const decode_config& cfg, token_id prev, token_id t, std::size_t longest_stop) {
-    const std::string piece = cfg.token_text(prev, t);
-    const std::size_t old_size = stop_text_.size();
-    stop_text_ += piece;
-    bool hit = false;
-    for (const std::string& s : cfg.stop_strings) {
-      if (s.empty())
-        continue;
-      // A match must end inside the new piece: it starts at or after old_size + 1 - s.size().
-      const std::size_t from = old_size + 1 > s.size() ? old_size + 1 - s.size() : 0;
-      if (stop_text_.find(s, from) != std::string::npos) {
-        hit = true;
-        break;
-      }
-    }
-    if (stop_text_.size() > longest_stop)
-      stop_text_.erase(0, stop_text_.size() - longest_stop);
-    return hit;
   }
 
   Target* target_;
@@ -372,7 +347,7 @@ private:
   std::vector<token_id> draft_tokens_;
   std::vector<token_id> step_tokens_;
   std::vector<token_id> context_;
-  std::string stop_text_;
+  detail::stop_matcher stop_;
 };
 
 } // namespace decode

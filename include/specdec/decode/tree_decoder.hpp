@@ -33,6 +33,7 @@
 #include <specdec/cpu/verify_tree.hpp>
 #include <specdec/decode/speculative_decoder.hpp>
 #include <specdec/decode/stats.hpp>
+#include <specdec/decode/stop.hpp>
 #include <specdec/decode/tree_concepts.hpp>
 #include <specdec/kv/concepts.hpp>
 #include <specdec/tree/token_tree.hpp>
@@ -238,10 +239,7 @@ private:
       out.stats.seconds_prefill = seconds(t0, clock::now());
     }
 
-    stop_text_.clear();
-    std::size_t longest_stop = 0;
-    for (const std::string& s : cfg.stop_strings)
-      longest_stop = std::max(longest_stop, s.size());
+    stop_.reset(cfg.stop_strings);
 
     const rng_key key{cfg.seed, cfg.request_id};
     while (static_cast<std::int64_t>(out.tokens.size()) < cfg.max_new_tokens) {
@@ -332,7 +330,7 @@ private:
           out.reason = stop_reason::end_token;
           return status{};
         }
-        if (longest_stop > 0 && hits_stop_string(cfg, prev, tk, longest_stop)) {
+        if (stop_.active() && stop_.append(cfg.stop_strings, cfg.token_text(prev, tk))) {
           out.reason = stop_reason::stop_string;
           return status{};
         }
@@ -344,28 +342,6 @@ private:
     return status{};
   }
 
-  // Appends the text of t and reports whether a stop string ends inside the new text (the chain
-  // loop's rule: only the last longest-stop characters are kept).
-  bool
-  hits_stop_string(const decode_config& cfg, token_id prev, token_id t, std::size_t longest_stop) {
-    const std::string piece = cfg.token_text(prev, t);
-    const std::size_t old_size = stop_text_.size();
-    stop_text_ += piece;
-    bool hit = false;
-    for (const std::string& s : cfg.stop_strings) {
-      if (s.empty())
-        continue;
-      const std::size_t from = old_size + 1 > s.size() ? old_size + 1 - s.size() : 0;
-      if (stop_text_.find(s, from) != std::string::npos) {
-        hit = true;
-        break;
-      }
-    }
-    if (stop_text_.size() > longest_stop)
-      stop_text_.erase(0, stop_text_.size() - longest_stop);
-    return hit;
-  }
-
   Target* target_;
   Cache* cache_;
   Proposer* proposer_;
@@ -375,7 +351,7 @@ private:
   std::vector<float> draft_rows_;
   std::vector<std::int32_t> path_;
   std::vector<token_id> context_;
-  std::string stop_text_;
+  detail::stop_matcher stop_;
 };
 
 } // namespace decode
