@@ -3,8 +3,17 @@
 # specdec_add_bench(<name> <src>...)
 #   Adds the Google Benchmark executable specdec.bench.<name> (name is "<layer>.<thing>", e.g.
 #   "cpu.verify_chain"), built with -O3 -DNDEBUG whatever the build type (+ -march=native when
-#   SPECDEC_BENCH_NATIVE), linked to benchmark::benchmark_main. A .cu source links specdec::cuda.
+#   SPECDEC_BENCH_NATIVE), linked to benchmark::benchmark_main. A .cu source links specdec::cuda
+#   and is compiled for SPECDEC_BENCH_CUDA_ARCHITECTURES (default: the last of
+#   CMAKE_CUDA_ARCHITECTURES, 90a by default: a bench runs on one GPU, and each extra architecture
+#   costs about a minute of CI per .cu). On an A100: -DSPECDEC_BENCH_CUDA_ARCHITECTURES=80.
 include_guard(GLOBAL)
+
+if(SPECDEC_HAS_CUDA AND NOT SPECDEC_BENCH_CUDA_ARCHITECTURES)
+  list(GET CMAKE_CUDA_ARCHITECTURES -1 _specdec_bench_default_arch)
+  set(SPECDEC_BENCH_CUDA_ARCHITECTURES "${_specdec_bench_default_arch}" CACHE STRING
+      "CUDA architectures of the .cu benchmarks (default: the last of CMAKE_CUDA_ARCHITECTURES)")
+endif()
 
 find_package(benchmark 1.7 CONFIG QUIET)
 if(NOT TARGET benchmark::benchmark_main)
@@ -32,6 +41,8 @@ function(specdec_add_bench name)
       message(FATAL_ERROR "specdec_add_bench(${name}): .cu source but CUDA is off")
     endif()
     target_link_libraries(${target} PRIVATE specdec::cuda)
+    set_target_properties(${target} PROPERTIES
+      CUDA_ARCHITECTURES "${SPECDEC_BENCH_CUDA_ARCHITECTURES}")
   else()
     target_link_libraries(${target} PRIVATE specdec::specdec)
   endif()

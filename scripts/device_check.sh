@@ -73,7 +73,7 @@ section "build"
 step build 240 cmake --build "$build" -j "$jobs" || { cat "$summary"; exit 1; }
 
 section "ctest -L gpu"
-step "ctest -L gpu" 90 ctest --test-dir "$build" -L gpu --output-on-failure -j 1 \
+step "ctest -L gpu" 120 ctest --test-dir "$build" -L gpu --output-on-failure -j 1 \
   --output-log "$out/ctest.log"
 
 section "compute-sanitizer"
@@ -100,8 +100,11 @@ section "benches (bench/cuda)"
 mapfile -t benches < <(find "$build/bench" -type f -perm -u+x -name 'specdec.bench.cuda.*' 2>/dev/null | sort)
 [[ ${#benches[@]} -eq 0 ]] && echo "NOTE           no bench/cuda binary" | tee -a "$summary" "$log"
 # A core subset first (its JSON survives even if the full grid later runs out of time), then the
-# whole grid with what is left of the budget.
+# whole grid with what is left of the budget. The patterns: chain points (verify_chain), tree
+# points, masks and KV compaction (verify_tree; its tests run in ctest -L gpu and under the
+# sanitizers like every specdec.test.cuda.* binary).
 core='copy|/batch:(1|64|256)/k:(1|8)/vocab:(32000|151936)/'
+core+='|verify_tree/.*/batch:(1|128)/nodes:(8|64)/vocab:32000/|tree_mask|kv_compact'
 for b in "${benches[@]}"; do
   name="$(basename "$b")"
   step "bench $name (core)" 120 "$b" --benchmark_filter="$core" --benchmark_format=json \

@@ -6,7 +6,12 @@
 #include <specdec/config.hpp>
 
 #include <specdec/cuda/block/block_executor.cuh>
+#include <specdec/cuda/device/device_kv.cuh>
+#include <specdec/cuda/device/device_tree.cuh>
 #include <specdec/cuda/device/device_verify.cuh>
+#include <specdec/cuda/kernels/kv_compact_kernel.cuh>
+#include <specdec/cuda/kernels/tree_mask_kernel.cuh>
 #include <specdec/cuda/kernels/verify_chain_kernel.cuh>
+#include <specdec/cuda/kernels/verify_tree_kernel.cuh>
 #include <specdec/cuda/launch.cuh>
 #include <specdec/specdec.hpp>

@@ -100,13 +100,12 @@ merge_row_status(row_status& out, const sampling::row_stats& st, bool draft) noe
     out.set(draft ? row_status::draft_zero_mass : row_status::target_zero_mass);
 }
 
-/// The request with usable sampling parameters: itself when its parameters are valid, else a
-/// copy with greedy parameters and `invalid_params` set in `status` (a defined fallback for
-/// callers that skip validation, such as device kernels). @hd
-template <class TT, class TD>
-SPECDEC_HD chain_request<TT, TD> checked(const chain_request<TT, TD>& r,
-                                         row_status& status) noexcept {
-  chain_request<TT, TD> out = r;
+/// The request (chain or tree) with usable sampling parameters: itself when its parameters are
+/// valid, else a copy with greedy parameters and `invalid_params` set in `status` (a defined
+/// fallback for callers that skip validation, such as device kernels). @hd
+template <class Request>
+SPECDEC_HD Request checked(const Request& r, row_status& status) noexcept {
+  Request out = r;
   if (r.params.validate() != errc::ok) {
     status.set(row_status::invalid_params);
     out.params = sampling::sampling_params{};

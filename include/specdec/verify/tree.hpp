@@ -106,19 +106,6 @@ struct tree_outcome {
 
 namespace detail {
 
-/// The tree request with usable parameters (see checked() for chains). @hd
-template <class TT, class TD>
-SPECDEC_HD tree_request<TT, TD> checked_tree(const tree_request<TT, TD>& r,
-                                             row_status& status) noexcept {
-  tree_request<TT, TD> out = r;
-  if (r.params.validate() != errc::ok) {
-    status.set(row_status::invalid_params);
-    out.params = sampling::sampling_params{};
-    out.params.temperature = 0.0f;
-  }
-  return out;
-}
-
 /// The outcome for a malformed tree: flagged, nothing accepted, the root row's draw (greedy:
 /// its argmax) or the safe token when the root row is itself unusable. @hd
 template <row_executor E, class TT, class TD, uniform_source U>
@@ -184,7 +171,7 @@ template <bool Dense, bool Renormalise, row_executor E, class TT, class TD, unif
 SPECDEC_HD tree_outcome rejection_tree(const E& ex, const tree_request<TT, TD>& req, const U& u) {
   constexpr bool dynamic = sampling::detail::runtime_dispatch<E>;
   tree_outcome out;
-  const tree_request<TT, TD> r = checked_tree(req, out.status);
+  const tree_request<TT, TD> r = checked(req, out.status);
   if (!tree_usable(r))
     return malformed_outcome(ex, r, u, out);
   std::int32_t node = 0;
@@ -289,7 +276,7 @@ template <row_executor E, class TT, class TD, uniform_source U>
 SPECDEC_HD tree_outcome greedy_tree(const E& ex, const tree_request<TT, TD>& req, const U& u) {
   tree_outcome out;
   tree_request<TT, TD> r = req;
-  (void)checked_tree(req, out.status); // flags invalid parameters; greedy ignores them
+  (void)checked(req, out.status); // flags invalid parameters; greedy ignores them
   r.params = sampling::sampling_params{};
   r.params.temperature = 0.0f;
   if (!tree_usable(r))
@@ -339,7 +326,7 @@ template <row_executor E, class TT, class TD, uniform_source U, class Threshold>
 SPECDEC_HD tree_outcome
 typical_tree(const E& ex, const tree_request<TT, TD>& req, const U& u, const Threshold& threshold) {
   tree_outcome out;
-  const tree_request<TT, TD> r = checked_tree(req, out.status);
+  const tree_request<TT, TD> r = checked(req, out.status);
   if (!tree_usable(r))
     return malformed_outcome(ex, r, u, out);
   node_set accepted;
