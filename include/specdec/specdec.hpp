@@ -18,8 +18,8 @@
 #include <specdec/cpu/verify_chain.hpp>
 #include <specdec/cpu/verify_tree.hpp>
 #include <specdec/decode/speculative_decoder.hpp>
-#include <specdec/decode/stop.hpp>
 #include <specdec/decode/stats.hpp>
+#include <specdec/decode/stop.hpp>
 #include <specdec/decode/tree_concepts.hpp>
 #include <specdec/decode/tree_decoder.hpp>
 #include <specdec/kv/concepts.hpp>
