@@ -31,7 +31,9 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/sanitizer.hpp"
 #include "support/stats.hpp"
+#include "support/toy_target.hpp"
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -55,109 +57,12 @@ namespace kv = specdec::kv;
 namespace propose = specdec::propose;
 namespace verify = specdec::verify;
 
-constexpr index_t vocab = 16;
-
-std::uint32_t mix(std::uint32_t h) {
-  h ^= h >> 16;
-  h *= 0x7feb352dU;
-  h ^= h >> 15;
-  h *= 0x846ca68bU;
-  h ^= h >> 16;
-  return h;
-}
-
-// Logit of token v after (prev, x) with x at position pos: a fixed pseudo-random value in [-3, 3].
-double toy_logit(token_id prev, token_id x, index_t pos, index_t v) {
-  const auto key =
-      static_cast<std::uint32_t>(static_cast<index_t>(prev + 1) * 977
-                                 + static_cast<index_t>(x) * 131 + (pos % 3) * 17 + v * 100003);
-  return -3.0 + 6.0 * static_cast<double>(mix(key) % 10007U) / 10006.0;
-}
-
-std::vector<double> toy_law(token_id prev, token_id x, index_t pos) {
-  std::vector<double> p(static_cast<std::size_t>(vocab));
-  double mx = -1e300;
-  for (index_t v = 0; v < vocab; ++v)
-    mx = std::max(mx, toy_logit(prev, x, pos, v));
-  double sum = 0.0;
-  for (index_t v = 0; v < vocab; ++v)
-    sum += p[static_cast<std::size_t>(v)] = std::exp(toy_logit(prev, x, pos, v) - mx);
-  for (double& q : p)
-    q /= sum;
-  return p;
-}
-
-token_id toy_argmax(token_id prev, token_id x, index_t pos) {
-  index_t best = 0;
-  for (index_t v = 1; v < vocab; ++v)
-    if (toy_logit(prev, x, pos, v) > toy_logit(prev, x, pos, best))
-      best = v;
-  return static_cast<token_id>(best);
-}
-
-// Target: keeps the token of every slot in a one-plane contiguous cache and reads a row's
-// previous token from it (chain: the slot before; tree: the parent's slot), as a transformer
-// reads its keys.
-struct toy_target {
-  kv::contiguous_cache<float> cache;
-  std::int64_t tree_calls = 0;
-  std::int64_t rows_scored = 0;
-
-  explicit toy_target(index_t capacity) {
-    const kv::plane_desc d{1, kv::plane_layout::position_major};
-    REQUIRE(cache.allocate(capacity, {&d, 1}).ok());
-  }
-  index_t vocab_size() const {
-    return vocab;
-  }
-  token_id slot_token(index_t slot) const {
-    return slot >= 0 ? static_cast<token_id>(cache.at(0, slot, 0)) : token_id{-1};
-  }
-  status score(const score_request& r, matrix_view<float> out) {
-    const index_t n = r.tokens.size;
-    if (r.start < 0 || r.start > cache.length() || out.rows < n || out.cols != vocab)
-      return status{errc::invalid_argument};
-    if (r.start + n > cache.capacity())
-      return status{errc::overflow};
-    (void)cache.rollback(r.start);
-    for (index_t i = 0; i < n; ++i) {
-      const index_t pos = r.start + i;
-      const token_id prev = slot_token(pos - 1);
-      cache.at(0, pos, 0) = static_cast<float>(r.tokens[i]);
-      for (index_t v = 0; v < vocab; ++v)
-        out(i, v) = static_cast<float>(toy_logit(prev, r.tokens[i], pos, v));
-    }
-    rows_scored += n;
-    return cache.extend(r.start + n);
-  }
-  status score_tree(index_t start,
-                    row_view<const token_id> tokens,
-                    row_view<const std::int32_t> parents,
-                    matrix_view<float> out) {
-    const index_t n = tokens.size;
-    if (start < 0 || start > cache.length() || out.rows < n || out.cols != vocab
-        || parents.size != n)
-      return status{errc::invalid_argument};
-    if (start + n > cache.capacity())
-      return status{errc::overflow};
-    (void)cache.rollback(start);
-    std::vector<index_t> depth(static_cast<std::size_t>(n), 0);
-    for (index_t j = 0; j < n; ++j) {
-      const std::int32_t p = parents[j];
-      if (p < -1 || p >= j || (j > 0 && p < 0))
-        return status{errc::invalid_argument};
-      depth[static_cast<std::size_t>(j)] = p < 0 ? 0 : depth[static_cast<std::size_t>(p)] + 1;
-      const index_t pos = start + depth[static_cast<std::size_t>(j)];
-      const token_id prev = p < 0 ? slot_token(start - 1) : slot_token(start + p);
-      cache.at(0, start + j, 0) = static_cast<float>(tokens[j]);
-      for (index_t v = 0; v < vocab; ++v)
-        out(j, v) = static_cast<float>(toy_logit(prev, tokens[j], pos, v));
-    }
-    ++tree_calls;
-    rows_scored += n;
-    return cache.extend(start + n);
-  }
-};
+constexpr index_t vocab = specdec_test::toy_vocab;
+using specdec_test::toy_argmax;
+using specdec_test::toy_logit;
+using specdec_test::toy_target;
+using oracle_drafter = specdec_test::toy_oracle_drafter;
+using dense_drafter = specdec_test::toy_dense_drafter;
 
 SPECDEC_CHECK(tree_target_model, toy_target);
 
@@ -219,80 +124,6 @@ struct branchy_drafter {
       }
     }
     return status{};
-  }
-};
-
-// One-hot chain drafter: the target's greedy continuation, every third position corrupted.
-struct oracle_drafter {
-  int max_draft = 6;
-  status propose(const draft_request& r, draft_block& b) const {
-    const index_t n = r.context.size;
-    token_id prev = n > 1 ? r.context[n - 2] : -1;
-    token_id x = r.context[n - 1];
-    b.length = 0;
-    const index_t k = std::min<index_t>(r.max_tokens, b.tokens.size);
-    for (index_t j = 0; j < k; ++j) {
-      token_id d = toy_argmax(prev, x, n - 1 + j);
-      if ((n + j) % 3 == 0)
-        d = static_cast<token_id>((d + 1) % vocab);
-      b.tokens[j] = d;
-      prev = x;
-      x = d;
-      b.length = static_cast<std::int32_t>(j + 1);
-    }
-    return status{};
-  }
-  int max_draft_len() const {
-    return max_draft;
-  }
-};
-
-// Dense chain drafter: q = softmax(0.5 * target logits + a position hash), sampled by its own
-// stream keyed by the request.
-struct dense_drafter {
-  static constexpr bool writes_draft_rows = true;
-  int max_draft = 3;
-  std::uint64_t seed = 0;
-
-  static double q_logit(token_id prev, token_id x, index_t pos, index_t v) {
-    return 0.5 * toy_logit(prev, x, pos, v)
-           + static_cast<double>(mix(static_cast<std::uint32_t>(pos * 31 + v)) % 7U) * 0.3;
-  }
-  status propose(const draft_request& r, draft_block& b) const {
-    const index_t n = r.context.size;
-    token_id prev = n > 1 ? r.context[n - 2] : -1;
-    token_id x = r.context[n - 1];
-    b.length = 0;
-    b.probs_kind = specdec::distribution_kind::logits;
-    const index_t k = std::min<index_t>({r.max_tokens, b.tokens.size, b.probs.rows});
-    const specdec::rng_key key{seed, r.request_id};
-    for (index_t j = 0; j < k; ++j) {
-      const index_t pos = n - 1 + j;
-      std::vector<double> w(static_cast<std::size_t>(vocab));
-      double sum = 0.0;
-      for (index_t v = 0; v < vocab; ++v) {
-        const double ql = q_logit(prev, x, pos, v);
-        b.probs(j, v) = static_cast<float>(ql);
-        sum += w[static_cast<std::size_t>(v)] = std::exp(ql);
-      }
-      double u = specdec::uniform_at(key, pos + 1, specdec::draw_purpose::auxiliary) * sum;
-      token_id d = vocab - 1;
-      for (index_t v = 0; v < vocab; ++v) {
-        u -= w[static_cast<std::size_t>(v)];
-        if (u < 0.0) {
-          d = static_cast<token_id>(v);
-          break;
-        }
-      }
-      b.tokens[j] = d;
-      prev = x;
-      x = d;
-      b.length = static_cast<std::int32_t>(j + 1);
-    }
-    return status{};
-  }
-  int max_draft_len() const {
-    return max_draft;
   }
 };
 
@@ -642,27 +473,9 @@ bool first_two_fit_on(Target& target,
       FAIL("generate failed at draw " << i);
     ++counts[static_cast<std::size_t>(out.tokens[0] * vocab + out.tokens[1])];
   }
-  std::vector<double> law(counts.size());
-  const std::vector<double> p1 = toy_law(prompt[0], prompt[1], 1);
-  for (index_t a = 0; a < vocab; ++a) {
-    const std::vector<double> p2 = toy_law(prompt[1], static_cast<token_id>(a), 2);
-    for (index_t c = 0; c < vocab; ++c)
-      law[static_cast<std::size_t>(a * vocab + c)] =
-          p1[static_cast<std::size_t>(a)] * p2[static_cast<std::size_t>(c)];
-  }
-  const std::vector<double> expected = specdec_test::expected_counts(law, draws);
-  std::vector<std::uint64_t> pooled_counts{0};
-  std::vector<double> pooled_expected{0.0};
-  for (std::size_t i = 0; i < counts.size(); ++i) {
-    if (expected[i] < 5.0) {
-      pooled_counts[0] += counts[i];
-      pooled_expected[0] += expected[i];
-    } else {
-      pooled_counts.push_back(counts[i]);
-      pooled_expected.push_back(expected[i]);
-    }
-  }
-  const auto chi = specdec_test::chi_square(pooled_counts, pooled_expected);
+  const std::vector<double> law = specdec_test::toy_first_two_law(prompt[0], prompt[1]);
+  const auto chi =
+      specdec_test::pooled_chi_square(counts, specdec_test::expected_counts(law, draws));
   stat = chi.statistic;
   bound = specdec_test::chi_square_upper_quantile(chi.degrees_of_freedom, 1e-6);
   return specdec_test::fits(chi, 1e-6);
@@ -674,17 +487,7 @@ bool first_two_fit(Proposer& p, Policy policy, std::uint64_t draws, double& stat
   return first_two_fit_on(target, p, policy, draws, stat, bound);
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr std::uint64_t gof_draws = 40000;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr std::uint64_t gof_draws = 40000;
-#else
-constexpr std::uint64_t gof_draws = 200000;
-#endif
-#else
-constexpr std::uint64_t gof_draws = 200000;
-#endif
+constexpr std::uint64_t gof_draws = specdec_test::by_build<std::uint64_t>(200000, 40000);
 
 } // namespace
 

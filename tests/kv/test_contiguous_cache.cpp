@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/sanitizer.hpp"
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -147,17 +148,7 @@ std::vector<std::int32_t> root_path(const std::vector<std::int32_t>& parents, st
 }
 
 // Sanitized builds run fewer random trees.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr int keep_path_trials = 300;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr int keep_path_trials = 300;
-#else
-constexpr int keep_path_trials = 3000;
-#endif
-#else
-constexpr int keep_path_trials = 3000;
-#endif
+constexpr int keep_path_trials = specdec_test::by_build<int>(3000, 300);
 
 } // namespace
 

@@ -10,6 +10,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/sanitizer.hpp"
 #include <cstdint>
 #include <iterator>
 #include <map>
@@ -27,17 +28,7 @@ namespace kv = specdec::kv;
 using cache_t = kv::paged_cache<float>;
 
 // Sanitized builds (about 10x slower) run a fifth of the random operations.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr int property_ops = 400;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr int property_ops = 400;
-#else
-constexpr int property_ops = 2000;
-#endif
-#else
-constexpr int property_ops = 2000;
-#endif
+constexpr int property_ops = specdec_test::by_build<int>(2000, 400);
 
 float read(const cache_t& c, kv::sequence_id s, index_t pos, index_t p, index_t f) {
   const float* x = c.slot(s, pos, p);

@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/sanitizer.hpp"
 #include <cstdint>
 #include <random>
 #include <set>
@@ -22,17 +23,7 @@ namespace kv = specdec::kv;
 using states_t = kv::recurrent_checkpoints<float>;
 
 // Sanitized builds (about 10x slower) run a fifth of the random operations.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr int property_ops = 2000;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr int property_ops = 2000;
-#else
-constexpr int property_ops = 10000;
-#endif
-#else
-constexpr int property_ops = 10000;
-#endif
+constexpr int property_ops = specdec_test::by_build<int>(10000, 2000);
 
 void fill(states_t& st, kv::sequence_id s, index_t i, float v) {
   float* p = st.slot(s, i);

@@ -11,6 +11,7 @@
 
 #include "llama2c/model.hpp"
 #include "llama2c/paths.hpp"
+#include "support/llama2c.hpp"
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -25,18 +26,10 @@ using specdec::errc;
 using specdec::index_t;
 using specdec::status;
 using specdec::token_id;
-
-std::string model_path() {
-  return llama2c::default_model_dir() + "/stories260K.bin";
-}
-
-llama2c::model& shared() {
-  static llama2c::model m;
-  static const bool ok = llama2c::model::load(model_path(), m).ok();
-  if (!ok)
-    FAIL("cannot load " << model_path() << " (set SPECDEC_MODEL_DIR)");
-  return m;
-}
+using specdec_test::file_bytes;
+using specdec_test::load_bytes;
+using specdec_test::model_path;
+using specdec_test::shared_model;
 
 constexpr index_t V = 512;
 
@@ -62,19 +55,6 @@ std::vector<token_id> greedy(llama2c::model& m, int n) {
   return seq;
 }
 
-std::vector<char> file_bytes(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-errc load_bytes(const std::string& name, const std::vector<char>& bytes) {
-  const std::string p = (std::filesystem::temp_directory_path() / name).string();
-  std::ofstream(p, std::ios::binary)
-      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  llama2c::model m;
-  return llama2c::model::load(p, m).code;
-}
-
 } // namespace
 
 TEST_CASE("llama2c backend: greedy from BOS reproduces llama2.c's sample") {
@@ -82,12 +62,12 @@ TEST_CASE("llama2c backend: greedy from BOS reproduces llama2.c's sample") {
                                        315, 421, 395, 317, 426, 338, 401, 396, 267, 337,
                                        410, 408, 419, 292, 411, 322, 265, 282, 295, 433,
                                        426, 385, 328, 432, 358, 394, 261, 370, 432, 352};
-  const std::vector<token_id> seq = greedy(shared(), 40);
+  const std::vector<token_id> seq = greedy(shared_model(), 40);
   CHECK(std::vector<token_id>(seq.begin() + 1, seq.end()) == expected);
 }
 
 TEST_CASE("llama2c backend: rows are bitwise identical whatever the chunking") {
-  llama2c::model& m = shared();
+  llama2c::model& m = shared_model();
   const std::vector<token_id> seq = greedy(m, 99);
   const std::vector<float> ref = one_by_one(m, seq);
   std::mt19937 rng(7);
@@ -107,7 +87,7 @@ TEST_CASE("llama2c backend: rows are bitwise identical whatever the chunking") {
 }
 
 TEST_CASE("llama2c backend: tree, chain and early-exit rows agree bitwise") {
-  llama2c::model& m = shared();
+  llama2c::model& m = shared_model();
   const std::vector<token_id> seq = greedy(m, 30);
   const std::vector<float> ref = one_by_one(m, seq);
   const index_t base = 20;
@@ -156,7 +136,7 @@ TEST_CASE("llama2c backend: tree, chain and early-exit rows agree bitwise") {
 }
 
 TEST_CASE("llama2c backend: rollback then rescoring reproduces the rows") {
-  llama2c::model& m = shared();
+  llama2c::model& m = shared_model();
   const std::vector<token_id> seq = greedy(m, 40);
   const std::vector<float> ref = one_by_one(m, seq);
   std::mt19937 rng(3);
@@ -181,7 +161,7 @@ TEST_CASE("llama2c backend: rollback then rescoring reproduces the rows") {
 }
 
 TEST_CASE("llama2c backend: bad input gives a status and changes nothing") {
-  llama2c::model& m = shared();
+  llama2c::model& m = shared_model();
   std::vector<float> rows(4 * V);
   REQUIRE(m.cache().rollback(0).ok());
   const token_id bos = 1;

@@ -8,6 +8,7 @@
 
 #include "llama2c/model.hpp"
 #include "llama2c/paths.hpp"
+#include "support/llama2c.hpp"
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -22,6 +23,11 @@ namespace {
 using specdec::errc;
 using specdec::index_t;
 using specdec::token_id;
+using specdec_test::file_bytes;
+using specdec_test::load_bytes;
+using specdec_test::model_path;
+using specdec_test::shared_model;
+using specdec_test::write_temp;
 
 constexpr index_t V = 512;
 
@@ -29,35 +35,6 @@ const std::vector<token_id> sample{403, 407, 261, 378, 432, 383, 286, 261, 376, 
                                    315, 421, 395, 317, 426, 338, 401, 396, 267, 337,
                                    410, 408, 419, 292, 411, 322, 265, 282, 295, 433,
                                    426, 385, 328, 432, 358, 394, 261, 370, 432, 352};
-
-std::string model_path() {
-  return llama2c::default_model_dir() + "/stories260K.bin";
-}
-
-llama2c::model& shared() {
-  static llama2c::model m;
-  static const bool ok = llama2c::model::load(model_path(), m).ok();
-  if (!ok)
-    FAIL("cannot load " << model_path() << " (set SPECDEC_MODEL_DIR)");
-  return m;
-}
-
-std::vector<char> file_bytes(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-std::string write_temp(const std::string& name, const std::vector<char>& bytes) {
-  const std::string p = (std::filesystem::temp_directory_path() / name).string();
-  std::ofstream(p, std::ios::binary)
-      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  return p;
-}
-
-errc load_bytes(const std::string& name, const std::vector<char>& bytes) {
-  llama2c::model m;
-  return llama2c::model::load(write_temp(name, bytes), m).code;
-}
 
 // BOS followed by the known sample: 41 tokens.
 std::vector<token_id> bos_sample() {
@@ -79,7 +56,7 @@ std::vector<float> one_by_one(llama2c::model& m, const std::vector<token_id>& se
 } // namespace
 
 TEST_CASE("llama2c model: header facts and parameter count", "[llama2c]") {
-  const llama2c::model& m = shared();
+  const llama2c::model& m = shared_model();
   CHECK(m.cfg().dim == 64);
   CHECK(m.cfg().hidden_dim == 172);
   CHECK(m.cfg().n_layers == 5);
@@ -97,7 +74,7 @@ TEST_CASE("llama2c model: header facts and parameter count", "[llama2c]") {
 }
 
 TEST_CASE("llama2c model: the sample scored in chunks gives it back by argmax", "[llama2c]") {
-  llama2c::model& m = shared();
+  llama2c::model& m = shared_model();
   const std::vector<token_id> seq = bos_sample();
   const std::vector<float> ref = one_by_one(m, seq);
   for (std::size_t i = 0; i + 1 < seq.size(); ++i)
@@ -133,7 +110,7 @@ TEST_CASE("llama2c model: argmax picks the first maximum and skips NaN", "[llama
 }
 
 TEST_CASE("llama2c model: malformed requests change nothing", "[llama2c]") {
-  llama2c::model& m = shared();
+  llama2c::model& m = shared_model();
   const std::vector<token_id> seq = bos_sample();
   std::vector<float> rows(8 * V);
   m.reset();
@@ -188,7 +165,7 @@ TEST_CASE("llama2c model: malformed requests change nothing", "[llama2c]") {
 
 TEST_CASE("llama2c model: stale and NaN slots past the committed length are never read",
           "[llama2c]") {
-  llama2c::model& m = shared();
+  llama2c::model& m = shared_model();
   const std::vector<token_id> seq = bos_sample();
   const std::vector<float> ref = one_by_one(m, seq);
   m.reset();
@@ -222,7 +199,7 @@ TEST_CASE("llama2c model: stale and NaN slots past the committed length are neve
 }
 
 TEST_CASE("llama2c model: chained early exit writes the K/V that score() recomputes", "[llama2c]") {
-  llama2c::model& m = shared();
+  llama2c::model& m = shared_model();
   const std::vector<token_id> seq = bos_sample();
   const index_t base = 17;
   const int layers = 3;
@@ -280,7 +257,7 @@ TEST_CASE("llama2c model: an unshared classifier file equal to the embedding sco
   CHECK_FALSE(u.cfg().shared_classifier);
   CHECK(u.parameter_count() == 260032u + 512u * 64u);
   const std::vector<token_id> seq = bos_sample();
-  const std::vector<float> a = one_by_one(shared(), seq);
+  const std::vector<float> a = one_by_one(shared_model(), seq);
   const std::vector<float> b = one_by_one(u, seq);
   CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
   // Without the extra matrix the unshared file is one classifier short.
@@ -334,7 +311,7 @@ TEST_CASE("llama2c model: more bad headers and weights", "[llama2c]") {
   std::memcpy(rope.data() + good.size() - 4, &q, 4);
   CHECK(load_bytes("specdec_m_rope_nan.bin", rope) == errc::ok);
   // A failed load leaves the destination as it was.
-  llama2c::model m = shared();
+  llama2c::model m = shared_model();
   std::string detail;
   CHECK(llama2c::model::load(write_temp("specdec_m_kv3.bin", with_header(4, 3)), m, &detail).code
         == errc::corrupt_data);

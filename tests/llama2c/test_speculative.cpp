@@ -24,6 +24,8 @@
 #include "llama2c/model.hpp"
 #include "llama2c/paths.hpp"
 #include "llama2c/session.hpp"
+#include "support/llama2c.hpp"
+#include "support/sanitizer.hpp"
 #include "support/stats.hpp"
 #include <cmath>
 #include <map>
@@ -34,25 +36,11 @@ namespace {
 using specdec::index_t;
 using specdec::status;
 using specdec::token_id;
+using specdec_test::shared_model_once;
 namespace decode = specdec::decode;
 
-llama2c::model& shared_model() {
-  static llama2c::model m;
-  static const bool ok = [] {
-    std::string detail;
-    const status s =
-        llama2c::model::load(llama2c::default_model_dir() + "/stories260K.bin", m, &detail);
-    if (!s.ok())
-      FAIL("cannot load stories260K.bin from " << llama2c::default_model_dir() << ": " << detail
-                                               << " (set SPECDEC_MODEL_DIR)");
-    return s.ok();
-  }();
-  (void)ok;
-  return m;
-}
-
 std::vector<token_id> greedy_story(std::int64_t n) {
-  llama2c::model& m = shared_model();
+  llama2c::model& m = shared_model_once();
   specdec::propose::no_drafter none;
   decode::speculative_decoder dec(
       m, m.cache(), none, specdec::verify::greedy{}, specdec::sched::fixed_draft_length{0});
@@ -67,7 +55,7 @@ std::vector<token_id> greedy_story(std::int64_t n) {
 } // namespace
 
 TEST_CASE("llama2c speculative: greedy output equals plain greedy for every drafter and length") {
-  llama2c::model& m = shared_model();
+  llama2c::model& m = shared_model_once();
   const std::vector<token_id> story = greedy_story(346);
   std::vector<token_id> copy_heavy{1};
   copy_heavy.insert(copy_heavy.end(), story.begin(), story.end());
@@ -294,18 +282,7 @@ bool first_two_fit(memo_target& target,
     ++counts[static_cast<std::size_t>(out.tokens[0]) * V + static_cast<std::size_t>(out.tokens[1])];
   }
   const std::vector<double> expected = specdec_test::expected_counts(law, draws);
-  std::vector<std::uint64_t> oc{0};
-  std::vector<double> ec{0.0};
-  for (std::size_t i = 0; i < counts.size(); ++i) {
-    if (expected[i] < 5.0) {
-      oc[0] += counts[i];
-      ec[0] += expected[i];
-    } else {
-      oc.push_back(counts[i]);
-      ec.push_back(expected[i]);
-    }
-  }
-  const specdec_test::chi_square_result chi = specdec_test::chi_square(oc, ec);
+  const specdec_test::chi_square_result chi = specdec_test::pooled_chi_square(counts, expected);
   statistic = chi.statistic;
   bound = specdec_test::chi_square_upper_quantile(chi.degrees_of_freedom, 1e-6);
   return specdec_test::fits(chi, 1e-6);
@@ -314,20 +291,10 @@ bool first_two_fit(memo_target& target,
 } // namespace
 
 // Sanitized builds run 2e5 draws (about 10x slower per draw); release builds run the full 1e6.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr std::uint64_t gof_draws = 200000;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr std::uint64_t gof_draws = 200000;
-#else
-constexpr std::uint64_t gof_draws = 1000000;
-#endif
-#else
-constexpr std::uint64_t gof_draws = 1000000;
-#endif
+constexpr std::uint64_t gof_draws = specdec_test::by_build<std::uint64_t>(1000000, 200000);
 
 TEST_CASE("llama2c speculative: at T=1 the first two tokens follow the model's law (1e6 runs)") {
-  llama2c::model& m = shared_model();
+  llama2c::model& m = shared_model_once();
   // "Once upon a time" then a repeated phrase, so the n-gram drafter has matches to draft from.
   const std::vector<token_id> story = greedy_story(24);
   std::vector<token_id> prompt{1};

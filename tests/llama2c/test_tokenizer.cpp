@@ -6,6 +6,7 @@
 
 #include "llama2c/paths.hpp"
 #include "llama2c/tokenizer.hpp"
+#include "support/llama2c.hpp"
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -17,35 +18,15 @@ namespace {
 
 using specdec::errc;
 using specdec::token_id;
-
-std::string tok_path() {
-  return llama2c::default_model_dir() + "/tok512.bin";
-}
-
-const llama2c::tokenizer& shared_tok() {
-  static llama2c::tokenizer t;
-  static const bool ok = llama2c::tokenizer::load(tok_path(), 512, t).ok();
-  if (!ok)
-    FAIL("cannot load " << tok_path() << " (set SPECDEC_MODEL_DIR)");
-  return t;
-}
-
-std::vector<char> file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-std::string write_temp(const std::string& name, const std::vector<char>& bytes) {
-  const std::string p = (std::filesystem::temp_directory_path() / name).string();
-  std::ofstream(p, std::ios::binary)
-      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  return p;
-}
+using specdec_test::file_bytes;
+using specdec_test::shared_tokenizer;
+using specdec_test::tokenizer_path;
+using specdec_test::write_temp;
 
 } // namespace
 
 TEST_CASE("llama2c tokenizer: encode and decode") {
-  const llama2c::tokenizer& t = shared_tok();
+  const llama2c::tokenizer& t = shared_tokenizer();
   REQUIRE(t.vocab_size() == 512);
   const std::string text = "Once upon a time, there was a little girl named Lily.";
   const std::vector<token_id> ids = t.encode(text, true, true);
@@ -75,7 +56,7 @@ TEST_CASE("llama2c tokenizer: bad files give a status") {
   llama2c::tokenizer t;
   std::string detail;
   CHECK(llama2c::tokenizer::load("/nonexistent/tok.bin", 512, t, &detail).code == errc::io_error);
-  const std::vector<char> good = file_bytes(tok_path());
+  const std::vector<char> good = file_bytes(tokenizer_path());
   REQUIRE(good.size() > 100);
   CHECK(llama2c::tokenizer::load(write_temp("specdec_tok_empty.bin", {}), 512, t).code
         == errc::corrupt_data);
@@ -86,11 +67,11 @@ TEST_CASE("llama2c tokenizer: bad files give a status") {
   extra.push_back('x');
   CHECK(llama2c::tokenizer::load(write_temp("specdec_tok_extra.bin", extra), 512, t).code
         == errc::corrupt_data);
-  CHECK(llama2c::tokenizer::load(tok_path(), 511, t).code == errc::corrupt_data);
+  CHECK(llama2c::tokenizer::load(tokenizer_path(), 511, t).code == errc::corrupt_data);
   std::vector<char> bad_len = good;
   const std::int32_t huge = 1 << 30; // the first token's length field, after the header and score
   std::memcpy(bad_len.data() + 8, &huge, 4);
   CHECK(llama2c::tokenizer::load(write_temp("specdec_tok_len.bin", bad_len), 512, t).code
         == errc::corrupt_data);
-  CHECK(llama2c::tokenizer::load(tok_path(), 0, t).code == errc::invalid_argument);
+  CHECK(llama2c::tokenizer::load(tokenizer_path(), 0, t).code == errc::invalid_argument);
 }

@@ -30,6 +30,8 @@
 #include "llama2c/model.hpp"
 #include "llama2c/paths.hpp"
 #include "llama2c/session.hpp"
+#include "support/llama2c.hpp"
+#include "support/sanitizer.hpp"
 #include <vector>
 
 namespace {
@@ -37,35 +39,12 @@ namespace {
 using specdec::index_t;
 using specdec::status;
 using specdec::token_id;
+using specdec_test::shared_model_once;
 namespace decode = specdec::decode;
 namespace propose = specdec::propose;
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr std::int64_t scale = 4; // sanitized builds: a quarter of the tokens
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr std::int64_t scale = 4;
-#else
-constexpr std::int64_t scale = 1;
-#endif
-#else
-constexpr std::int64_t scale = 1;
-#endif
-
-llama2c::model& shared_model() {
-  static llama2c::model m;
-  static const bool ok = [] {
-    std::string detail;
-    const status s =
-        llama2c::model::load(llama2c::default_model_dir() + "/stories260K.bin", m, &detail);
-    if (!s.ok())
-      FAIL("cannot load stories260K.bin from " << llama2c::default_model_dir() << ": " << detail
-                                               << " (set SPECDEC_MODEL_DIR)");
-    return s.ok();
-  }();
-  (void)ok;
-  return m;
-}
+constexpr std::int64_t scale =
+    specdec_test::by_build<std::int64_t>(1, 4); // sanitized builds: a quarter of the tokens
 
 decode::decode_config greedy_config(std::int64_t n, std::int32_t max_draft) {
   decode::decode_config cfg;
@@ -76,7 +55,7 @@ decode::decode_config greedy_config(std::int64_t n, std::int32_t max_draft) {
 }
 
 std::vector<token_id> plain_greedy(const std::vector<token_id>& prompt, std::int64_t n) {
-  llama2c::model& m = shared_model();
+  llama2c::model& m = shared_model_once();
   propose::no_drafter none;
   decode::speculative_decoder dec(
       m, m.cache(), none, specdec::verify::greedy{}, specdec::sched::fixed_draft_length{0});
@@ -88,7 +67,7 @@ std::vector<token_id> plain_greedy(const std::vector<token_id>& prompt, std::int
 template <class Proposer>
 decode::decode_result
 tree_greedy(Proposer& p, const std::vector<token_id>& prompt, std::int64_t n, std::int32_t budget) {
-  llama2c::model& m = shared_model();
+  llama2c::model& m = shared_model_once();
   decode::tree_decoder dec(m, m.cache(), p, specdec::verify::greedy{});
   decode::decode_result r;
   REQUIRE(dec.generate(prompt, greedy_config(n, budget), r).ok());
@@ -126,7 +105,7 @@ TEST_CASE("llama2c tree speculative: greedy tree output equals plain greedy") {
         for (int top_k : {1, 4}) {
           CAPTURE(pc.tokens.size(), layers, budget, top_k);
           propose::early_exit_tree_proposer<llama2c::model> ee(
-              shared_model(), {layers, std::min(4, budget), top_k, budget});
+              shared_model_once(), {layers, std::min(4, budget), top_k, budget});
           const decode::decode_result r = tree_greedy(ee, pc.tokens, pc.steps, budget);
           CHECK(r.tokens == plain);
           CHECK(r.stats.drafted > 0);
@@ -139,7 +118,7 @@ TEST_CASE("llama2c tree speculative: greedy tree output equals plain greedy") {
 
 TEST_CASE("llama2c tree speculative: an early-exit tree through every layer is always right "
           "first") {
-  llama2c::model& m = shared_model();
+  llama2c::model& m = shared_model_once();
   const std::vector<token_id> plain = plain_greedy({1}, 120 / scale);
   propose::early_exit_tree_proposer<llama2c::model> ee(m, {m.num_layers(), 3, 3, 6});
   const decode::decode_result r = tree_greedy(ee, {1}, 120 / scale, 6);
@@ -151,7 +130,7 @@ TEST_CASE("llama2c tree speculative: an early-exit tree through every layer is a
 }
 
 TEST_CASE("llama2c tree speculative: a chain-shaped tree reproduces the chain loop at T=1") {
-  llama2c::model& m = shared_model();
+  llama2c::model& m = shared_model_once();
   for (std::uint64_t seed : {3u, 4u}) {
     CAPTURE(seed);
     decode::decode_config cfg = greedy_config(96 / scale, 3);
@@ -182,7 +161,7 @@ TEST_CASE("llama2c tree speculative: a chain-shaped tree reproduces the chain lo
 }
 
 TEST_CASE("llama2c tree speculative: sampled trees keep greedy output exact") {
-  llama2c::model& m = shared_model();
+  llama2c::model& m = shared_model_once();
   const std::vector<token_id> plain = plain_greedy({1}, 120 / scale);
   for (const std::vector<int>& branching :
        {std::vector<int>{1}, std::vector<int>{3}, std::vector<int>{2, 2}}) {
@@ -201,7 +180,7 @@ TEST_CASE("llama2c tree speculative: sampled trees keep greedy output exact") {
 }
 
 TEST_CASE("llama2c tree speculative: sampled trees at T=1 (branching {1} is the chain)") {
-  llama2c::model& m = shared_model();
+  llama2c::model& m = shared_model_once();
   for (std::uint64_t seed : {5u, 6u}) {
     CAPTURE(seed);
     decode::decode_config cfg = greedy_config(96 / scale, 4);
@@ -244,7 +223,7 @@ TEST_CASE("llama2c tree speculative: sampled trees at T=1 (branching {1} is the 
 }
 
 TEST_CASE("llama2c tree speculative: the chain-versus-tree comparison runs and is exact") {
-  llama2c::model& m = shared_model();
+  llama2c::model& m = shared_model_once();
   llama2c::tree_compare_options o;
   o.budgets = {2, 5};
   o.layers = 3;

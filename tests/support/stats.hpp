@@ -4,6 +4,7 @@
 //  - chi-square goodness of fit over cells with expected counts, impossible cells reported apart;
 //  - the chi-square upper quantile (Wilson-Hilferty) and the normal upper quantile;
 //  - total-variation distance;
+//  - pooled_chi_square: the same with cells expected fewer than 5 times pooled into one;
 //  - reference_processed: an independent, sort-based double-precision implementation of the
 //    processed distribution of sampling/params.hpp (temperature, top-k, min-p, top-p, greedy).
 // Nothing here calls the library: tests compare the library against it.
@@ -61,6 +62,25 @@ inline std::vector<double> expected_counts(const std::vector<double>& probabilit
   for (std::size_t i = 0; i < e.size(); ++i)
     e[i] = probabilities[i] * static_cast<double>(n);
   return e;
+}
+
+/// Chi-square of `observed` against `expected` with every cell expected fewer than 5 times
+/// pooled into one (cell 0 of the pooled lists, present even when empty), so the chi-square law
+/// applies.
+inline chi_square_result pooled_chi_square(const std::vector<std::uint64_t>& observed,
+                                           const std::vector<double>& expected) {
+  std::vector<std::uint64_t> pooled_counts{0};
+  std::vector<double> pooled_expected{0.0};
+  for (std::size_t i = 0; i < observed.size(); ++i) {
+    if (expected[i] < 5.0) {
+      pooled_counts[0] += observed[i];
+      pooled_expected[0] += expected[i];
+    } else {
+      pooled_counts.push_back(observed[i]);
+      pooled_expected.push_back(expected[i]);
+    }
+  }
+  return chi_square(pooled_counts, pooled_expected);
 }
 
 /// z with P(Z > z) = alpha for a standard normal Z, 0 < alpha < 1: bisection on std::erfc
