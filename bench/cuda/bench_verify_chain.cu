@@ -51,6 +51,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include "../support/device.cuh"
 #include "../support/synthetic.hpp"
 #include <algorithm>
 #include <cmath>
@@ -66,157 +67,28 @@ namespace {
 
 using namespace specdec;
 
-constexpr int threads = 256;                             ///< threads per CTA of every kernel here
+constexpr int threads = specdec_bench::harness_threads;  ///< threads per CTA of the harness
 constexpr std::size_t row_budget = std::size_t{2} << 30; ///< skip points with more row bytes
-constexpr std::size_t copy_bytes = std::size_t{1} << 30; ///< bytes read by the copy baseline
 constexpr int unfused_reps = 3;                          ///< timed runs of the unfused pipeline
 constexpr std::int64_t pool_pairs = 32;                  ///< distinct (target, draft) row pairs
 constexpr std::uint64_t batch_seed = 42;                 ///< chain_batch::seed
 
-// ---------------------------------------------------------------------------------------------
-// CUDA plumbing: owners, error reporting, timing.
-
-/// True when a CUDA device is visible (queried once).
-bool has_device() {
-  static const bool has = specdec::cuda::device_count() > 0;
-  return has;
-}
-
-/// Owns one cudaMalloc allocation.
-struct device_buffer {
-  void* ptr = nullptr;
-
-  device_buffer() = default;
-  device_buffer(const device_buffer&) = delete;
-  device_buffer& operator=(const device_buffer&) = delete;
-  ~device_buffer() {
-    if (ptr != nullptr)
-      (void)cudaFree(ptr);
-  }
-  cudaError_t allocate(std::size_t bytes) {
-    if (ptr != nullptr)
-      (void)cudaFree(ptr);
-    ptr = nullptr;
-    return cudaMalloc(&ptr, bytes > 0 ? bytes : 1);
-  }
-  template <class U>
-  U* as() const {
-    return static_cast<U*>(ptr);
-  }
-};
-
-/// Owns a non-blocking stream and the two events timing it.
-struct timed_stream {
-  cudaStream_t stream = nullptr;
-  cudaEvent_t start = nullptr;
-  cudaEvent_t stop = nullptr;
-
-  timed_stream() = default;
-  timed_stream(const timed_stream&) = delete;
-  timed_stream& operator=(const timed_stream&) = delete;
-  ~timed_stream() {
-    if (stop != nullptr)
-      (void)cudaEventDestroy(stop);
-    if (start != nullptr)
-      (void)cudaEventDestroy(start);
-    if (stream != nullptr)
-      (void)cudaStreamDestroy(stream);
-  }
-  cudaError_t create() {
-    cudaError_t e = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
-    if (e == cudaSuccess)
-      e = cudaEventCreate(&start);
-    if (e == cudaSuccess)
-      e = cudaEventCreate(&stop);
-    return e;
-  }
-  /// Waits for `stop` and stores the seconds between the two events.
-  cudaError_t elapsed(double& seconds) const {
-    cudaError_t e = cudaEventSynchronize(stop);
-    float ms = 0.0f;
-    if (e == cudaSuccess)
-      e = cudaEventElapsedTime(&ms, start, stop);
-    seconds = 1e-3 * static_cast<double>(ms);
-    return e;
-  }
-};
-
-std::string cuda_message(const char* what, cudaError_t e) {
-  return std::string(what) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")";
-}
-
-/// Stops the benchmark with the error of a failed CUDA call; true when `e` is cudaSuccess.
-bool check(benchmark::State& state, cudaError_t e, const char* what) {
-  if (e == cudaSuccess)
-    return true;
-  (void)cudaGetLastError(); // clear the error so that later benchmarks start clean
-  state.SkipWithError(cuda_message(what, e).c_str());
-  return false;
-}
-
-/// Stops the benchmark with the error of a failed specdec call; true when `s` is ok.
-bool check(benchmark::State& state, const status& s, const char* what) {
-  if (s.ok())
-    return true;
-  std::string msg = std::string(what) + ": " + s.message();
-  if (s.code == errc::cuda_error)
-    msg += std::string(" (") + cudaGetErrorName(static_cast<cudaError_t>(s.cuda_error)) + ")";
-  state.SkipWithError(msg.c_str());
-  return false;
-}
-
-/// Allocates `buf` for `values` and copies them to the device.
-template <class U>
-bool upload(benchmark::State& state, device_buffer& buf, const std::vector<U>& values) {
-  const std::size_t bytes = values.size() * sizeof(U);
-  return check(state, buf.allocate(bytes), "cudaMalloc")
-         && check(state,
-                  cudaMemcpy(buf.ptr, values.data(), bytes, cudaMemcpyHostToDevice),
-                  "cudaMemcpy (host to device)");
-}
-
-int device_attribute(cudaDeviceAttr attr) {
-  int dev = 0;
-  int value = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess
-      || cudaDeviceGetAttribute(&value, attr, dev) != cudaSuccess)
-    (void)cudaGetLastError();
-  return value;
-}
+using specdec_bench::check;
+using specdec_bench::copy_baseline;
+using specdec_bench::copy_bytes;
+using specdec_bench::copy_setup;
+using specdec_bench::device_buffer;
+using specdec_bench::download;
+using specdec_bench::gather_rows;
+using specdec_bench::has_device;
+using specdec_bench::start;
+using specdec_bench::timed;
+using specdec_bench::timed_loop;
+using specdec_bench::timed_stream;
+using specdec_bench::upload;
 
 // ---------------------------------------------------------------------------------------------
 // Kernels of the harness (none of them is timed as part of a verification).
-
-/// Copies n 16-byte words, four per thread per step (loads first, so four are in flight).
-__global__ void __launch_bounds__(threads)
-    copy16_kernel(const uint4* __restrict__ src, uint4* __restrict__ dst, std::size_t n) {
-  constexpr std::size_t unroll = 4;
-  const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
-  std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  for (; i + (unroll - 1) * stride < n; i += unroll * stride) {
-    uint4 v[unroll];
-#pragma unroll
-    for (std::size_t u = 0; u < unroll; ++u)
-      v[u] = src[i + u * stride];
-#pragma unroll
-    for (std::size_t u = 0; u < unroll; ++u)
-      dst[i + u * stride] = v[u];
-  }
-  for (; i < n; i += stride)
-    dst[i] = src[i];
-}
-
-/// Row r of `dst` = row src_row[r] of `pool`; rows are `words` 16-byte words. grid = rows.
-__global__ void __launch_bounds__(threads) gather_rows_kernel(uint4* __restrict__ dst,
-                                                              const uint4* __restrict__ pool,
-                                                              const int* __restrict__ src_row,
-                                                              index_t words) {
-  const auto r = static_cast<index_t>(blockIdx.x);
-  const uint4* s = pool + static_cast<index_t>(src_row[r]) * words;
-  uint4* d = dst + r * words;
-  for (auto i = static_cast<index_t>(threadIdx.x); i < words; i += threads)
-    d[i] = s[i];
-}
 
 /// Unfused step 1: CTA r writes the processed probabilities of logit row r (temperature, then
 /// truncation and renormalisation, as `params` say) to row r of `probs`. grid = rows.
@@ -237,83 +109,10 @@ __global__ void __launch_bounds__(threads) materialise_probs_kernel(
 // ---------------------------------------------------------------------------------------------
 // Copy-bandwidth baseline.
 
-/// Two 1 GiB buffers and the launch shape of the copy kernel.
-struct copy_setup {
-  device_buffer src, dst;
-  timed_stream ts;
-  unsigned blocks = 1;
-  std::size_t words = copy_bytes / sizeof(uint4);
-
-  cudaError_t create() {
-    cudaError_t e = ts.create();
-    if (e == cudaSuccess)
-      e = src.allocate(copy_bytes);
-    if (e == cudaSuccess)
-      e = dst.allocate(copy_bytes);
-    if (e == cudaSuccess)
-      e = cudaMemset(src.ptr, 1, copy_bytes);
-    const int sms = device_attribute(cudaDevAttrMultiProcessorCount);
-    blocks = static_cast<unsigned>(std::max(1, sms) * (2048 / threads));
-    return e;
-  }
-  /// One timed copy of the whole buffer.
-  cudaError_t run(double& seconds) {
-    cudaError_t e = cudaEventRecord(ts.start, ts.stream);
-    if (e != cudaSuccess)
-      return e;
-    copy16_kernel<<<blocks, threads, 0, ts.stream>>>(src.as<const uint4>(), dst.as<uint4>(), words);
-    e = cudaGetLastError();
-    if (e == cudaSuccess)
-      e = cudaEventRecord(ts.stop, ts.stream);
-    if (e == cudaSuccess)
-      e = ts.elapsed(seconds);
-    return e;
-  }
-};
-
-/// The baseline: bytes read per second by the copy kernel, or the error that prevented it.
-struct copy_baseline {
-  double read_bytes_per_second = 0.0;
-  std::string error;
-};
-
-copy_baseline measure_copy_baseline() {
-  copy_baseline b;
-  copy_setup c;
-  cudaError_t e = c.create();
-  double best = 0.0;
-  for (int pass = 0; pass < 6 && e == cudaSuccess; ++pass) { // pass 0 warms up
-    double seconds = 0.0;
-    e = c.run(seconds);
-    if (e == cudaSuccess && pass > 0 && seconds > 0.0)
-      best = std::max(best, static_cast<double>(copy_bytes) / seconds);
-  }
-  if (e != cudaSuccess) {
-    (void)cudaGetLastError();
-    b.error = cuda_message("copy baseline", e);
-  } else if (!(best > 0.0)) {
-    b.error = "copy baseline: no valid timing";
-  }
-  b.read_bytes_per_second = best;
-  return b;
-}
-
-/// Measured once, on first use (the buffers are freed afterwards).
-const copy_baseline& copy_bandwidth() {
-  static const copy_baseline b = measure_copy_baseline();
-  return b;
-}
-
 void BM_cuda_copy_bandwidth(benchmark::State& state) {
-  if (!has_device()) {
-    state.SkipWithError("no CUDA device");
+  const copy_baseline* base = start(state);
+  if (base == nullptr)
     return;
-  }
-  const copy_baseline& base = copy_bandwidth();
-  if (!base.error.empty()) {
-    state.SkipWithError(base.error.c_str());
-    return;
-  }
   copy_setup c;
   if (!check(state, c.create(), "copy setup"))
     return;
@@ -329,8 +128,8 @@ void BM_cuda_copy_bandwidth(benchmark::State& state) {
     return;
   const double read = static_cast<double>(copy_bytes) * static_cast<double>(state.iterations());
   state.counters["bytes_per_second"] = read / total;
-  state.counters["copy_GBps"] = base.read_bytes_per_second * 1e-9;
-  state.counters["ratio"] = read / total / base.read_bytes_per_second;
+  state.counters["copy_GBps"] = base->read_bytes_per_second * 1e-9;
+  state.counters["ratio"] = read / total / base->read_bytes_per_second;
 }
 BENCHMARK(BM_cuda_copy_bandwidth)
     ->Arg(1024)
@@ -338,29 +137,6 @@ BENCHMARK(BM_cuda_copy_bandwidth)
     ->UseManualTime()
     ->MinTime(0.2)
     ->Unit(benchmark::kMicrosecond);
-
-// ---------------------------------------------------------------------------------------------
-// L2 overwrite between timed launches.
-
-/// Overwrites the L2 on `stream` (a memset of twice its size), unless SPECDEC_BENCH_HOT is set.
-bool flush_l2(benchmark::State& state, cudaStream_t stream) {
-  static const bool hot = std::getenv("SPECDEC_BENCH_HOT") != nullptr;
-  if (hot)
-    return true;
-  static device_buffer buf;
-  static std::size_t bytes = 0;
-  if (buf.ptr == nullptr) {
-    const int l2 = device_attribute(cudaDevAttrL2CacheSize);
-    bytes = 2 * static_cast<std::size_t>(std::max(l2, 32 << 20));
-    if (!check(state, buf.allocate(bytes), "cudaMalloc (L2 flush buffer)")) {
-      buf.ptr = nullptr;
-      return false;
-    }
-  }
-  static int value = 0;
-  value = (value + 1) & 0xff;
-  return check(state, cudaMemsetAsync(buf.ptr, value, bytes, stream), "cudaMemsetAsync (L2)");
-}
 
 // ---------------------------------------------------------------------------------------------
 // Synthetic rows.
@@ -443,10 +219,9 @@ using policy = verify::rejection_sampling;
 
 template <class T>
 void BM_cuda_verify_chain(benchmark::State& state, bool top_p) {
-  if (!has_device()) {
-    state.SkipWithError("no CUDA device");
+  const copy_baseline* base = start(state);
+  if (base == nullptr)
     return;
-  }
   const index_t B = state.range(0), K = state.range(1), V = state.range(2);
   const index_t target_rows = B * (K + 1), draft_rows = B * K, n_rows = target_rows + draft_rows;
   const std::size_t row_bytes = static_cast<std::size_t>(V) * sizeof(T);
@@ -457,11 +232,6 @@ void BM_cuda_verify_chain(benchmark::State& state, bool top_p) {
   }
   if (row_bytes % sizeof(uint4) != 0) {
     state.SkipWithError("V * sizeof(T) must be a multiple of 16 bytes (gather kernel)");
-    return;
-  }
-  const copy_baseline& base = copy_bandwidth();
-  if (!base.error.empty()) {
-    state.SkipWithError(base.error.c_str());
     return;
   }
   row_pool<T>* pool = pool_for<T>(state, V);
@@ -508,13 +278,8 @@ void BM_cuda_verify_chain(benchmark::State& state, bool top_p) {
       || !check(state, d_next.allocate(out_count * sizeof(token_id)), "cudaMalloc")
       || !check(state, d_status.allocate(out_count * sizeof(row_status)), "cudaMalloc"))
     return;
-  gather_rows_kernel<<<static_cast<unsigned>(n_rows), threads, 0, ts.stream>>>(
-      rows.as<uint4>(),
-      pool->device.template as<const uint4>(),
-      d_src.as<const int>(),
-      static_cast<index_t>(row_bytes / sizeof(uint4)));
-  if (!check(state, cudaGetLastError(), "gather_rows_kernel")
-      || !check(state, cudaStreamSynchronize(ts.stream), "gather_rows_kernel"))
+  if (!gather_rows(
+          state, rows.ptr, pool->device.ptr, d_src.as<const int>(), n_rows, row_bytes, ts.stream))
     return;
 
   // The two problems.
@@ -572,55 +337,27 @@ void BM_cuda_verify_chain(benchmark::State& state, bool top_p) {
                     unfused_verifier.run(unfused, ws_unfused.ptr, unfused_bytes, ts.stream),
                     "chain_verifier::run (unfused)");
   };
-  // One timed run of `launch`: L2 overwrite, then events around the launch sequence.
-  const auto timed = [&](const auto& launch, double& seconds) {
-    return flush_l2(state, ts.stream)
-           && check(state, cudaEventRecord(ts.start, ts.stream), "cudaEventRecord") && launch()
-           && check(state, cudaEventRecord(ts.stop, ts.stream), "cudaEventRecord")
-           && check(state, ts.elapsed(seconds), "cudaEventSynchronize");
-  };
-
-  // Unfused: warm-up, then the mean of unfused_reps runs. Fused: warm-up (module loading).
+  // Unfused: warm-up, then the mean of unfused_reps runs. Fused: warm-up (module loading), then
+  // the main loop.
   double unfused_seconds = 0.0;
-  if (!run_unfused() || !run_fused() || !check(state, cudaStreamSynchronize(ts.stream), "warm-up"))
+  if (!run_unfused() || !check(state, cudaStreamSynchronize(ts.stream), "warm-up"))
     return;
   for (int rep = 0; rep < unfused_reps; ++rep) {
     double seconds = 0.0;
-    if (!timed(run_unfused, seconds))
+    if (!timed(state, ts, run_unfused, seconds))
       return;
     unfused_seconds += seconds / unfused_reps;
   }
-
-  double fused_total = 0.0;
-  for (auto _ : state) {
-    double seconds = 0.0;
-    if (!timed(run_fused, seconds))
-      break;
-    state.SetIterationTime(seconds);
-    fused_total += seconds;
-  }
-  if (state.error_occurred() || !(fused_total > 0.0))
+  const double fused_seconds = timed_loop(state, ts, run_fused);
+  if (!(fused_seconds > 0.0))
     return;
 
   // Outcomes (outside timing): the last fused run and the last unfused run.
   std::vector<std::int32_t> accepted(out_count);
   std::vector<token_id> next(out_count);
   std::vector<row_status> st(out_count);
-  if (!check(state,
-             cudaMemcpy(accepted.data(),
-                        d_accepted.ptr,
-                        out_count * sizeof(std::int32_t),
-                        cudaMemcpyDeviceToHost),
-             "cudaMemcpy (accepted)")
-      || !check(
-          state,
-          cudaMemcpy(next.data(), d_next.ptr, out_count * sizeof(token_id), cudaMemcpyDeviceToHost),
-          "cudaMemcpy (next)")
-      || !check(
-          state,
-          cudaMemcpy(
-              st.data(), d_status.ptr, out_count * sizeof(row_status), cudaMemcpyDeviceToHost),
-          "cudaMemcpy (status)"))
+  if (!download(state, accepted, d_accepted) || !download(state, next, d_next)
+      || !download(state, st, d_status))
     return;
   double emitted = 0.0, agree = 0.0, flagged = 0.0;
   for (std::size_t b = 0; b < static_cast<std::size_t>(B); ++b) {
@@ -630,12 +367,11 @@ void BM_cuda_verify_chain(benchmark::State& state, bool top_p) {
     flagged += st[b].ok() ? 0.0 : 1.0;
   }
 
-  const double fused_seconds = fused_total / static_cast<double>(state.iterations());
   const double bytes_per_second = static_cast<double>(rows_bytes) / fused_seconds;
   const auto requests = static_cast<double>(B);
   state.counters["bytes_per_second"] = bytes_per_second;
-  state.counters["copy_GBps"] = base.read_bytes_per_second * 1e-9;
-  state.counters["ratio"] = bytes_per_second / base.read_bytes_per_second;
+  state.counters["copy_GBps"] = base->read_bytes_per_second * 1e-9;
+  state.counters["ratio"] = bytes_per_second / base->read_bytes_per_second;
   state.counters["unfused_ratio"] = unfused_seconds / fused_seconds;
   state.counters["tau"] = emitted / requests;
   state.counters["agree"] = agree / requests;

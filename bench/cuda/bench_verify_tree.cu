@@ -55,6 +55,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include "../support/device.cuh"
 #include "../support/synthetic.hpp"
 #include <algorithm>
 #include <cstddef>
@@ -71,267 +72,21 @@ namespace {
 using namespace specdec;
 using elem = specdec::bfloat16;
 
-constexpr int threads = 256;                             ///< threads per CTA of the harness
 constexpr std::size_t row_budget = std::size_t{2} << 30; ///< skip points with more row bytes
-constexpr std::size_t copy_bytes = std::size_t{1} << 30; ///< bytes read by the copy baseline
 constexpr index_t pool_rows = 32;                        ///< distinct target rows (and drafts)
 constexpr int samples_per_row = 8;                       ///< tokens sampled per draft row
 constexpr int alt_reps = 3;                              ///< runs of each preparation mode
 
-// ---------------------------------------------------------------------------------------------
-// CUDA plumbing.
-
-bool has_device() {
-  static const bool has = specdec::cuda::device_count() > 0;
-  return has;
-}
-
-struct device_buffer {
-  void* ptr = nullptr;
-
-  device_buffer() = default;
-  device_buffer(const device_buffer&) = delete;
-  device_buffer& operator=(const device_buffer&) = delete;
-  ~device_buffer() {
-    if (ptr != nullptr)
-      (void)cudaFree(ptr);
-  }
-  cudaError_t allocate(std::size_t bytes) {
-    if (ptr != nullptr)
-      (void)cudaFree(ptr);
-    ptr = nullptr;
-    return cudaMalloc(&ptr, bytes > 0 ? bytes : 1);
-  }
-  template <class U>
-  U* as() const {
-    return static_cast<U*>(ptr);
-  }
-};
-
-struct timed_stream {
-  cudaStream_t stream = nullptr;
-  cudaEvent_t start = nullptr;
-  cudaEvent_t stop = nullptr;
-
-  timed_stream() = default;
-  timed_stream(const timed_stream&) = delete;
-  timed_stream& operator=(const timed_stream&) = delete;
-  ~timed_stream() {
-    if (stop != nullptr)
-      (void)cudaEventDestroy(stop);
-    if (start != nullptr)
-      (void)cudaEventDestroy(start);
-    if (stream != nullptr)
-      (void)cudaStreamDestroy(stream);
-  }
-  cudaError_t create() {
-    cudaError_t e = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
-    if (e == cudaSuccess)
-      e = cudaEventCreate(&start);
-    if (e == cudaSuccess)
-      e = cudaEventCreate(&stop);
-    return e;
-  }
-  cudaError_t elapsed(double& seconds) const {
-    cudaError_t e = cudaEventSynchronize(stop);
-    float ms = 0.0f;
-    if (e == cudaSuccess)
-      e = cudaEventElapsedTime(&ms, start, stop);
-    seconds = 1e-3 * static_cast<double>(ms);
-    return e;
-  }
-};
-
-std::string cuda_message(const char* what, cudaError_t e) {
-  return std::string(what) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")";
-}
-
-bool check(benchmark::State& state, cudaError_t e, const char* what) {
-  if (e == cudaSuccess)
-    return true;
-  (void)cudaGetLastError();
-  state.SkipWithError(cuda_message(what, e).c_str());
-  return false;
-}
-
-bool check(benchmark::State& state, const status& s, const char* what) {
-  if (s.ok())
-    return true;
-  std::string msg = std::string(what) + ": " + s.message();
-  if (s.code == errc::cuda_error)
-    msg += std::string(" (") + cudaGetErrorName(static_cast<cudaError_t>(s.cuda_error)) + ")";
-  state.SkipWithError(msg.c_str());
-  return false;
-}
-
-template <class U>
-bool upload(benchmark::State& state, device_buffer& buf, const std::vector<U>& values) {
-  const std::size_t bytes = values.size() * sizeof(U);
-  return check(state, buf.allocate(bytes), "cudaMalloc")
-         && check(state,
-                  cudaMemcpy(buf.ptr, values.data(), bytes, cudaMemcpyHostToDevice),
-                  "cudaMemcpy (host to device)");
-}
-
-template <class U>
-bool download(benchmark::State& state, std::vector<U>& values, const device_buffer& buf) {
-  return check(
-      state,
-      cudaMemcpy(values.data(), buf.ptr, values.size() * sizeof(U), cudaMemcpyDeviceToHost),
-      "cudaMemcpy (device to host)");
-}
-
-int device_attribute(cudaDeviceAttr attr) {
-  int dev = 0;
-  int value = 0;
-  if (cudaGetDevice(&dev) != cudaSuccess
-      || cudaDeviceGetAttribute(&value, attr, dev) != cudaSuccess)
-    (void)cudaGetLastError();
-  return value;
-}
-
-/// Copies n 16-byte words, four per thread per step.
-__global__ void __launch_bounds__(threads)
-    copy16_kernel(const uint4* __restrict__ src, uint4* __restrict__ dst, std::size_t n) {
-  constexpr std::size_t unroll = 4;
-  const std::size_t stride = static_cast<std::size_t>(gridDim.x) * blockDim.x;
-  std::size_t i = static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  for (; i + (unroll - 1) * stride < n; i += unroll * stride) {
-    uint4 v[unroll];
-#pragma unroll
-    for (std::size_t u = 0; u < unroll; ++u)
-      v[u] = src[i + u * stride];
-#pragma unroll
-    for (std::size_t u = 0; u < unroll; ++u)
-      dst[i + u * stride] = v[u];
-  }
-  for (; i < n; i += stride)
-    dst[i] = src[i];
-}
-
-/// Row r of `dst` = row src_row[r] of `pool`; rows are `words` 16-byte words. grid = rows.
-__global__ void __launch_bounds__(threads) gather_rows_kernel(uint4* __restrict__ dst,
-                                                              const uint4* __restrict__ pool,
-                                                              const int* __restrict__ src_row,
-                                                              index_t words) {
-  const auto r = static_cast<index_t>(blockIdx.x);
-  const uint4* s = pool + static_cast<index_t>(src_row[r]) * words;
-  uint4* d = dst + r * words;
-  for (auto i = static_cast<index_t>(threadIdx.x); i < words; i += threads)
-    d[i] = s[i];
-}
-
-// ---------------------------------------------------------------------------------------------
-// Copy-bandwidth baseline and L2 overwrite.
-
-struct copy_baseline {
-  double read_bytes_per_second = 0.0;
-  std::string error;
-};
-
-copy_baseline measure_copy_baseline() {
-  copy_baseline b;
-  device_buffer src, dst;
-  timed_stream ts;
-  cudaError_t e = ts.create();
-  if (e == cudaSuccess)
-    e = src.allocate(copy_bytes);
-  if (e == cudaSuccess)
-    e = dst.allocate(copy_bytes);
-  if (e == cudaSuccess)
-    e = cudaMemset(src.ptr, 1, copy_bytes);
-  const auto blocks =
-      static_cast<unsigned>(std::max(1, device_attribute(cudaDevAttrMultiProcessorCount)) * 8);
-  double best = 0.0;
-  for (int pass = 0; pass < 6 && e == cudaSuccess; ++pass) { // pass 0 warms up
-    e = cudaEventRecord(ts.start, ts.stream);
-    if (e == cudaSuccess) {
-      copy16_kernel<<<blocks, threads, 0, ts.stream>>>(
-          src.as<const uint4>(), dst.as<uint4>(), copy_bytes / sizeof(uint4));
-      e = cudaGetLastError();
-    }
-    if (e == cudaSuccess)
-      e = cudaEventRecord(ts.stop, ts.stream);
-    double seconds = 0.0;
-    if (e == cudaSuccess)
-      e = ts.elapsed(seconds);
-    if (e == cudaSuccess && pass > 0 && seconds > 0.0)
-      best = std::max(best, static_cast<double>(copy_bytes) / seconds);
-  }
-  if (e != cudaSuccess) {
-    (void)cudaGetLastError();
-    b.error = cuda_message("copy baseline", e);
-  } else if (!(best > 0.0)) {
-    b.error = "copy baseline: no valid timing";
-  }
-  b.read_bytes_per_second = best;
-  return b;
-}
-
-const copy_baseline& copy_bandwidth() {
-  static const copy_baseline b = measure_copy_baseline();
-  return b;
-}
-
-/// Common start of every benchmark: a device and a baseline, else the state is stopped.
-const copy_baseline* start(benchmark::State& state) {
-  if (!has_device()) {
-    state.SkipWithError("no CUDA device");
-    return nullptr;
-  }
-  const copy_baseline& base = copy_bandwidth();
-  if (!base.error.empty()) {
-    state.SkipWithError(base.error.c_str());
-    return nullptr;
-  }
-  return &base;
-}
-
-bool flush_l2(benchmark::State& state, cudaStream_t stream) {
-  static const bool hot = std::getenv("SPECDEC_BENCH_HOT") != nullptr;
-  if (hot)
-    return true;
-  static device_buffer buf;
-  static std::size_t bytes = 0;
-  if (buf.ptr == nullptr) {
-    bytes =
-        2 * static_cast<std::size_t>(std::max(device_attribute(cudaDevAttrL2CacheSize), 32 << 20));
-    if (!check(state, buf.allocate(bytes), "cudaMalloc (L2 flush buffer)")) {
-      buf.ptr = nullptr;
-      return false;
-    }
-  }
-  static int value = 0;
-  value = (value + 1) & 0xff;
-  return check(state, cudaMemsetAsync(buf.ptr, value, bytes, stream), "cudaMemsetAsync (L2)");
-}
-
-/// One timed run of `launch` (L2 overwrite, then events around it).
-template <class Launch>
-bool timed(benchmark::State& state, const timed_stream& ts, const Launch& launch, double& seconds) {
-  return flush_l2(state, ts.stream)
-         && check(state, cudaEventRecord(ts.start, ts.stream), "cudaEventRecord") && launch()
-         && check(state, cudaEventRecord(ts.stop, ts.stream), "cudaEventRecord")
-         && check(state, ts.elapsed(seconds), "cudaEventSynchronize");
-}
-
-/// The main loop: times `launch` per iteration; returns the mean seconds (0 on error).
-template <class Launch>
-double timed_loop(benchmark::State& state, const timed_stream& ts, const Launch& launch) {
-  if (!launch() || !check(state, cudaStreamSynchronize(ts.stream), "warm-up"))
-    return 0.0;
-  double total = 0.0;
-  for (auto _ : state) {
-    double seconds = 0.0;
-    if (!timed(state, ts, launch, seconds))
-      return 0.0;
-    state.SetIterationTime(seconds);
-    total += seconds;
-  }
-  if (state.error_occurred() || state.iterations() == 0)
-    return 0.0;
-  return total / static_cast<double>(state.iterations());
-}
+using specdec_bench::check;
+using specdec_bench::copy_baseline;
+using specdec_bench::device_buffer;
+using specdec_bench::download;
+using specdec_bench::gather_rows;
+using specdec_bench::start;
+using specdec_bench::timed;
+using specdec_bench::timed_loop;
+using specdec_bench::timed_stream;
+using specdec_bench::upload;
 
 // ---------------------------------------------------------------------------------------------
 // Rows and trees.
@@ -454,13 +209,8 @@ void BM_cuda_verify_tree(benchmark::State& state) {
       || !check(
           state, d_status.allocate(static_cast<std::size_t>(B) * sizeof(row_status)), "cudaMalloc"))
     return;
-  gather_rows_kernel<<<static_cast<unsigned>(n_rows), threads, 0, ts.stream>>>(
-      rows.as<uint4>(),
-      pool->device.as<const uint4>(),
-      d_src.as<const int>(),
-      static_cast<index_t>(row_bytes / sizeof(uint4)));
-  if (!check(state, cudaGetLastError(), "gather_rows_kernel")
-      || !check(state, cudaStreamSynchronize(ts.stream), "gather_rows_kernel"))
+  if (!gather_rows(
+          state, rows.ptr, pool->device.ptr, d_src.as<const int>(), n_rows, row_bytes, ts.stream))
     return;
 
   specdec::cuda::tree_problem<elem> p;

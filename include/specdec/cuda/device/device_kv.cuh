@@ -14,33 +14,24 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 SPECDEC_CUDA_NAMESPACE_BEGIN
 
 namespace detail {
 
-/// An unsigned type of N bytes (16: uint4).
+/// An unsigned type of N bytes (16: uint4); N must be 1, 2, 4, 8 or 16.
 template <std::size_t N>
-struct kv_storage;
-template <>
-struct kv_storage<1> {
-  using type = std::uint8_t;
-};
-template <>
-struct kv_storage<2> {
-  using type = std::uint16_t;
-};
-template <>
-struct kv_storage<4> {
-  using type = std::uint32_t;
-};
-template <>
-struct kv_storage<8> {
-  using type = std::uint64_t;
-};
-template <>
-struct kv_storage<16> {
-  using type = uint4;
+struct kv_storage {
+  static_assert(N == 1 || N == 2 || N == 4 || N == 8 || N == 16, "no storage of this size");
+  using type = std::conditional_t<
+      N == 1,
+      std::uint8_t,
+      std::conditional_t<N == 2,
+                         std::uint16_t,
+                         std::conditional_t<N == 4,
+                                            std::uint32_t,
+                                            std::conditional_t<N == 8, std::uint64_t, uint4>>>>;
 };
 
 /// True when a byte count is a multiple of 16.
@@ -111,17 +102,7 @@ public:
     layout.sequence_bytes = p.sequence_stride * e;
     layout.slot_bytes = p.slot_stride * e;
     layout.capacity = p.capacity;
-    return launch<T>(p.paths,
-                     layout,
-                     p.data,
-                     p.plane_data,
-                     p.planes,
-                     p.width,
-                     p.plane_stride,
-                     p.slot_stride,
-                     p.feature_stride,
-                     detail::kv_aligned16(layout.sequence_bytes),
-                     stream);
+    return launch<T>(p, layout, detail::kv_aligned16(layout.sequence_bytes), stream);
   }
 
   /// @brief Compacts the paths of a paged cache on `stream`.
@@ -153,32 +134,23 @@ public:
     layout.num_blocks = p.num_blocks;
     layout.block_bytes = p.block_stride * e;
     layout.slot_bytes = p.slot_stride * e;
-    return launch<T>(p.paths,
-                     layout,
-                     p.data,
-                     p.plane_data,
-                     p.planes,
-                     p.width,
-                     p.plane_stride,
-                     p.slot_stride,
-                     p.feature_stride,
-                     detail::kv_aligned16(layout.block_bytes),
-                     stream);
+    return launch<T>(p, layout, detail::kv_aligned16(layout.block_bytes), stream);
   }
 
 private:
-  template <class T, class Layout>
-  static status launch(const kv_path_list& paths,
-                       const Layout& layout,
-                       T* data,
-                       T* const* plane_data,
-                       index_t planes,
-                       index_t width,
-                       index_t plane_stride,
-                       index_t slot_stride,
-                       index_t feature_stride,
-                       bool layout_aligned16,
-                       cudaStream_t stream) {
+  // The checks and the launch shared by both layouts; `Problem` is kv_contiguous_problem<T> or
+  // kv_paged_problem<T> (the plane and feature fields they share).
+  template <class T, class Problem, class Layout>
+  static status
+  launch(const Problem& p, const Layout& layout, bool layout_aligned16, cudaStream_t stream) {
+    const kv_path_list& paths = p.paths;
+    T* const data = p.data;
+    T* const* const plane_data = p.plane_data;
+    const index_t planes = p.planes;
+    const index_t width = p.width;
+    const index_t plane_stride = p.plane_stride;
+    const index_t slot_stride = p.slot_stride;
+    const index_t feature_stride = p.feature_stride;
     using storage = typename detail::kv_storage<sizeof(T)>::type;
     if (paths.sequences < 0 || planes < 1 || width < 1 || plane_stride < 0 || slot_stride < 0
         || feature_stride < 0)

@@ -10,6 +10,7 @@
 #include <specdec/core/diagnostics.hpp>
 #include <specdec/core/status.hpp>
 #include <specdec/core/types.hpp>
+#include <specdec/cuda/detail/verifier_common.cuh>
 #include <specdec/cuda/kernels/tree_mask_kernel.cuh>
 #include <specdec/cuda/kernels/verify_tree_kernel.cuh>
 #include <specdec/cuda/launch.cuh>
@@ -27,11 +28,6 @@ SPECDEC_CUDA_NAMESPACE_BEGIN
 
 namespace detail {
 
-/// Rounds a byte count up to 256 (the alignment of every workspace region).
-constexpr std::size_t tree_align256(std::size_t n) noexcept {
-  return (n + 255u) / 256u * 256u;
-}
-
 /// Whether the rows of a request can be prepared before `Policy`'s rule runs, and with which
 /// parameters: only for the library's tree rules, whose parameter use is known (a prepared row
 /// must equal what the rule would compute). Other policies always prepare inline.
@@ -45,21 +41,17 @@ struct tree_preparation<verify::greedy> {
   static constexpr bool supported = true;
   static constexpr kernels::tree_row_params params = kernels::tree_row_params::argmax_only;
 };
-template <>
-struct tree_preparation<verify::rejection_sampling> {
+/// Prepared with each request's own (checked) parameters.
+struct tree_preparation_per_request {
   static constexpr bool supported = true;
   static constexpr kernels::tree_row_params params = kernels::tree_row_params::request;
 };
 template <>
-struct tree_preparation<verify::one_hot_rejection> {
-  static constexpr bool supported = true;
-  static constexpr kernels::tree_row_params params = kernels::tree_row_params::request;
-};
+struct tree_preparation<verify::rejection_sampling> : tree_preparation_per_request {};
 template <>
-struct tree_preparation<verify::typical_acceptance> {
-  static constexpr bool supported = true;
-  static constexpr kernels::tree_row_params params = kernels::tree_row_params::request;
-};
+struct tree_preparation<verify::one_hot_rejection> : tree_preparation_per_request {};
+template <>
+struct tree_preparation<verify::typical_acceptance> : tree_preparation_per_request {};
 
 } // namespace detail
 
@@ -103,19 +95,7 @@ public:
   ///   current device (on failure, 1)
   explicit tree_verifier(Policy policy = {}, int sm_count = 0)
       : policy_(policy)
-      , sms_(sm_count) {
-    if (sms_ <= 0) {
-      int dev = 0;
-      int n = 0;
-      if (cudaGetDevice(&dev) == cudaSuccess
-          && cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess)
-        sms_ = n;
-      else
-        (void)cudaGetLastError();
-      if (sms_ <= 0)
-        sms_ = 1;
-    }
-  }
+      , sms_(detail::sm_count_or_query(sm_count)) {}
 
   /// @brief The policy.
   /// @return the rule every launch runs
@@ -143,8 +123,8 @@ public:
     if (!prepares_rows(p))
       return 0;
     const auto rows = static_cast<std::size_t>(prepared_rows(p));
-    return detail::tree_align256(rows * sizeof(sampling::row_stats))
-           + detail::tree_align256(rows * sizeof(std::int32_t));
+    return detail::align256(rows * sizeof(sampling::row_stats))
+           + detail::align256(rows * sizeof(std::int32_t));
   }
 
   /// @brief Verifies the batch on `stream`.
@@ -181,16 +161,12 @@ public:
     if (b.target.rows < b.batch || b.target.row_stride < b.target.cols)
       return {errc::shape_mismatch};
     if (Policy::needs_draft_rows) {
-      if (b.draft.data == nullptr)
-        return {errc::invalid_argument};
-      if (b.draft.cols != b.target.cols)
-        return {errc::vocab_mismatch};
-      if (b.draft.rows < 0 || b.draft.row_stride < b.draft.cols)
-        return {errc::shape_mismatch};
+      const status d = detail::check_draft_matrix(b.draft, b.target.cols, b.draft.rows >= 0);
+      if (!d.ok())
+        return d;
     }
     const std::size_t need = workspace_bytes(p);
-    if (workspace_size < need || (need > 0 && workspace == nullptr)
-        || reinterpret_cast<std::uintptr_t>(workspace) % 256u != 0u)
+    if (!detail::workspace_ok(workspace, workspace_size, need))
       return {errc::invalid_argument};
 
     kernels::tree_launch<TT, TD> l;
@@ -208,8 +184,7 @@ public:
       auto* base = static_cast<unsigned char*>(workspace);
       l.stats = reinterpret_cast<sampling::row_stats*>(base);
       l.owners = reinterpret_cast<std::int32_t*>(
-          base
-          + detail::tree_align256(static_cast<std::size_t>(rows) * sizeof(sampling::row_stats)));
+          base + detail::align256(static_cast<std::size_t>(rows) * sizeof(sampling::row_stats)));
       kernels::prepare_tree_rows_kernel<Threads, TT, TD>
           <<<static_cast<unsigned>(rows), Threads, 0, stream>>>(l);
       SPECDEC_CUDA_TRY(cudaGetLastError());

@@ -9,6 +9,7 @@
 #include <specdec/core/diagnostics.hpp>
 #include <specdec/core/status.hpp>
 #include <specdec/core/types.hpp>
+#include <specdec/cuda/detail/verifier_common.cuh>
 #include <specdec/cuda/kernels/verify_chain_kernel.cuh>
 #include <specdec/cuda/launch.cuh>
 #include <specdec/verify/policy.hpp>
@@ -21,10 +22,6 @@
 SPECDEC_CUDA_NAMESPACE_BEGIN
 
 namespace detail {
-/// Rounds a byte count up to 256 (the alignment of every workspace region).
-constexpr std::size_t align256(std::size_t n) noexcept {
-  return (n + 255u) / 256u * 256u;
-}
 /// Adds two lengths in index_t (the scan's accumulator type).
 struct add_index {
   SPECDEC_HD index_t operator()(index_t a, index_t b) const noexcept {
@@ -59,19 +56,7 @@ public:
   ///   current device (on failure the split path is never used)
   explicit chain_verifier(Policy policy = {}, int sm_count = 0)
       : policy_(policy)
-      , sms_(sm_count) {
-    if (sms_ <= 0) {
-      int dev = 0;
-      int n = 0;
-      if (cudaGetDevice(&dev) == cudaSuccess
-          && cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) == cudaSuccess)
-        sms_ = n;
-      else
-        (void)cudaGetLastError();
-      if (sms_ <= 0)
-        sms_ = 1;
-    }
-  }
+      , sms_(detail::sm_count_or_query(sm_count)) {}
 
   /// @brief The policy.
   /// @return the rule every launch runs
@@ -142,16 +127,12 @@ public:
     if (total > 0 && b.tokens == nullptr)
       return {errc::invalid_argument};
     if (Policy::needs_draft_rows && total > 0) {
-      if (b.draft.data == nullptr)
-        return {errc::invalid_argument};
-      if (b.draft.cols != b.target.cols)
-        return {errc::vocab_mismatch};
-      if (b.draft.rows != total || b.draft.row_stride < b.draft.cols)
-        return {errc::shape_mismatch};
+      const status d = detail::check_draft_matrix(b.draft, b.target.cols, b.draft.rows == total);
+      if (!d.ok())
+        return d;
     }
     const std::size_t need = workspace_bytes(p);
-    if (workspace_size < need || (need > 0 && workspace == nullptr)
-        || reinterpret_cast<std::uintptr_t>(workspace) % 256u != 0u)
+    if (!detail::workspace_ok(workspace, workspace_size, need))
       return {errc::invalid_argument};
 
     kernels::chain_launch<TT, TD> l;

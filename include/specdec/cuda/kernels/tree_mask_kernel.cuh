@@ -9,6 +9,7 @@
 
 #include <specdec/core/status.hpp>
 #include <specdec/core/types.hpp>
+#include <specdec/cuda/detail/kernel_common.cuh>
 #include <specdec/tree/mask.hpp>
 #include <specdec/tree/token_tree.hpp>
 
@@ -64,20 +65,6 @@ SPECDEC_DEVICE inline tree_rows mask_rows_of(const tree_mask_problem& p, index_t
   return t;
 }
 
-/// The request owning row r: the smallest b with node_offsets[b + 1] > r, clamped to B - 1.
-SPECDEC_DEVICE inline index_t mask_row_owner(const index_t* offsets, index_t batch, index_t r) {
-  index_t lo = 0;
-  index_t hi = batch - 1;
-  while (lo < hi) {
-    const index_t mid = lo + (hi - lo) / 2;
-    if (offsets[mid + 1] > r)
-      hi = mid;
-    else
-      lo = mid + 1;
-  }
-  return lo;
-}
-
 /// Depth of node j, walking parent links while they point to a lower index (a valid tree's
 /// depth; bounded and in range on a malformed one).
 SPECDEC_DEVICE inline std::int32_t bounded_depth(const std::int32_t* parents, std::int32_t j) {
@@ -120,7 +107,8 @@ __global__ void __launch_bounds__(Threads) tree_mask_kernel(const tree_mask_prob
     }
     const index_t r = (i - p.batch) / words;
     const index_t w = (i - p.batch) % words;
-    const index_t b = detail::mask_row_owner(p.node_offsets, p.batch, r);
+    const index_t b =
+        detail::owner_of(p.batch, r, [&](index_t k) { return p.node_offsets[k + 1]; });
     const detail::tree_rows t = detail::mask_rows_of(p, b);
     const bool ok = t.ok && t.n0 <= r && r < t.n0 + t.n;
     const tree::tree_view view{p.parents + t.n0, static_cast<std::int32_t>(t.n), nullptr, nullptr};

@@ -10,6 +10,7 @@
 #include <specdec/core/status.hpp>
 #include <specdec/core/types.hpp>
 #include <specdec/cuda/block/block_executor.cuh>
+#include <specdec/cuda/detail/kernel_common.cuh>
 #include <specdec/sampling/distribution.hpp>
 #include <specdec/verify/batch.hpp>
 #include <specdec/verify/chain.hpp>
@@ -53,30 +54,12 @@ namespace detail {
 /// The request owning target row r (r < target rows): the smallest b with
 /// offsets[b + 1] + b + 1 > r, clamped to B - 1 (malformed offsets only give a wrong b).
 SPECDEC_DEVICE inline index_t target_row_owner(const index_t* offsets, index_t batch, index_t r) {
-  index_t lo = 0;
-  index_t hi = batch - 1;
-  while (lo < hi) {
-    const index_t mid = lo + (hi - lo) / 2;
-    if (offsets[mid + 1] + mid + 1 > r)
-      hi = mid;
-    else
-      lo = mid + 1;
-  }
-  return lo;
+  return owner_of(batch, r, [&](index_t b) { return offsets[b + 1] + b + 1; });
 }
 
 /// The request owning draft row r: the smallest b with offsets[b + 1] > r, clamped to B - 1.
 SPECDEC_DEVICE inline index_t draft_row_owner(const index_t* offsets, index_t batch, index_t r) {
-  index_t lo = 0;
-  index_t hi = batch - 1;
-  while (lo < hi) {
-    const index_t mid = lo + (hi - lo) / 2;
-    if (offsets[mid + 1] > r)
-      hi = mid;
-    else
-      lo = mid + 1;
-  }
-  return lo;
+  return owner_of(batch, r, [&](index_t b) { return offsets[b + 1]; });
 }
 
 /// Row r of the prepared set (target rows first, then draft rows) with the sampling parameters
@@ -102,13 +85,6 @@ SPECDEC_DEVICE auto with_row(const chain_launch<TT, TD>& l, index_t r, F&& f) {
       sampling::dist_row<TD>{b.draft.data + d * b.draft.row_stride, b.draft.cols, b.draft_kind},
       params,
       l.draft_stats + d);
-}
-
-/// The CTA's shared storage (raw bytes: __shared__ variables take no constructors).
-template <int Threads>
-SPECDEC_DEVICE block::block_storage<Threads>* shared_storage() {
-  __shared__ alignas(16) unsigned char raw[sizeof(block::block_storage<Threads>)];
-  return reinterpret_cast<block::block_storage<Threads>*>(raw);
 }
 
 /// Elements of each slice of a V-wide row cut into `slices` (a multiple of 8, so slices stay
@@ -198,9 +174,7 @@ __global__ void __launch_bounds__(Threads)
   const index_t b = static_cast<index_t>(blockIdx.x);
   const index_t d0 = batch.draft_offsets[b];
   const index_t d1 = batch.draft_offsets[b + 1];
-  index_t position = batch.positions[b] + l.p.position_offset;
-  if (l.p.position_offset_ptr != nullptr)
-    position += *l.p.position_offset_ptr;
+  const index_t position = detail::request_position(l.p, b);
   const bool malformed = d0 < 0 || d1 < d0 || d1 + b + 1 > l.target_rows
                          || (Policy::needs_draft_rows && d1 > d0 && d1 > l.draft_rows)
                          || d1 - d0 > INT32_MAX - 1 || position < 0;
@@ -214,22 +188,12 @@ __global__ void __launch_bounds__(Threads)
     }
     return;
   }
-  block::prepared_rows rows;
-  rows.target = reinterpret_cast<const char*>(batch.target.data);
-  rows.target_stride_bytes = batch.target.row_stride * static_cast<index_t>(sizeof(TT));
-  rows.target_rows = l.target_rows;
-  rows.target_stats = l.target_stats;
-  if (l.draft_rows > 0) {
-    rows.draft = reinterpret_cast<const char*>(batch.draft.data);
-    rows.draft_stride_bytes = batch.draft.row_stride * static_cast<index_t>(sizeof(TD));
-    rows.draft_rows = l.draft_rows;
-    rows.draft_stats = l.draft_stats;
-  }
+  const block::prepared_rows rows = detail::prepared_rows_of<TT, TD>(
+      batch, l.target_rows, l.target_stats, l.draft_rows, l.draft_stats);
   block::block_executor<Threads> ex{detail::shared_storage<Threads>(), rows};
   verify::chain_request<TT, TD> req = batch.request(b);
   req.position = position;
-  const std::uint64_t seed = l.p.seed_ptr != nullptr ? *l.p.seed_ptr : batch.seed;
-  const philox_uniforms u{rng_key{seed, batch.request_ids[b]}};
+  const philox_uniforms u = detail::request_uniforms(l.p, b);
   const verify::chain_outcome o = policy.verify_chain(ex, req, u);
   if (threadIdx.x == 0) {
     l.p.out.accepted[b] = o.accepted;

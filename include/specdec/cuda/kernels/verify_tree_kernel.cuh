@@ -11,6 +11,7 @@
 #include <specdec/core/status.hpp>
 #include <specdec/core/types.hpp>
 #include <specdec/cuda/block/block_executor.cuh>
+#include <specdec/cuda/detail/kernel_common.cuh>
 #include <specdec/sampling/distribution.hpp>
 #include <specdec/tree/token_tree.hpp>
 #include <specdec/verify/tree.hpp>
@@ -65,22 +66,6 @@ struct tree_launch {
 
 namespace detail {
 
-/// The smallest b in [0, B) with key(b) > r, clamped to B - 1 (`key` non-decreasing on good
-/// input; malformed offsets only give a wrong b, which the caller checks).
-template <class Key>
-SPECDEC_DEVICE index_t tree_owner(index_t batch, index_t r, const Key& key) {
-  index_t lo = 0;
-  index_t hi = batch - 1;
-  while (lo < hi) {
-    const index_t mid = lo + (hi - lo) / 2;
-    if (key(mid) > r)
-      hi = mid;
-    else
-      lo = mid + 1;
-  }
-  return lo;
-}
-
 /// First draft row of request b (draft_offsets[b], or one row per non-root node).
 template <class TT, class TD>
 SPECDEC_DEVICE index_t first_draft_row(const verify::tree_batch<TT, TD>& b, index_t r) {
@@ -92,13 +77,6 @@ template <class TT, class TD>
 SPECDEC_DEVICE index_t
 draft_row_of(const verify::tree_batch<TT, TD>& b, index_t d0, index_t n0, index_t j) {
   return d0 + (b.draft_index != nullptr ? static_cast<index_t>(b.draft_index[n0 + j]) : j - 1);
-}
-
-/// The CTA's shared storage of a block executor (raw bytes: __shared__ takes no constructors).
-template <int Threads>
-SPECDEC_DEVICE block::block_storage<Threads>* tree_shared_storage() {
-  __shared__ alignas(16) unsigned char raw[sizeof(block::block_storage<Threads>)];
-  return reinterpret_cast<block::block_storage<Threads>*>(raw);
 }
 
 /// Writes request b's outputs (thread 0) and its path row (all threads).
@@ -147,18 +125,18 @@ SPECDEC_DEVICE void store_tree_outcome(const tree_launch<TT, TD>& l,
 template <int Threads, class TT, class TD>
 __global__ void __launch_bounds__(Threads) prepare_tree_rows_kernel(const tree_launch<TT, TD> l) {
   const verify::tree_batch<TT, TD>& b = l.p.batch;
-  block::block_executor<Threads> ex{detail::tree_shared_storage<Threads>(), {}};
+  block::block_executor<Threads> ex{detail::shared_storage<Threads>(), {}};
   const index_t r = static_cast<index_t>(blockIdx.x);
   const bool is_target = r < l.target_rows;
   index_t owner = 0;
   bool owned = false;
   if (is_target) {
-    owner = detail::tree_owner(b.batch, r, [&](index_t i) { return b.node_offsets[i + 1]; });
+    owner = detail::owner_of(b.batch, r, [&](index_t i) { return b.node_offsets[i + 1]; });
     owned = b.node_offsets[owner] <= r && r < b.node_offsets[owner + 1];
   } else {
     const index_t d = r - l.target_rows;
     const auto end = [&](index_t i) { return detail::first_draft_row(b, i + 1); };
-    owner = detail::tree_owner(b.batch, d, end);
+    owner = detail::owner_of(b.batch, d, end);
     owned = detail::first_draft_row(b, owner) <= d && d < end(owner);
   }
   if (threadIdx.x == 0)
@@ -220,9 +198,7 @@ __global__ void __launch_bounds__(Threads)
   const index_t n0 = batch.node_offsets[b];
   const index_t n1 = batch.node_offsets[b + 1];
   const index_t n = n1 - n0;
-  index_t position = batch.positions[b] + l.p.position_offset;
-  if (l.p.position_offset_ptr != nullptr)
-    position += *l.p.position_offset_ptr;
+  const index_t position = detail::request_position(l.p, b);
   bool malformed = n0 < 0 || n < 1 || n > tree::max_nodes || n1 > l.target_rows || position < 0;
   index_t d0 = 0;
   if (!malformed && Policy::needs_draft_rows && n > 1) { // uniform across the CTA
@@ -248,24 +224,14 @@ __global__ void __launch_bounds__(Threads)
       if (l.draft_rows > 0 && j >= 1)
         foreign = foreign || l.owners[l.target_rows + detail::draft_row_of(batch, d0, n0, j)] != b;
     }
-    if (__syncthreads_or(foreign ? 1 : 0) == 0) {
-      rows.target = reinterpret_cast<const char*>(batch.target.data);
-      rows.target_stride_bytes = batch.target.row_stride * static_cast<index_t>(sizeof(TT));
-      rows.target_rows = l.target_rows;
-      rows.target_stats = l.stats;
-      if (l.draft_rows > 0) {
-        rows.draft = reinterpret_cast<const char*>(batch.draft.data);
-        rows.draft_stride_bytes = batch.draft.row_stride * static_cast<index_t>(sizeof(TD));
-        rows.draft_rows = l.draft_rows;
-        rows.draft_stats = l.stats + l.target_rows;
-      }
-    }
+    if (__syncthreads_or(foreign ? 1 : 0) == 0)
+      rows = detail::prepared_rows_of<TT, TD>(
+          batch, l.target_rows, l.stats, l.draft_rows, l.stats + l.target_rows);
   }
-  block::block_executor<Threads> ex{detail::tree_shared_storage<Threads>(), rows};
+  block::block_executor<Threads> ex{detail::shared_storage<Threads>(), rows};
   verify::tree_request<TT, TD> req = batch.request(b);
   req.position = position;
-  const std::uint64_t seed = l.p.seed_ptr != nullptr ? *l.p.seed_ptr : batch.seed;
-  const philox_uniforms u{rng_key{seed, batch.request_ids[b]}};
+  const philox_uniforms u = detail::request_uniforms(l.p, b);
   const verify::tree_outcome o = policy.verify_tree(ex, req, u);
   detail::store_tree_outcome<Threads>(l, b, o, req.tree.parents, req.tree.num_nodes);
 }
