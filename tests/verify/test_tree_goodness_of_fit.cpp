@@ -11,7 +11,7 @@
 // their parent's draft row through draft_index), or the top-3 / top-2 tokens of Q (one-hot rule;
 // distinct). The joint law of the first two emitted tokens (36 cells) must be P'(a|x0) P'(b|a)
 // with P' the double-precision reference of support/stats.hpp. 10^6 seeded trials per case
-// (2 x 10^5 under AddressSanitizer, where the biased variants still fail by a wide margin);
+// (10^5 under AddressSanitizer, where the biased variants still fail by a wide margin);
 // bound: the 1 - 1e-6 chi-square quantile (Wilson-Hilferty) for the degrees of freedom.
 
 #include <specdec/specdec.hpp>
@@ -33,7 +33,7 @@ namespace {
 
 constexpr index_t V = 6;
 #if defined(__SANITIZE_ADDRESS__) || defined(SPECDEC_TEST_FEWER_TRIALS)
-constexpr std::uint64_t n_trials = 200'000; // sanitizer builds: the same checks on fewer draws
+constexpr std::uint64_t n_trials = 100'000; // sanitizer builds: the same checks on fewer draws
 #else
 constexpr std::uint64_t n_trials = 1'000'000;
 #endif
