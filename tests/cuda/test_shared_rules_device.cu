@@ -14,6 +14,19 @@
 
 using namespace specdec;
 
+namespace specdec_test {
+
+/// The host executor with the device executor's runtime dispatch of row forms: one code path
+/// per rule instead of one per combination of row forms (the statically dispatched rules
+/// inlined into a one-thread kernel took ptxas over ten minutes per architecture). The host
+/// reference keeps the static dispatch; verify/test_device_logic.cpp checks that the two
+/// dispatches decide alike.
+struct serial_runtime_dispatch : cpu::serial_executor {
+  static constexpr bool runtime_dispatch = true; ///< see sampling::detail::runtime_dispatch
+};
+
+} // namespace specdec_test
+
 namespace {
 
 template <class T>
@@ -52,8 +65,8 @@ verify_kernel(Policy policy, verify::chain_batch<float> batch, verify::chain_bat
   const index_t b = static_cast<index_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (b >= batch.batch)
     return;
-  const verify::chain_outcome o =
-      policy.verify_chain(cpu::serial_executor{}, batch.request(b), batch.uniforms(b));
+  const verify::chain_outcome o = policy.verify_chain(
+      specdec_test::serial_runtime_dispatch{}, batch.request(b), batch.uniforms(b));
   out.accepted[b] = o.accepted;
   out.next[b] = o.next;
   out.status[b] = o.status;
