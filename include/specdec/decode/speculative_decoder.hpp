@@ -106,6 +106,85 @@ struct decode_result {
   decode_stats stats;                       ///< counters and times
 };
 
+namespace detail {
+
+/// The decoders' clock.
+using decode_clock = std::chrono::steady_clock;
+
+/// Seconds from a to b.
+inline double seconds(decode_clock::time_point a, decode_clock::time_point b) noexcept {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+/// The argument checks of generate() shared by the chain and tree loops.
+template <class Target, class Cache>
+status validate_generate(const Target& target,
+                         const Cache& cache,
+                         std::span<const token_id> prompt,
+                         const decode_config& cfg) {
+  if (prompt.empty() || cfg.max_new_tokens < 0 || cfg.max_draft < 0 || cfg.prefill_chunk < 1)
+    return status{errc::invalid_argument};
+  if (!cfg.stop_strings.empty() && !cfg.token_text)
+    return status{errc::invalid_argument};
+  if (cfg.params.validate() != errc::ok)
+    return status{cfg.params.validate()};
+  const index_t vocab = target.vocab_size();
+  for (token_id t : prompt)
+    if (t < 0 || static_cast<index_t>(t) >= vocab)
+      return status{errc::token_out_of_range};
+  if (static_cast<index_t>(prompt.size()) > cache.capacity())
+    return status{errc::overflow};
+  return status{};
+}
+
+/// Rolls the cache back to 0 and scores every prompt token but the last (the first step's
+/// anchor) in chunks of cfg.prefill_chunk rows of `logits`; records the time in `stats`.
+template <class Target, class Cache>
+status prefill(Target& target,
+               Cache& cache,
+               std::span<const token_id> prompt,
+               const decode_config& cfg,
+               std::vector<float>& logits,
+               decode_stats& stats) {
+  const auto t0 = decode_clock::now();
+  if (const status s = cache.rollback(0); !s.ok())
+    return s;
+  const index_t vocab = target.vocab_size();
+  const index_t n = static_cast<index_t>(prompt.size()) - 1;
+  for (index_t start = 0; start < n; start += cfg.prefill_chunk) {
+    const index_t len = std::min<index_t>(cfg.prefill_chunk, n - start);
+    const score_request req{cfg.request_id, {prompt.data() + start, len}, start};
+    const matrix_view<float> view{logits.data(), len, vocab, vocab};
+    if (const status s = target.score(req, view); !s.ok())
+      return s;
+  }
+  stats.seconds_prefill = seconds(t0, decode_clock::now());
+  return status{};
+}
+
+/// Commits token t (context and output); true when it ends generation (end token or stop
+/// string, with out.reason set). The budget is the caller's check.
+inline bool emit(token_id t,
+                 std::vector<token_id>& context,
+                 decode_result& out,
+                 const decode_config& cfg,
+                 stop_matcher& stop) {
+  const token_id prev = context.back();
+  context.push_back(t);
+  out.tokens.push_back(t);
+  if (std::find(cfg.end_tokens.begin(), cfg.end_tokens.end(), t) != cfg.end_tokens.end()) {
+    out.reason = stop_reason::end_token;
+    return true;
+  }
+  if (stop.active() && stop.append(cfg.stop_strings, cfg.token_text(prev, t))) {
+    out.reason = stop_reason::stop_string;
+    return true;
+  }
+  return false;
+}
+
+} // namespace detail
+
 /// @brief The speculative decoding loop (see the file comment).
 ///
 /// @tparam Target a target_model (scores tokens after the committed prefix)
@@ -165,7 +244,7 @@ public:
     const auto t_begin = clock::now();
     out = decode_result{};
     const status s = run(prompt, cfg, out);
-    out.stats.seconds_total = seconds(t_begin, clock::now());
+    out.stats.seconds_total = detail::seconds(t_begin, clock::now());
     if (!s.ok()) {
       out.reason = stop_reason::error;
       out.error = s;
@@ -174,30 +253,10 @@ public:
   }
 
 private:
-  using clock = std::chrono::steady_clock;
-
-  static double seconds(clock::time_point a, clock::time_point b) noexcept {
-    return std::chrono::duration<double>(b - a).count();
-  }
-
-  status validate(std::span<const token_id> prompt, const decode_config& cfg) const {
-    if (prompt.empty() || cfg.max_new_tokens < 0 || cfg.max_draft < 0 || cfg.prefill_chunk < 1)
-      return status{errc::invalid_argument};
-    if (!cfg.stop_strings.empty() && !cfg.token_text)
-      return status{errc::invalid_argument};
-    if (cfg.params.validate() != errc::ok)
-      return status{cfg.params.validate()};
-    const index_t vocab = target_->vocab_size();
-    for (token_id t : prompt)
-      if (t < 0 || static_cast<index_t>(t) >= vocab)
-        return status{errc::token_out_of_range};
-    if (static_cast<index_t>(prompt.size()) > cache_->capacity())
-      return status{errc::overflow};
-    return status{};
-  }
+  using clock = detail::decode_clock;
 
   status run(std::span<const token_id> prompt, const decode_config& cfg, decode_result& out) {
-    const status valid = validate(prompt, cfg);
+    const status valid = detail::validate_generate(*target_, *cache_, prompt, cfg);
     if (!valid.ok())
       return valid;
     const index_t vocab = target_->vocab_size();
@@ -219,20 +278,9 @@ private:
     out.stats.prompt_tokens = static_cast<std::int64_t>(prompt.size());
 
     // Prefill every prompt token but the last (the last one is the first step's anchor).
-    {
-      const auto t0 = clock::now();
-      if (const status s = cache_->rollback(0); !s.ok())
-        return s;
-      const index_t n = static_cast<index_t>(prompt.size()) - 1;
-      for (index_t start = 0; start < n; start += cfg.prefill_chunk) {
-        const index_t len = std::min<index_t>(cfg.prefill_chunk, n - start);
-        const score_request req{cfg.request_id, {prompt.data() + start, len}, start};
-        const matrix_view<float> view{logits_.data(), len, vocab, vocab};
-        if (const status s = target_->score(req, view); !s.ok())
-          return s;
-      }
-      out.stats.seconds_prefill = seconds(t0, clock::now());
-    }
+    if (const status s = detail::prefill(*target_, *cache_, prompt, cfg, logits_, out.stats);
+        !s.ok())
+      return s;
 
     stop_.reset(cfg.stop_strings);
 
@@ -277,7 +325,7 @@ private:
         }
       }
       const auto t_verify = clock::now();
-      out.stats.seconds_draft += seconds(t_draft, t_verify);
+      out.stats.seconds_draft += detail::seconds(t_draft, t_verify);
 
       // 2. Score the anchor and the drafts in one call.
       step_tokens_.resize(static_cast<std::size_t>(k) + 1);
@@ -306,7 +354,7 @@ private:
       vreq.params = cfg.params;
       vreq.position = n;
       const verify::chain_outcome o = cpu::verify_chain(policy_, vreq, key);
-      out.stats.seconds_verify += seconds(t_verify, clock::now());
+      out.stats.seconds_verify += detail::seconds(t_verify, clock::now());
       if (!o.status.ok())
         return status{o.status.to_errc()};
 
@@ -318,17 +366,8 @@ private:
         length_.record(bucket, k, o.accepted);
       for (int j = 0; j <= o.accepted; ++j) {
         const token_id t = j < o.accepted ? step_tokens_[static_cast<std::size_t>(j) + 1] : o.next;
-        const token_id prev = context_.back();
-        context_.push_back(t);
-        out.tokens.push_back(t);
-        if (std::find(cfg.end_tokens.begin(), cfg.end_tokens.end(), t) != cfg.end_tokens.end()) {
-          out.reason = stop_reason::end_token;
+        if (detail::emit(t, context_, out, cfg, stop_))
           return status{};
-        }
-        if (stop_.active() && stop_.append(cfg.stop_strings, cfg.token_text(prev, t))) {
-          out.reason = stop_reason::stop_string;
-          return status{};
-        }
         if (static_cast<std::int64_t>(out.tokens.size()) >= cfg.max_new_tokens)
           break;
       }

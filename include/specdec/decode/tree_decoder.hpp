@@ -139,7 +139,7 @@ public:
     const auto t_begin = clock::now();
     out = decode_result{};
     const status s = run(prompt, cfg, out);
-    out.stats.seconds_total = seconds(t_begin, clock::now());
+    out.stats.seconds_total = detail::seconds(t_begin, clock::now());
     if (!s.ok()) {
       out.reason = stop_reason::error;
       out.error = s;
@@ -154,27 +154,7 @@ public:
   }
 
 private:
-  using clock = std::chrono::steady_clock;
-
-  static double seconds(clock::time_point a, clock::time_point b) noexcept {
-    return std::chrono::duration<double>(b - a).count();
-  }
-
-  status validate(std::span<const token_id> prompt, const decode_config& cfg) const {
-    if (prompt.empty() || cfg.max_new_tokens < 0 || cfg.max_draft < 0 || cfg.prefill_chunk < 1)
-      return status{errc::invalid_argument};
-    if (!cfg.stop_strings.empty() && !cfg.token_text)
-      return status{errc::invalid_argument};
-    if (cfg.params.validate() != errc::ok)
-      return status{cfg.params.validate()};
-    const index_t vocab = target_->vocab_size();
-    for (token_id t : prompt)
-      if (t < 0 || static_cast<index_t>(t) >= vocab)
-        return status{errc::token_out_of_range};
-    if (static_cast<index_t>(prompt.size()) > cache_->capacity())
-      return status{errc::overflow};
-    return status{};
-  }
+  using clock = detail::decode_clock;
 
   // Checks that the proposer kept to its request (see tree_draft_proposer).
   status check_draft(token_id anchor, std::int32_t max_nodes, std::int32_t max_depth) const {
@@ -197,7 +177,7 @@ private:
   }
 
   status run(std::span<const token_id> prompt, const decode_config& cfg, decode_result& out) {
-    const status valid = validate(prompt, cfg);
+    const status valid = detail::validate_generate(*target_, *cache_, prompt, cfg);
     if (!valid.ok())
       return valid;
     const index_t vocab = target_->vocab_size();
@@ -224,20 +204,9 @@ private:
     out.stats.prompt_tokens = static_cast<std::int64_t>(prompt.size());
 
     // Prefill every prompt token but the last (the last one is the first step's root).
-    {
-      const auto t0 = clock::now();
-      if (const status s = cache_->rollback(0); !s.ok())
-        return s;
-      const index_t n = static_cast<index_t>(prompt.size()) - 1;
-      for (index_t start = 0; start < n; start += cfg.prefill_chunk) {
-        const index_t len = std::min<index_t>(cfg.prefill_chunk, n - start);
-        const score_request req{cfg.request_id, {prompt.data() + start, len}, start};
-        const matrix_view<float> view{logits_.data(), len, vocab, vocab};
-        if (const status s = target_->score(req, view); !s.ok())
-          return s;
-      }
-      out.stats.seconds_prefill = seconds(t0, clock::now());
-    }
+    if (const status s = detail::prefill(*target_, *cache_, prompt, cfg, logits_, out.stats);
+        !s.ok())
+      return s;
 
     stop_.reset(cfg.stop_strings);
 
@@ -271,7 +240,7 @@ private:
       const tree::token_tree& t = draft_.tree;
       const std::int32_t num_nodes = t.size();
       const auto t_verify = clock::now();
-      out.stats.seconds_draft += seconds(t_draft, t_verify);
+      out.stats.seconds_draft += detail::seconds(t_draft, t_verify);
 
       // 2. Score every node in one call, root at position n - 1.
       {
@@ -302,7 +271,7 @@ private:
       vreq.params = cfg.params;
       vreq.position = n;
       const verify::tree_outcome o = cpu::verify_tree(policy_, vreq, key);
-      out.stats.seconds_verify += seconds(t_verify, clock::now());
+      out.stats.seconds_verify += detail::seconds(t_verify, clock::now());
       if (!o.status.ok())
         return status{o.status.to_errc()};
 
@@ -323,17 +292,8 @@ private:
             j <= o.accepted
                 ? t.tokens()[static_cast<std::size_t>(path_[static_cast<std::size_t>(j)])]
                 : o.next;
-        const token_id prev = context_.back();
-        context_.push_back(tk);
-        out.tokens.push_back(tk);
-        if (std::find(cfg.end_tokens.begin(), cfg.end_tokens.end(), tk) != cfg.end_tokens.end()) {
-          out.reason = stop_reason::end_token;
+        if (detail::emit(tk, context_, out, cfg, stop_))
           return status{};
-        }
-        if (stop_.active() && stop_.append(cfg.stop_strings, cfg.token_text(prev, tk))) {
-          out.reason = stop_reason::stop_string;
-          return status{};
-        }
         if (static_cast<std::int64_t>(out.tokens.size()) >= cfg.max_new_tokens)
           break;
       }
