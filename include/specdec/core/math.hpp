@@ -64,6 +64,39 @@ SPECDEC_HD inline float fadd(float a, float b) noexcept {
 #endif
 }
 
+/// Double-precision product, rounded to nearest and never fused into an FMA (host and device).
+SPECDEC_HD inline double dmul(double a, double b) noexcept {
+#if defined(__CUDA_ARCH__)
+  return __dmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+/// Double-precision sum, rounded to nearest and never fused (host and device).
+SPECDEC_HD inline double dadd(double a, double b) noexcept {
+#if defined(__CUDA_ARCH__)
+  return __dadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+/// Double-precision difference, rounded to nearest and never fused (host and device).
+SPECDEC_HD inline double dsub(double a, double b) noexcept {
+#if defined(__CUDA_ARCH__)
+  return __dsub_rn(a, b);
+#else
+  return a - b;
+#endif
+}
+/// Double-precision quotient, rounded to nearest (host and device).
+SPECDEC_HD inline double ddiv(double a, double b) noexcept {
+#if defined(__CUDA_ARCH__)
+  return __ddiv_rn(a, b);
+#else
+  return a / b;
+#endif
+}
+
 /// True for NaN (bit test: unaffected by fast-math flags).
 SPECDEC_HD inline bool is_nan(float x) noexcept {
   return (float_bits(x) & 0x7fffffffu) > 0x7f800000u;
