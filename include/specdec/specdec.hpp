@@ -5,6 +5,8 @@
 
 #include <specdec/config.hpp>
 
+#include <specdec/calib/reliability.hpp>
+#include <specdec/calib/sts.hpp>
 #include <specdec/core/concepts.hpp>
 #include <specdec/core/diagnostics.hpp>
 #include <specdec/core/dtype.hpp>
@@ -17,6 +19,7 @@
 #include <specdec/cpu/serial_executor.hpp>
 #include <specdec/cpu/verify_chain.hpp>
 #include <specdec/cpu/verify_tree.hpp>
+#include <specdec/decode/round_metrics.hpp>
 #include <specdec/decode/speculative_decoder.hpp>
 #include <specdec/decode/stats.hpp>
 #include <specdec/decode/stop.hpp>
@@ -33,12 +36,17 @@
 #include <specdec/propose/ngram_tree.hpp>
 #include <specdec/propose/no_draft.hpp>
 #include <specdec/propose/sampled_tree.hpp>
+#include <specdec/propose/semi_ar.hpp>
+#include <specdec/propose/semi_ar_heads.hpp>
 #include <specdec/propose/suffix_automaton.hpp>
 #include <specdec/sampling/distribution.hpp>
 #include <specdec/sampling/params.hpp>
 #include <specdec/sampling/partial_scan.hpp>
+#include <specdec/sched/confidence_length.hpp>
 #include <specdec/sched/cost_profile.hpp>
 #include <specdec/sched/draft_length.hpp>
+#include <specdec/sched/prefix_scheduler.hpp>
+#include <specdec/sched/sps_profile.hpp>
 #include <specdec/tree/builder.hpp>
 #include <specdec/tree/mask.hpp>
 #include <specdec/tree/token_tree.hpp>

@@ -13,12 +13,14 @@
 #include <specdec/decode/speculative_decoder.hpp>
 #include <specdec/kv/contiguous_cache.hpp>
 #include <specdec/propose/no_draft.hpp>
+#include <specdec/sched/confidence_length.hpp>
 #include <specdec/sched/draft_length.hpp>
 #include <specdec/verify/greedy.hpp>
 #include <specdec/verify/rejection.hpp>
 
 #include <catch2/catch.hpp>
 
+#include "support/sanitizer.hpp"
 #include "support/stats.hpp"
 #include "support/toy_target.hpp"
 #include <cmath>
@@ -234,14 +236,17 @@ struct joint_fit {
 };
 
 // Joint law of the first two emitted tokens after `prompt` over `draws` seeded runs.
-template <class Proposer, class Policy>
-joint_fit first_two_tokens(Proposer& p, Policy policy, std::uint64_t draws) {
+template <class Proposer, class Policy, class Length = specdec::sched::fixed_draft_length>
+joint_fit first_two_tokens(Proposer& p,
+                           Policy policy,
+                           std::uint64_t draws,
+                           Length length = specdec::sched::fixed_draft_length{3},
+                           std::int64_t budget = 2) {
   const std::vector<token_id> prompt{3, 5};
   toy_target target(64);
-  decode::speculative_decoder dec(
-      target, target.cache, p, policy, specdec::sched::fixed_draft_length{3});
+  decode::speculative_decoder dec(target, target.cache, p, policy, length);
   decode::decode_config cfg;
-  cfg.max_new_tokens = 2;
+  cfg.max_new_tokens = budget; // the first step drafts at most budget - 1 tokens
   cfg.params.temperature = 1.0f;
   cfg.request_id = 11;
   std::vector<std::uint64_t> counts(static_cast<std::size_t>(vocab * vocab), 0);
@@ -250,7 +255,7 @@ joint_fit first_two_tokens(Proposer& p, Policy policy, std::uint64_t draws) {
     cfg.seed = i;
     if constexpr (requires { p.seed; })
       p.seed = i * 7919 + 1;
-    if (!dec.generate(prompt, cfg, out).ok() || out.tokens.size() != 2)
+    if (!dec.generate(prompt, cfg, out).ok() || out.tokens.size() < 2)
       FAIL("generate failed at draw " << i);
     ++counts[static_cast<std::size_t>(out.tokens[0] * vocab + out.tokens[1])];
   }
@@ -347,4 +352,96 @@ TEST_CASE("adaptive draft length: follows the cost curve and the acceptance per 
     CHECK(c.set_costs({{1.0, NAN}, 0.0, 0.0}).code == errc::invalid_value);
     CHECK(c.set_costs({{1.0, 2.0}, -1.0, 0.0}).code == errc::invalid_value);
   }
+}
+
+namespace {
+
+// The dense toy drafter with a confidence per draft that depends only on the drafts before it:
+// c_1 = 0.8, then c_k = 0.9 after an even draft and 0.1 after an odd one.
+struct confident_drafter : specdec_test::toy_dense_drafter {
+  std::vector<double> conf;
+  specdec::status propose(const specdec::draft_request& r, specdec::draft_block& b) {
+    const specdec::status s = toy_dense_drafter::propose(r, b);
+    conf.assign(static_cast<std::size_t>(b.length), 0.8);
+    for (int k = 1; k < b.length; ++k)
+      conf[static_cast<std::size_t>(k)] = b.tokens[k - 1] % 2 == 0 ? 0.9 : 0.1;
+    return s;
+  }
+  std::span<const double> confidences() const {
+    return conf;
+  }
+};
+
+// A length policy that peeks at c_{k+1} (a function of draft k itself) to decide whether draft k
+// is verified: anticipating, so lossy (the decoder-level form of the paper's Appendix A).
+struct peeking_length {
+  int choose_with_confidence(std::span<const double> c, int available) const {
+    int k = 0;
+    while (k < available && (k + 1 >= available || c[static_cast<std::size_t>(k) + 1] > 0.5))
+      ++k;
+    return k;
+  }
+};
+
+} // namespace
+
+TEST_CASE("decoder: confidence-cut drafts (threshold, scheduler) stay exact and are reported") {
+  static_assert(specdec::confident_proposer<confident_drafter>);
+  static_assert(specdec::confidence_length_policy<specdec::sched::threshold_length>);
+  static_assert(specdec::confidence_length_policy<specdec::sched::scheduled_length>);
+  const std::vector<token_id> prompt{1, 7, 3};
+  specdec::propose::no_drafter none;
+  const auto plain = run(none, specdec::verify::greedy{}, prompt, greedy_config(200));
+  confident_drafter d;
+  d.max_draft = 4;
+  std::vector<decode::step_record> steps;
+  decode::decode_config cfg = greedy_config(200);
+  cfg.on_step = [&steps](const decode::step_record& r) { steps.push_back(r); };
+  const auto cut =
+      run(d, specdec::verify::greedy{}, prompt, cfg, specdec::sched::threshold_length{0.5f});
+  REQUIRE(cut.error.ok());
+  CHECK(cut.tokens == plain.tokens);
+  REQUIRE(static_cast<std::int64_t>(steps.size()) == cut.stats.steps);
+  std::int64_t drafted = 0, accepted = 0;
+  for (const decode::step_record& r : steps) {
+    CHECK(r.drafted <= r.offered);
+    CHECK(r.accepted <= r.drafted);
+    drafted += r.drafted;
+    accepted += r.accepted;
+  }
+  CHECK(drafted == cut.stats.drafted);
+  CHECK(accepted == cut.stats.accepted);
+  CHECK(cut.stats.drafted > 0);
+  CHECK(cut.stats.drafted < 200 * 4); // the cut removed drafts after odd ones
+
+  // Algorithm 1 on one sequence: with a flat step curve every draft with c > 0 pays; with a curve
+  // that halves the speed per extra token, none does.
+  const specdec::sched::scheduled_length flat(specdec::sched::sps_table{{1, 1.0}, {16, 1.0}});
+  const auto all = run(d, specdec::verify::greedy{}, prompt, greedy_config(200), flat);
+  CHECK(all.tokens == plain.tokens);
+  const specdec::sched::scheduled_length steep(
+      specdec::sched::sps_table{{1, 1.0}, {2, 0.5}, {3, 0.33}, {4, 0.25}, {5, 0.2}});
+  const auto no = run(d, specdec::verify::greedy{}, prompt, greedy_config(200), steep);
+  CHECK(no.tokens == plain.tokens);
+  CHECK(no.stats.drafted == 0);
+  CHECK(all.stats.drafted > cut.stats.drafted);
+}
+
+TEST_CASE("decoder: a non-anticipating confidence cut is lossless at T=1, a peeking one is not") {
+  const std::uint64_t draws = specdec_test::by_build<std::uint64_t>(1000000, 100000);
+  confident_drafter d;
+  d.max_draft = 3;
+  const joint_fit f = first_two_tokens(
+      d, specdec::verify::rejection_sampling{}, draws, specdec::sched::threshold_length{0.5f}, 4);
+  INFO("threshold: chi2 " << f.chi.statistic << " bound " << f.bound);
+  CHECK(f.fits);
+  const specdec::sched::scheduled_length sched(
+      specdec::sched::sps_table{{1, 1.0}, {2, 0.9}, {3, 0.6}, {4, 0.5}});
+  const joint_fit g = first_two_tokens(d, specdec::verify::rejection_sampling{}, draws, sched, 4);
+  INFO("scheduler: chi2 " << g.chi.statistic << " bound " << g.bound);
+  CHECK(g.fits);
+  const joint_fit h =
+      first_two_tokens(d, specdec::verify::rejection_sampling{}, draws, peeking_length{}, 4);
+  INFO("peeking: chi2 " << h.chi.statistic << " bound " << h.bound);
+  CHECK_FALSE(h.fits);
 }

@@ -54,6 +54,22 @@ concept bucketed_proposer = draft_proposer<P> && requires(const P& cp) {
   { cp.draft_bucket() } -> std::convertible_to<int>;
 };
 
+/// @brief A proposer that scores its last draft: `confidences()` holds, for each drafted
+///        position k, an estimate of P(draft k accepted | drafts 1..k-1 accepted) that depends only
+///        on the drafts before k (propose/semi_ar.hpp's calibrated confidence head).
+template <class P>
+concept confident_proposer = draft_proposer<P> && requires(const P& cp) {
+  { cp.confidences() } -> std::convertible_to<std::span<const double>>;
+};
+
+/// @brief A draft-length policy that cuts a scored draft: `choose_with_confidence(c, available)`
+///        returns a length in [0, available] and must be non-anticipating (whether draft k is kept
+///        may depend on c_1..c_k only, never on c_{k+1}..), which keeps verification lossless.
+template <class L>
+concept confidence_length_policy = requires(L& l, std::span<const double> c, int n) {
+  { l.choose_with_confidence(c, n) } -> std::convertible_to<int>;
+};
+
 namespace decode {
 
 /// @brief Why generate() stopped.
@@ -84,6 +100,14 @@ constexpr const char* to_string(stop_reason r) noexcept {
   return "unknown";
 }
 
+/// @brief What one verification step did, as reported to decode_config::on_step.
+struct step_record {
+  index_t position = 0;      ///< absolute position of the step's anchor (the last committed token)
+  std::int32_t drafted = 0;  ///< draft tokens verified (0 for a plain step)
+  std::int32_t accepted = 0; ///< leading drafts accepted
+  std::int32_t offered = 0;  ///< drafts the proposer produced before the length policy cut them
+};
+
 /// @brief What to generate and when to stop.
 struct decode_config {
   std::int64_t max_new_tokens = 256;     ///< token budget, >= 0
@@ -96,6 +120,9 @@ struct decode_config {
   std::uint64_t request_id = 0;       ///< request id (keys the random stream and the proposer)
   std::int32_t max_draft = 8;         ///< most drafts per step (buffer size), >= 0
   std::int32_t prefill_chunk = 64;    ///< prompt tokens scored per target call, >= 1
+  /// Called after every verification step (before its tokens are emitted), e.g. to log rounds
+  /// for calibration (calib/sts.hpp) or per-round metrics (decode/round_metrics.hpp).
+  std::function<void(const step_record&)> on_step;
 };
 
 /// @brief Output of generate().
@@ -192,7 +219,8 @@ inline bool emit(token_id t,
 /// @tparam Proposer a draft_proposer
 /// @tparam Policy a chain_verification_policy; one that reads draft rows needs a
 /// dense_draft_proposer
-/// @tparam Length a sched::draft_length_policy
+/// @tparam Length a sched::draft_length_policy, or a confidence_length_policy (then the proposer
+///         must be a confident_proposer: it drafts up to the budget and the policy cuts the draft)
 ///
 /// The decoder holds references to the target, cache and proposer: they must outlive it. It is not
 /// thread-safe; use one decoder per sequence.
@@ -200,11 +228,16 @@ template <target_model Target,
           kv::kv_cache Cache,
           draft_proposer Proposer,
           verify::chain_verification_policy Policy,
-          sched::draft_length_policy Length = sched::fixed_draft_length>
+          class Length = sched::fixed_draft_length>
+  requires sched::draft_length_policy<Length> || confidence_length_policy<Length>
 class speculative_decoder {
   static_assert(!Policy::needs_draft_rows || dense_draft_proposer<Proposer>,
                 "specdec: this verification policy reads draft rows (full q), but the proposer "
                 "drafts one-hot tokens; use one_hot_rejection / greedy, or a dense_draft_proposer");
+  static_assert(
+      sched::draft_length_policy<Length> || confident_proposer<Proposer>,
+      "specdec: this length policy cuts drafts by their confidences (choose_with_confidence)"
+      ", but the proposer reports none; give it a confident_proposer (confidences())");
 
 public:
   /// @brief Binds the components; `length` is copied (reach it with length_policy()).
@@ -304,13 +337,29 @@ private:
       if constexpr (dense_draft_proposer<Proposer>)
         block.probs = {draft_rows_.data(), max_draft, vocab, vocab};
       const draft_request dreq{cfg.request_id, {context_.data(), n}, 0};
-      if constexpr (bucketed_proposer<Proposer>) {
+      int offered = 0;
+      if constexpr (confident_proposer<Proposer> && confidence_length_policy<Length>) {
+        if (available > 0) {
+          draft_request r = dreq;
+          r.max_tokens = available;
+          if (const status s = proposer_->propose(r, block); !s.ok())
+            return s;
+          offered = std::clamp(block.length, 0, available);
+          const std::span<const double> c = proposer_->confidences();
+          const int scored = std::min(offered, static_cast<int>(c.size()));
+          k = std::clamp(static_cast<int>(length_.choose_with_confidence(
+                             c.first(static_cast<std::size_t>(scored)), scored)),
+                         0,
+                         scored);
+        }
+      } else if constexpr (bucketed_proposer<Proposer>) {
         if (available > 0) {
           draft_request r = dreq;
           r.max_tokens = available;
           if (const status s = proposer_->propose(r, block); !s.ok())
             return s;
           bucket = proposer_->draft_bucket();
+          offered = block.length;
           k = std::min(static_cast<int>(length_.choose(bucket, block.length)), block.length);
         }
       } else {
@@ -322,6 +371,7 @@ private:
           if (const status s = proposer_->propose(r, block); !s.ok())
             return s;
           k = std::clamp(block.length, 0, k);
+          offered = k;
         }
       }
       const auto t_verify = clock::now();
@@ -362,8 +412,12 @@ private:
       if (const status s = cache_->rollback(n + o.accepted); !s.ok())
         return s;
       out.stats.record_step(k, o.accepted);
-      if (k > 0)
-        length_.record(bucket, k, o.accepted);
+      if constexpr (requires { length_.record(bucket, k, o.accepted); }) {
+        if (k > 0)
+          length_.record(bucket, k, o.accepted);
+      }
+      if (cfg.on_step)
+        cfg.on_step(step_record{n - 1, k, o.accepted, offered});
       for (int j = 0; j <= o.accepted; ++j) {
         const token_id t = j < o.accepted ? step_tokens_[static_cast<std::size_t>(j) + 1] : o.next;
         if (detail::emit(t, context_, out, cfg, stop_))
