@@ -710,6 +710,54 @@ public:
   [[nodiscard]] const specdec::kv::contiguous_cache<float>& cache() const noexcept {
     return cache_;
   }
+  /// @brief Model width d (the length of a hidden row). O(1).
+  [[nodiscard]] specdec::index_t hidden_size() const noexcept {
+    return cfg_.dim;
+  }
+  /// @brief Row t of the last forward pass's final-normed hidden states (the classifier's input):
+  ///        `hidden_size()` floats, valid until the next score(), score_tree() or score_layers()
+  ///        call. After score_layers(r, L, ...) it is the early-exit hidden state of layer L.
+  /// @pre 0 <= t < the row count of the last call. O(1).
+  [[nodiscard]] const float* hidden_row(specdec::index_t t) const noexcept {
+    return xb_.data() + t * dim_pad_;
+  }
+  /// @brief Applies the classifier to T hidden rows (each `hidden_size()` floats, row stride
+  ///        `hidden_stride`): out row t receives the logits of hidden row t, exactly as the forward
+  ///        pass computes them from its final-normed state. Leaves the cache alone; overwrites the
+  ///        scratch that hidden_row() reads.
+  /// @return errc::shape_mismatch for a bad `out` or stride, errc::invalid_argument for T < 0,
+  ///         null pointers or an unloaded model
+  /// @par Complexity
+  /// O(T * vocab * dim).
+  [[nodiscard]] specdec::status classify(const float* hidden,
+                                         specdec::index_t hidden_stride,
+                                         specdec::index_t T,
+                                         specdec::matrix_view<float> out) {
+    using specdec::errc;
+    if (!loaded() || T < 0 || (T > 0 && (hidden == nullptr || out.data == nullptr)))
+      return specdec::status{errc::invalid_argument};
+    if (hidden_stride < cfg_.dim || out.rows < T || out.cols != cfg_.vocab_size
+        || out.row_stride < out.cols)
+      return specdec::status{errc::shape_mismatch};
+    reserve_rows(T);
+    for (index_t t = 0; t < T; ++t)
+      std::memcpy(xb_.data() + t * dim_pad_,
+                  hidden + t * hidden_stride,
+                  static_cast<std::size_t>(cfg_.dim) * sizeof(float));
+    detail::matmul(xb_.data(),
+                   dim_pad_,
+                   T,
+                   w_.data() + wcls_,
+                   vocab_pad_,
+                   cfg_.dim,
+                   logits_.data(),
+                   vocab_pad_);
+    for (index_t t = 0; t < T; ++t)
+      std::memcpy(out.data + t * out.row_stride,
+                  logits_.data() + t * vocab_pad_,
+                  static_cast<std::size_t>(cfg_.vocab_size) * sizeof(float));
+    return specdec::status{};
+  }
   /// @brief Empties the cache (length 0) and forgets any early-exit draft. O(1).
   void reset() noexcept {
     cache_.clear();

@@ -1,0 +1,638 @@
+// SPDX-License-Identifier: Apache-2.0
+// 04_dspark_generate: the whole DSpark round on a real transformer (stories260K, llama2.c format):
+// a parallel draft block with a Markov head, the confidence head calibrated by Sequential
+// Temperature Scaling, the draft length chosen by a threshold or by the hardware-aware prefix
+// scheduler over the backend's profiled steps-per-second curve, rejection verification, and the
+// DSpark statistics. Ends with a simulated load sweep: R concurrent requests drawing rounds
+// logged from the real decoder, verified with the profiled SPS(B) of this backend.
+//
+//   04_dspark_generate [--model F] [--tokenizer F] [--prompt TEXT] [--steps N] [--gamma G]
+//                      [--layers L] [--rank R] [--theta X] [--seed S] [--heads FILE]
+//                      [--save-heads FILE] [--fit-stories N] [--fit-length N] [--sweep-steps N]
+//
+// The drafter (examples/llama2c/dspark_fit.hpp) is fitted in closed form at start-up on stories
+// the model samples itself, unless --heads loads a file written by --save-heads (the heads in
+// specdec's head format, the backbone maps in FILE.maps). Exit code 2 when a greedy run differs
+// from plain greedy decoding.
+
+// GCC 12 reports -W(maybe-)uninitialized inside Eigen's AVX-512 double GEMM and LLT kernels with
+// -march=native (a false positive in its own intrinsics headers); the fit below uses them.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
+
+#include <specdec/calib/reliability.hpp>
+#include <specdec/calib/sts.hpp>
+#include <specdec/decode/round_metrics.hpp>
+#include <specdec/decode/speculative_decoder.hpp>
+#include <specdec/propose/no_draft.hpp>
+#include <specdec/propose/semi_ar.hpp>
+#include <specdec/sched/confidence_length.hpp>
+#include <specdec/sched/prefix_scheduler.hpp>
+#include <specdec/sched/sps_profile.hpp>
+#include <specdec/verify/greedy.hpp>
+#include <specdec/verify/rejection.hpp>
+
+#include "llama2c/dspark_fit.hpp"
+#include "llama2c/model.hpp"
+#include "llama2c/paths.hpp"
+#include "llama2c/tokenizer.hpp"
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+using specdec::index_t;
+using specdec::status;
+using specdec::token_id;
+namespace decode = specdec::decode;
+namespace propose = specdec::propose;
+namespace sched = specdec::sched;
+namespace calib = specdec::calib;
+using drafter_t = propose::semi_ar_drafter<llama2c::dspark::block_backbone>;
+
+struct options {
+  std::string model, tokenizer, prompt = "Once upon a time";
+  std::string heads, save_heads;
+  std::int64_t steps = 200;
+  int gamma = 5, layers = 3, fit_stories = 6, sweep_steps = 400;
+  index_t rank = 32, fit_length = 200;
+  float theta = 0.5f;
+  std::uint64_t seed = 7;
+};
+
+int parse(int argc, char** argv, options& o) {
+  const std::string dir = llama2c::default_model_dir();
+  o.model = dir + "/stories260K.bin";
+  o.tokenizer = dir + "/tok512.bin";
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      std::printf("usage: 04_dspark_generate [--model F] [--tokenizer F] [--prompt TEXT] "
+                  "[--steps N] [--gamma G] [--layers L] [--rank R] [--theta X] [--seed S] "
+                  "[--heads FILE] [--save-heads FILE] [--fit-stories N] [--fit-length N] "
+                  "[--sweep-steps N]\n");
+      return 0;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "dspark_generate: %s needs a value (see --help)\n", a.c_str());
+      return 1;
+    }
+    const std::string v = argv[++i];
+    if (a == "--model")
+      o.model = v;
+    else if (a == "--tokenizer")
+      o.tokenizer = v;
+    else if (a == "--prompt")
+      o.prompt = v;
+    else if (a == "--heads")
+      o.heads = v;
+    else if (a == "--save-heads")
+      o.save_heads = v;
+    else if (a == "--steps")
+      o.steps = std::atoll(v.c_str());
+    else if (a == "--gamma")
+      o.gamma = std::atoi(v.c_str());
+    else if (a == "--layers")
+      o.layers = std::atoi(v.c_str());
+    else if (a == "--rank")
+      o.rank = std::atoi(v.c_str());
+    else if (a == "--theta")
+      o.theta = std::strtof(v.c_str(), nullptr);
+    else if (a == "--seed")
+      o.seed = std::strtoull(v.c_str(), nullptr, 10);
+    else if (a == "--fit-stories")
+      o.fit_stories = std::atoi(v.c_str());
+    else if (a == "--fit-length")
+      o.fit_length = std::atoi(v.c_str());
+    else if (a == "--sweep-steps")
+      o.sweep_steps = std::atoi(v.c_str());
+    else {
+      std::fprintf(stderr, "dspark_generate: unknown option %s (see --help)\n", a.c_str());
+      return 1;
+    }
+  }
+  if (o.gamma < 1 || o.gamma > 16 || o.layers < 1 || o.rank < 1 || o.steps < 1 || o.fit_stories < 1
+      || o.fit_length < 8 || o.sweep_steps < 1) {
+    std::fprintf(stderr, "dspark_generate: an option is out of range (see --help)\n");
+    return 1;
+  }
+  return -1;
+}
+
+// The backbone maps beside the heads file: "SPDKMAPS", u32 gamma, u32 d, then gamma*d*d floats.
+status save_maps(const std::string& path, const llama2c::dspark::fitted& f) {
+  std::ofstream out(path, std::ios::binary);
+  const std::uint32_t g = static_cast<std::uint32_t>(f.gamma);
+  const std::uint32_t d = static_cast<std::uint32_t>(f.hidden);
+  out.write("SPDKMAPS", 8);
+  out.write(reinterpret_cast<const char*>(&g), 4);
+  out.write(reinterpret_cast<const char*>(&d), 4);
+  out.write(reinterpret_cast<const char*>(f.maps.data()),
+            static_cast<std::streamsize>(f.maps.size() * sizeof(float)));
+  return out ? status{} : status{specdec::errc::io_error};
+}
+
+status load_maps(const std::string& path, index_t d, llama2c::dspark::fitted& f) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[8] = {};
+  std::uint32_t g = 0, dd = 0;
+  in.read(magic, 8);
+  in.read(reinterpret_cast<char*>(&g), 4);
+  in.read(reinterpret_cast<char*>(&dd), 4);
+  if (!in)
+    return status{specdec::errc::io_error};
+  if (std::memcmp(magic, "SPDKMAPS", 8) != 0 || dd != static_cast<std::uint32_t>(d) || g < 1
+      || g > 64)
+    return status{specdec::errc::corrupt_data};
+  f.gamma = static_cast<int>(g);
+  f.maps.resize(static_cast<std::size_t>(g) * static_cast<std::size_t>(d * d));
+  in.read(reinterpret_cast<char*>(f.maps.data()),
+          static_cast<std::streamsize>(f.maps.size() * sizeof(float)));
+  return in ? status{} : status{specdec::errc::corrupt_data};
+}
+
+// One logged round of the decoder: the block's raw confidence logits, what was verified and
+// accepted.
+struct logged_round {
+  std::vector<double> z;
+  int proposed = 0, accepted = 0;
+};
+
+struct run_result {
+  decode::decode_result out;
+  decode::round_metrics metrics;
+  std::vector<logged_round> rounds;
+};
+
+// Decodes `steps` tokens after `prompt` with the DSpark drafter and a length policy, logging every
+// round.
+template <class Policy, class Length>
+status run(llama2c::model& m,
+           drafter_t& drafter,
+           const std::vector<token_id>& prompt,
+           decode::decode_config cfg,
+           Length length,
+           run_result& r) {
+  r = run_result{};
+  cfg.on_step = [&r, &drafter](const decode::step_record& s) {
+    (void)r.metrics.add(s.drafted, s.accepted, false);
+    logged_round lr;
+    const std::span<const float> z = drafter.confidence_logits();
+    if (s.offered > 0)
+      lr.z.assign(z.begin(), z.end());
+    lr.proposed = s.drafted;
+    lr.accepted = s.accepted;
+    r.rounds.push_back(std::move(lr));
+  };
+  decode::speculative_decoder dec(m, m.cache(), drafter, Policy{}, std::move(length));
+  return dec.generate(prompt, cfg, r.out);
+}
+
+status run_plain(llama2c::model& m,
+                 const std::vector<token_id>& prompt,
+                 const decode::decode_config& cfg,
+                 decode::decode_result& out) {
+  propose::no_drafter none;
+  decode::speculative_decoder dec(m, m.cache(), none, specdec::verify::greedy{});
+  if (cfg.params.greedy())
+    return dec.generate(prompt, cfg, out);
+  decode::speculative_decoder dec_t(m, m.cache(), none, specdec::verify::one_hot_rejection{});
+  return dec_t.generate(prompt, cfg, out);
+}
+
+// The simulated load sweep: R requests per step, each drawing a logged full-block round (its
+// calibrated conditionals and realised accepted count n); verifying l of its drafts commits
+// min(n, l) + 1 tokens; the step takes 1 / SPS(B) seconds, B = R + sum l.
+struct sweep_row {
+  index_t requests = 0;
+  double fixed_gamma = 0, best_fixed = 0, threshold = 0, early_stop = 0, async = 0, global = 0;
+  int best_k = 0;
+  double mean_len_early = 0, mean_len_async = 0;
+};
+
+status sweep(const std::vector<std::vector<double>>& c,
+             const std::vector<int>& n,
+             int gamma,
+             float theta,
+             const sched::sps_table& table,
+             index_t requests,
+             int steps,
+             std::uint64_t seed,
+             sweep_row& row) {
+  row = sweep_row{};
+  row.requests = requests;
+  std::mt19937_64 g(seed);
+  std::uniform_int_distribution<std::size_t> pick(0, c.size() - 1);
+  sched::prefix_scheduler ps;
+  sched::async_top_k_scheduler async;
+  std::vector<double> flat;
+  std::vector<index_t> offsets, lengths(static_cast<std::size_t>(requests));
+  std::vector<std::size_t> drawn(static_cast<std::size_t>(requests));
+  // tokens and seconds per policy: fixed k = 0..gamma, threshold, early stop, async, global
+  const std::size_t P = static_cast<std::size_t>(gamma) + 5;
+  std::vector<double> tokens(P, 0.0), seconds(P, 0.0);
+  double len_early = 0, len_async = 0;
+  const auto account = [&](std::size_t policy, const std::vector<index_t>& l) {
+    index_t batch = requests;
+    double tok = 0;
+    for (std::size_t r = 0; r < drawn.size(); ++r) {
+      batch += l[r];
+      tok += static_cast<double>(std::min<index_t>(n[drawn[r]], l[r]) + 1);
+    }
+    const double sps = table.at(batch);
+    tokens[policy] += tok;
+    seconds[policy] += sps > 0 ? 1.0 / sps : 1e30;
+  };
+  for (int s = 0; s < steps; ++s) {
+    flat.clear();
+    offsets.assign(1, 0);
+    for (std::size_t r = 0; r < drawn.size(); ++r) {
+      drawn[r] = pick(g);
+      flat.insert(flat.end(), c[drawn[r]].begin(), c[drawn[r]].end());
+      offsets.push_back(static_cast<index_t>(flat.size()));
+    }
+    for (int k = 0; k <= gamma; ++k) {
+      std::fill(lengths.begin(), lengths.end(), static_cast<index_t>(k));
+      account(static_cast<std::size_t>(k), lengths);
+    }
+    for (std::size_t r = 0; r < drawn.size(); ++r)
+      lengths[r] =
+          propose::threshold_cut(std::span<const double>(c[drawn[r]]), static_cast<double>(theta));
+    account(static_cast<std::size_t>(gamma) + 1, lengths);
+    if (const status st = ps.schedule(flat, offsets, table, lengths); !st.ok())
+      return st;
+    for (const index_t l : lengths)
+      len_early += static_cast<double>(l);
+    account(static_cast<std::size_t>(gamma) + 2, lengths);
+    if (const status st = async.schedule(flat, offsets, table, lengths); !st.ok())
+      return st;
+    for (const index_t l : lengths)
+      len_async += static_cast<double>(l);
+    account(static_cast<std::size_t>(gamma) + 3, lengths);
+    if (const status st =
+            ps.schedule(flat, offsets, table, lengths, nullptr, sched::schedule_mode::global);
+        !st.ok())
+      return st;
+    account(static_cast<std::size_t>(gamma) + 4, lengths);
+  }
+  const auto rate = [&](std::size_t p) { return tokens[p] / seconds[p]; };
+  row.fixed_gamma = rate(static_cast<std::size_t>(gamma));
+  for (int k = 0; k <= gamma; ++k)
+    if (rate(static_cast<std::size_t>(k)) > row.best_fixed) {
+      row.best_fixed = rate(static_cast<std::size_t>(k));
+      row.best_k = k;
+    }
+  row.threshold = rate(static_cast<std::size_t>(gamma) + 1);
+  row.early_stop = rate(static_cast<std::size_t>(gamma) + 2);
+  row.async = rate(static_cast<std::size_t>(gamma) + 3);
+  row.global = rate(static_cast<std::size_t>(gamma) + 4);
+  const double denom = static_cast<double>(steps) * static_cast<double>(requests);
+  row.mean_len_early = len_early / denom;
+  row.mean_len_async = len_async / denom;
+  return status{};
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  options o;
+  if (const int rc = parse(argc, argv, o); rc >= 0)
+    return rc;
+  llama2c::model m;
+  std::string detail;
+  if (const status s = llama2c::model::load(o.model, m, &detail); !s.ok()) {
+    std::fprintf(stderr,
+                 "dspark_generate: cannot load the model '%s': %s %s\n",
+                 o.model.c_str(),
+                 s.message(),
+                 detail.c_str());
+    return 1;
+  }
+  llama2c::tokenizer tok;
+  if (const status s = llama2c::tokenizer::load(o.tokenizer, m.vocab_size(), tok, &detail);
+      !s.ok()) {
+    std::fprintf(stderr, "dspark_generate: cannot load the tokenizer '%s'\n", o.tokenizer.c_str());
+    return 1;
+  }
+  if (o.layers >= m.num_layers()) {
+    std::fprintf(stderr, "dspark_generate: --layers must be below %d\n", m.num_layers());
+    return 1;
+  }
+  const std::vector<token_id> prompt = tok.encode(o.prompt, true, false);
+  const index_t V = m.vocab_size(), d = m.hidden_size();
+
+  // 1. The drafter: fitted at start-up, or loaded.
+  llama2c::dspark::fitted f;
+  propose::sequential_head<float> head;
+  std::optional<propose::confidence_head<float>> conf;
+  const auto t_fit = std::chrono::steady_clock::now();
+  if (!o.heads.empty()) {
+    if (const status s = propose::load_heads(o.heads, head, conf); !s.ok()) {
+      std::fprintf(
+          stderr, "dspark_generate: cannot load heads '%s': %s\n", o.heads.c_str(), s.message());
+      return 1;
+    }
+    if (const status s = load_maps(o.heads + ".maps", d, f); !s.ok() || head.vocab != V) {
+      std::fprintf(
+          stderr, "dspark_generate: '%s.maps' does not match the model\n", o.heads.c_str());
+      return 1;
+    }
+    o.gamma = std::min(o.gamma, f.gamma);
+    std::printf("loaded heads from %s (rank %lld, gamma %d)\n",
+                o.heads.c_str(),
+                static_cast<long long>(head.rank),
+                f.gamma);
+  } else {
+    llama2c::dspark::fit_options fo;
+    fo.layers = o.layers;
+    fo.gamma = o.gamma;
+    fo.rank = o.rank;
+    fo.sequences = o.fit_stories;
+    fo.length = o.fit_length;
+    fo.seed = o.seed + 1000;
+    std::vector<std::vector<token_id>> corpus;
+    if (const status s = llama2c::dspark::make_corpus(m, fo, corpus); !s.ok())
+      return 1;
+    if (const status s = llama2c::dspark::fit(m, corpus, fo, f); !s.ok()) {
+      std::fprintf(stderr, "dspark_generate: fitting failed: %s\n", s.message());
+      return 1;
+    }
+    head.kind = propose::head_kind::markov;
+    head.vocab = V;
+    head.rank = f.rank;
+    head.hidden = d;
+    head.w1 = f.w1;
+    head.w2 = f.w2;
+    conf = propose::confidence_head<float>{f.conf_w, f.conf_b, d, f.rank, true};
+    std::printf("fitted the block maps, a rank-%lld Markov head and the confidence head on %d "
+                "self-sampled stories of %lld tokens in %.2f s\n",
+                static_cast<long long>(f.rank),
+                o.fit_stories,
+                static_cast<long long>(o.fit_length),
+                seconds_since(t_fit));
+    if (!o.save_heads.empty()) {
+      if (!propose::save_heads(o.save_heads, head, &*conf).ok()
+          || !save_maps(o.save_heads + ".maps", f).ok()) {
+        std::fprintf(stderr, "dspark_generate: cannot write '%s'\n", o.save_heads.c_str());
+        return 1;
+      }
+      std::printf("saved the heads to %s and the block maps to %s.maps\n",
+                  o.save_heads.c_str(),
+                  o.save_heads.c_str());
+    }
+  }
+  llama2c::dspark::block_backbone backbone(m, o.layers, o.gamma, f.maps);
+  propose::semi_ar_config dcfg;
+  dcfg.gamma = o.gamma;
+  dcfg.seed = o.seed;
+  drafter_t drafter(backbone, head, conf, dcfg);
+
+  decode::decode_config base;
+  base.max_new_tokens = o.steps;
+  base.max_draft = o.gamma;
+  base.seed = o.seed;
+  const auto with_temperature = [&](float t, std::uint64_t seed) {
+    decode::decode_config c = base;
+    c.params.temperature = t;
+    c.seed = seed;
+    propose::semi_ar_config dc = dcfg;
+    dc.params.temperature = t;
+    dc.seed = seed * 31 + 7;
+    dc.sts_temperatures = drafter.config().sts_temperatures;
+    drafter.set_config(dc);
+    return c;
+  };
+  using rejection = specdec::verify::rejection_sampling;
+  using greedy = specdec::verify::greedy;
+
+  // 2. STS on calibration rounds (T = 1, full blocks), then reliability on held-out rounds.
+  std::vector<logged_round> calib_rounds, held_out;
+  for (std::uint64_t s = 0; s < 4; ++s) {
+    run_result r;
+    const decode::decode_config c = with_temperature(1.0f, 100 + s);
+    if (const status st = run<rejection>(m, drafter, {1}, c, sched::threshold_length{0.0f}, r);
+        !st.ok()) {
+      std::fprintf(stderr, "dspark_generate: decoding failed: %s\n", st.message());
+      return 1;
+    }
+    auto& dst = s < 2 ? calib_rounds : held_out;
+    for (logged_round& lr : r.rounds)
+      if (lr.proposed == o.gamma && static_cast<int>(lr.z.size()) == o.gamma)
+        dst.push_back(std::move(lr));
+  }
+  std::vector<calib::sts_round> sr;
+  for (const logged_round& lr : calib_rounds)
+    sr.push_back(calib::sts_round{lr.z, lr.accepted, {}});
+  calib::sts_result sts;
+  if (const status st = calib::fit_sts(sr, calib::sts_config{}, sts); !st.ok()) {
+    std::fprintf(stderr, "dspark_generate: STS failed: %s\n", st.message());
+    return 1;
+  }
+  {
+    propose::semi_ar_config dc = drafter.config();
+    dc.sts_temperatures = sts.temperatures;
+    dc.sts_temperatures.resize(static_cast<std::size_t>(o.gamma), 1.0);
+    drafter.set_config(dc);
+  }
+  calib::reliability_accumulator raw(o.gamma), cal(o.gamma);
+  std::vector<std::vector<double>> sweep_c;
+  std::vector<int> sweep_n;
+  for (const logged_round& lr : held_out) {
+    (void)raw.add_round_logits(std::span<const double>(lr.z), lr.accepted, lr.proposed);
+    (void)cal.add_round_logits(
+        std::span<const double>(lr.z), lr.accepted, lr.proposed, drafter.config().sts_temperatures);
+    std::vector<double> c(lr.z.size());
+    (void)calib::calibrate(std::span<const double>(lr.z), drafter.config().sts_temperatures, c);
+    sweep_c.push_back(std::move(c));
+    sweep_n.push_back(lr.accepted);
+  }
+  std::printf("\nconfidence head: %zu calibration rounds, %zu held-out rounds (T = 1, full blocks "
+              "of %d)\n",
+              calib_rounds.size(),
+              held_out.size(),
+              o.gamma);
+  std::printf("%-9s %8s %9s %9s %9s %9s %9s\n",
+              "position",
+              "STS T",
+              "rounds",
+              "ECE raw",
+              "ECE STS",
+              "AUROC",
+              "accepted");
+  for (index_t p = 0; p < o.gamma; ++p) {
+    const calib::position_metrics a = raw.metrics(p), b = cal.metrics(p);
+    std::printf("%-9lld %8.2f %9lld %9.4f %9.4f %9.3f %9.3f\n",
+                static_cast<long long>(p + 1),
+                drafter.config().sts_temperatures[static_cast<std::size_t>(p)],
+                static_cast<long long>(a.count),
+                a.ece,
+                b.ece,
+                b.auroc,
+                a.target_mean);
+  }
+
+  // 3. The backend's step curve: seconds of one forward of B tokens, as steps per second.
+  std::vector<index_t> batches;
+  for (index_t b = 1; b <= std::min<index_t>(512, m.seq_len()); b = b < 8 ? b + 1 : b + b / 4)
+    batches.push_back(b);
+  std::vector<token_id> filler(static_cast<std::size_t>(batches.back()), 1);
+  sched::sps_table table;
+  std::vector<float> profile_logits(filler.size() * static_cast<std::size_t>(V));
+  const auto forward = [&](index_t b) {
+    m.reset();
+    return m.score({0, {filler.data(), b}, 0}, {profile_logits.data(), b, V, V});
+  };
+  if (const status st = sched::profile_sps(forward, batches, 3, table); !st.ok()) {
+    std::fprintf(stderr, "dspark_generate: profiling failed: %s\n", st.message());
+    return 1;
+  }
+  std::printf("\nprofiled SPS(B) of this backend (forward steps per second at B tokens):");
+  for (const index_t b : {1, 2, 4, 8, 16, 32, 64, 128, 256})
+    if (b <= table.max_batch())
+      std::printf(" B=%lld: %.0f", static_cast<long long>(b), table.at(b));
+  std::printf("\n");
+
+  // 4. Decoding: plain, full blocks, threshold cut, Algorithm 1 (one sequence), at T = 0 and 1.
+  bool exact = true;
+  std::printf("\n%-6s %-22s %8s %10s %11s %9s %10s %s\n",
+              "T",
+              "length rule",
+              "tau",
+              "drafts/rd",
+              "verify rate",
+              "tok/s",
+              "speedup",
+              "identical to plain");
+  for (const float t : {0.0f, 1.0f}) {
+    decode::decode_result plain;
+    const decode::decode_config c0 = with_temperature(t, o.seed);
+    if (!run_plain(m, prompt, c0, plain).ok())
+      return 1;
+    const double plain_tps =
+        static_cast<double>(plain.tokens.size()) / std::max(plain.stats.seconds_total, 1e-9);
+    std::printf("%-6.1f %-22s %8.3f %10.2f %11.3f %9.0f %10s %s\n",
+                static_cast<double>(t),
+                "plain",
+                1.0,
+                0.0,
+                1.0,
+                plain_tps,
+                "1.00",
+                "-");
+    const auto report = [&](const char* name, const run_result& r) {
+      const double tps =
+          static_cast<double>(r.out.tokens.size()) / std::max(r.out.stats.seconds_total, 1e-9);
+      const bool same = r.out.tokens == plain.tokens;
+      if (t == 0.0f)
+        exact = exact && same;
+      std::printf("%-6.1f %-22s %8.3f %10.2f %11.3f %9.0f %10.2f %s\n",
+                  static_cast<double>(t),
+                  name,
+                  r.metrics.tau_mean(),
+                  r.metrics.draft_tokens_per_proposal(),
+                  r.metrics.verify_rate(),
+                  tps,
+                  tps / plain_tps,
+                  t == 0.0f ? (same ? "yes" : "NO") : "-");
+    };
+    run_result r;
+    const auto go = [&](auto length, const char* name) {
+      const decode::decode_config c = with_temperature(t, o.seed);
+      const status st = t == 0.0f ? run<greedy>(m, drafter, prompt, c, length, r)
+                                  : run<rejection>(m, drafter, prompt, c, length, r);
+      if (!st.ok()) {
+        std::fprintf(stderr, "dspark_generate: decoding failed: %s\n", st.message());
+        std::exit(1);
+      }
+      report(name, r);
+    };
+    go(sched::threshold_length{0.0f}, "full block");
+    char name[64];
+    std::snprintf(name, sizeof name, "threshold %.2f", static_cast<double>(o.theta));
+    go(sched::threshold_length{o.theta}, name);
+    go(sched::scheduled_length{table}, "scheduler (R = 1)");
+    if (t == 0.0f && r.out.tokens.size() >= 1)
+      std::printf("       story: %s\n", tok.decode(r.out.tokens, prompt.back()).c_str());
+    if (t == 1.0f) {
+      std::printf("       scheduler run: accept_rate@i");
+      for (index_t i = 0; i < r.metrics.max_proposed(); ++i)
+        std::printf(" %.2f", r.metrics.accept_rate_at(i));
+      std::printf(", conditional acceptance");
+      for (index_t k = 1; k <= r.metrics.max_proposed(); ++k)
+        std::printf(" %.2f", r.metrics.conditional_acceptance(k));
+      std::printf("\n");
+    }
+  }
+
+  // 5. Load sweep over the profiled curve.
+  if (sweep_c.empty()) {
+    std::printf("\nno held-out rounds: no load sweep\n");
+    return exact ? 0 : 2;
+  }
+  // The same sweep on an accelerator-like curve: a forward costs the same up to 128 tokens
+  // (memory-bound), then grows linearly (compute-bound), scaled to this backend's B = 1 speed.
+  std::vector<sched::sps_point> accel_points;
+  for (index_t b = 1; b <= 1024; b *= 2)
+    accel_points.push_back({b, table.at(1) / std::max(1.0, static_cast<double>(b) / 128.0)});
+  const sched::sps_table accel(accel_points);
+  for (int curve = 0; curve < 2; ++curve) {
+    const sched::sps_table& tb = curve == 0 ? table : accel;
+    std::printf("\nsimulated load sweep on %s: R requests per verification step, rounds drawn from "
+                "%zu held-out rounds; tokens/s of the target (drafting not counted)\n",
+                curve == 0 ? "the profiled SPS(B) of this backend"
+                           : "a synthetic accelerator-like SPS(B) (flat to B = 128, then 1/B)",
+                sweep_c.size());
+    std::printf("%5s %11s %15s %11s %11s %11s %11s  %9s %9s  %s\n",
+                "R",
+                "fixed g",
+                "best fixed (k)",
+                "threshold",
+                "Alg.1",
+                "async topK",
+                "global*",
+                "Alg1/g",
+                "Alg1/best",
+                "mean drafts/request Alg.1, async");
+    for (const index_t R : {1, 2, 4, 8, 16, 32, 64, 128}) {
+      if (R * (o.gamma + 1) > tb.max_batch())
+        break;
+      sweep_row row;
+      if (const status st =
+              sweep(sweep_c, sweep_n, o.gamma, o.theta, tb, R, o.sweep_steps, o.seed + 5, row);
+          !st.ok()) {
+        std::fprintf(stderr, "dspark_generate: sweep failed: %s\n", st.message());
+        return 1;
+      }
+      std::printf("%5lld %11.0f %11.0f (%d) %11.0f %11.0f %11.0f %11.0f  %9.3f %9.3f  %.2f, %.2f\n",
+                  static_cast<long long>(R),
+                  row.fixed_gamma,
+                  row.best_fixed,
+                  row.best_k,
+                  row.threshold,
+                  row.early_stop,
+                  row.async,
+                  row.global,
+                  row.early_stop / row.fixed_gamma,
+                  row.early_stop / row.best_fixed,
+                  row.mean_len_early,
+                  row.mean_len_async);
+    }
+  }
+  std::printf("* global: the search without the early stop looks at drafts past the one it "
+              "decides on; it is not lossless and is shown only as a bound\n");
+  return exact ? 0 : 2;
+}
