@@ -15,6 +15,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/bigram_law.hpp"
 #include "support/gof.hpp"
 #include "support/sanitizer.hpp"
 #include "support/stats.hpp"
@@ -37,22 +38,11 @@ constexpr std::uint64_t n_trials = specdec_test::by_build<std::uint64_t>(1'000'0
 /// bound at 10^5 trials, over 2x at 10^4), which keeps this binary's run time down.
 constexpr std::uint64_t n_biased = n_trials / 10;
 constexpr double alpha = 1e-6;
-constexpr float ninf = -std::numeric_limits<float>::infinity();
 
-template <class I>
-constexpr std::size_t ix(I i) {
-  return static_cast<std::size_t>(i);
-}
+using specdec_test::ix;
 
-// Target P(b | a) as logits (row a). Row 2 forbids token 5.
-const std::array<float, 36> p_logits{
-    1.2f,  0.4f,  -0.3f, 0.9f,  -1.0f, 0.4f,  // P(.|0)
-    0.2f,  1.5f,  0.6f,  -0.5f, 0.0f,  -1.2f, // P(.|1)
-    -0.4f, 0.3f,  1.1f,  0.5f,  0.8f,  ninf,  // P(.|2)
-    0.7f,  -0.6f, 0.2f,  1.3f,  0.4f,  0.0f,  // P(.|3)
-    0.0f,  0.9f,  -0.8f, 0.6f,  1.0f,  0.6f,  // P(.|4)
-    1.0f,  0.1f,  0.5f,  -0.2f, -0.7f, 1.4f,  // P(.|5)
-};
+// Target P(b | a) as logits (row a): the bigram law of support/bigram_law.hpp.
+const std::array<float, 36>& p_logits = specdec_test::bigram_target_logits;
 
 /// The committed context; its last token is the anchor x0.
 const std::vector<token_id> context{4, 0, 1};

@@ -15,6 +15,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/bigram_law.hpp"
 #include "support/gof.hpp"
 #include "support/sanitizer.hpp"
 #include "support/stats.hpp"
@@ -42,24 +43,13 @@ constexpr double alpha = 1e-6; ///< the bound is the 1 - alpha chi-square quanti
 constexpr token_id x0 = 1;
 constexpr float ninf = -std::numeric_limits<float>::infinity();
 
-/// A token or index as a container subscript.
-template <class I>
-constexpr std::size_t ix(I i) {
-  return static_cast<std::size_t>(i);
-}
+using specdec_test::ix;
 
 // Target P(b | a) as logits, row a. Row 2 forbids token 5 (-inf: probability 0). Row 0 has a tie
 // at its third largest value (0.4, tokens 1 and 5): top-k = 3 keeps four tokens there, and
 // top-p = 0.75 reaches its mass inside that tie and keeps both (at T = 0.7 the kept counts of
 // rows 0, 1, 2 are 4, 3, 3 with top-k = 3, 4, 2, 3 with top-p = 0.75, 4, 2, 4 with min-p = 0.2).
-const std::array<float, 36> p_logits{
-    1.2f,  0.4f,  -0.3f, 0.9f,  -1.0f, 0.4f,  // P(.|0)
-    0.2f,  1.5f,  0.6f,  -0.5f, 0.0f,  -1.2f, // P(.|1)
-    -0.4f, 0.3f,  1.1f,  0.5f,  0.8f,  ninf,  // P(.|2)
-    0.7f,  -0.6f, 0.2f,  1.3f,  0.4f,  0.0f,  // P(.|3)
-    0.0f,  0.9f,  -0.8f, 0.6f,  1.0f,  0.6f,  // P(.|4)
-    1.0f,  0.1f,  0.5f,  -0.2f, -0.7f, 1.4f,  // P(.|5)
-};
+const std::array<float, 36>& p_logits = specdec_test::bigram_target_logits;
 // Draft Q(b | a): different enough that drafts are often rejected. Q(5|2) > 0 = P(5|2) (such a
 // draft is always rejected), Q(4|5) = 0 < P(4|5) (only the residual can emit 4 after 5).
 const std::array<float, 36> q_logits{

@@ -79,6 +79,23 @@ inline double sigmoid(double z) noexcept {
   return e / (1.0 + e);
 }
 
+/// The checks shared by every consumer of confidence logits: temperatures empty or at least
+/// z.size() of them (else errc::shape_mismatch), no NaN logit (errc::invalid_value), every used
+/// temperature finite and > 0 (errc::invalid_temperature). O(z.size()).
+template <class T>
+status check_logits(std::span<const T> z, std::span<const double> temperatures) noexcept {
+  if (!temperatures.empty() && temperatures.size() < z.size())
+    return status{errc::shape_mismatch};
+  for (std::size_t k = 0; k < z.size(); ++k) {
+    if (std::isnan(z[k]))
+      return status{errc::invalid_value};
+    if (!temperatures.empty()
+        && !(temperatures[k] > 0.0 && temperatures[k] <= std::numeric_limits<double>::max()))
+      return status{errc::invalid_temperature};
+  }
+  return status{};
+}
+
 /// The coarse (ECE) histogram. Labels may be soft (in [0, 1]); they are summed as doubles.
 struct coarse_histogram {
   std::array<std::int64_t, coarse_bins> count{};
@@ -550,15 +567,8 @@ private:
     if (!s.ok())
       return s;
     const std::size_t len = static_cast<std::size_t>(length);
-    if (!temperatures.empty() && temperatures.size() < len)
-      return status{errc::shape_mismatch};
-    for (std::size_t k = 0; k < len; ++k) {
-      if (std::isnan(z[k]))
-        return status{errc::invalid_value};
-      if (!temperatures.empty()
-          && !(temperatures[k] > 0.0 && temperatures[k] <= std::numeric_limits<double>::max()))
-        return status{errc::invalid_temperature};
-    }
+    if (const status c = detail::check_logits(z.first(len), temperatures); !c.ok())
+      return c;
     double a = 1.0;
     for (std::size_t k = 0; k < len; ++k) {
       const double t = temperatures.empty() ? 1.0 : temperatures[k];

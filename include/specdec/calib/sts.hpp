@@ -264,16 +264,10 @@ status calibrate_impl(std::span<const T> z,
                       std::span<double> c,
                       std::span<double> a) noexcept {
   const std::size_t len = z.size();
-  if (c.size() < len || (!a.empty() && a.size() < len)
-      || (!temperatures.empty() && temperatures.size() < len))
+  if (c.size() < len || (!a.empty() && a.size() < len))
     return status{errc::shape_mismatch};
-  for (std::size_t k = 0; k < len; ++k) {
-    if (std::isnan(z[k]))
-      return status{errc::invalid_value};
-    if (!temperatures.empty()
-        && !(temperatures[k] > 0.0 && temperatures[k] <= std::numeric_limits<double>::max()))
-      return status{errc::invalid_temperature};
-  }
+  if (const status s = check_logits(z, temperatures); !s.ok())
+    return s;
   double prod = 1.0;
   for (std::size_t k = 0; k < len; ++k) {
     const double t = temperatures.empty() ? 1.0 : temperatures[k];
