@@ -101,10 +101,12 @@ mapfile -t benches < <(find "$build/bench" -type f -perm -u+x -name 'specdec.ben
 [[ ${#benches[@]} -eq 0 ]] && echo "NOTE           no bench/cuda binary" | tee -a "$summary" "$log"
 # A core subset first (its JSON survives even if the full grid later runs out of time), then the
 # whole grid with what is left of the budget. The patterns: chain points (verify_chain), tree
-# points, masks and KV compaction (verify_tree; its tests run in ctest -L gpu and under the
-# sanitizers like every specdec.test.cuda.* binary).
+# points, masks and KV compaction (verify_tree), the DSpark Markov-head sampler and the device
+# prefix scheduler (dspark); their tests run in ctest -L gpu and under the sanitizers like every
+# specdec.test.cuda.* binary.
 core='copy|/batch:(1|64|256)/k:(1|8)/vocab:(32000|151936)/'
 core+='|verify_tree/.*/batch:(1|128)/nodes:(8|64)/vocab:32000/|tree_mask|kv_compact'
+core+='|dspark_sampler/.*/batch:(1|128)/vocab:32000/|dspark_scheduler/(early_stop|global)/batch:(4096|65536)'
 for b in "${benches[@]}"; do
   name="$(basename "$b")"
   step "bench $name (core)" 120 "$b" --benchmark_filter="$core" --benchmark_format=json \
