@@ -181,13 +181,15 @@ TEST_CASE("G4: Markov biases B(prev) = W2 W1[prev]", "[dspark][semi_ar][golden]"
                                               {-2, 0, -1, 1, -.5},
                                               {0, -2, 1, -1, -.5}};
   for (token_id prev = 0; prev < 5; ++prev) {
-    float e[2]{}, coef[2]{};
-    propose::embedding_row(hv, prev, e);
+    // Heap buffers: g++ -O3 -march=native reports the vectorised dot products over small stack
+    // arrays as reading uninitialised lanes (a false positive).
+    std::vector<float> e(2), coef(2);
+    propose::embedding_row(hv, prev, e.data());
     for (index_t j = 0; j < 2; ++j)
-      coef[j] = propose::head_coefficient(hv, j, e, nullptr, nullptr, nullptr);
+      coef[ix(j)] = propose::head_coefficient(hv, j, e.data(), nullptr, nullptr, nullptr);
     std::vector<float> b;
     for (index_t v = 0; v < 5; ++v)
-      b.push_back(propose::head_bias(hv, v, coef));
+      b.push_back(propose::head_bias(hv, v, coef.data()));
     CAPTURE(prev);
     check_row(b, want[ix(prev)]);
   }
@@ -251,10 +253,11 @@ TEST_CASE("G6: RNN head, state recurrence and greedy block", "[dspark][semi_ar][
   const double want_o[3] = {.462117, .964028, .462117};
   float s_prev = 0.0f;
   for (int k = 0; k < 3; ++k) {
-    float e[1]{}, s_new[1]{};
-    propose::embedding_row(hv, prevs[k], e);
+    std::vector<float> e(1), s_new(1); // heap: see the G4 bias case
+    propose::embedding_row(hv, prevs[k], e.data());
     const float hk = g6_h[ix(k)];
-    const float o = propose::head_coefficient(hv, 0, e, &hk, k == 0 ? nullptr : &s_prev, s_new);
+    const float o =
+        propose::head_coefficient(hv, 0, e.data(), &hk, k == 0 ? nullptr : &s_prev, s_new.data());
     CAPTURE(k);
     CHECK(std::fabs(static_cast<double>(o) - want_o[k]) < tol);
     CHECK(std::fabs(static_cast<double>(s_new[0]) - want_s[k]) < tol);
