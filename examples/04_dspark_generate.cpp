@@ -405,15 +405,21 @@ int main(int argc, char** argv) {
   base.max_new_tokens = o.steps;
   base.max_draft = o.gamma;
   base.seed = o.seed;
+  // The same block without the sequential head and without confidence: DFlash (r = 0).
+  drafter_t dflash(backbone, propose::sequential_head<float>{}, std::nullopt, dcfg);
+  const auto configure = [&](drafter_t& which, float t, std::uint64_t seed) {
+    propose::semi_ar_config dc = dcfg;
+    dc.params.temperature = t;
+    dc.seed = seed * 31 + 7;
+    dc.sts_temperatures = which.config().sts_temperatures;
+    which.set_config(dc);
+  };
   const auto with_temperature = [&](float t, std::uint64_t seed) {
     decode::decode_config c = base;
     c.params.temperature = t;
     c.seed = seed;
-    propose::semi_ar_config dc = dcfg;
-    dc.params.temperature = t;
-    dc.seed = seed * 31 + 7;
-    dc.sts_temperatures = drafter.config().sts_temperatures;
-    drafter.set_config(dc);
+    configure(drafter, t, seed);
+    configure(dflash, t, seed);
     return c;
   };
   using rejection = specdec::verify::rejection_sampling;
@@ -550,21 +556,22 @@ int main(int argc, char** argv) {
                   t == 0.0f ? (same ? "yes" : "NO") : "-");
     };
     run_result r;
-    const auto go = [&](auto length, const char* name) {
+    const auto go = [&](auto length, const char* name, drafter_t& which) {
       const decode::decode_config c = with_temperature(t, o.seed);
-      const status st = t == 0.0f ? run<greedy>(m, drafter, prompt, c, length, r)
-                                  : run<rejection>(m, drafter, prompt, c, length, r);
+      const status st = t == 0.0f ? run<greedy>(m, which, prompt, c, length, r)
+                                  : run<rejection>(m, which, prompt, c, length, r);
       if (!st.ok()) {
         std::fprintf(stderr, "dspark_generate: decoding failed: %s\n", st.message());
         std::exit(1);
       }
       report(name, r);
     };
-    go(sched::threshold_length{0.0f}, "full block");
+    go(sched::threshold_length{0.0f}, "full block, no head", dflash);
+    go(sched::threshold_length{0.0f}, "full block", drafter);
     char name[64];
     std::snprintf(name, sizeof name, "threshold %.2f", static_cast<double>(o.theta));
-    go(sched::threshold_length{o.theta}, name);
-    go(sched::scheduled_length{table}, "scheduler (R = 1)");
+    go(sched::threshold_length{o.theta}, name, drafter);
+    go(sched::scheduled_length{table}, "scheduler (R = 1)", drafter);
     if (t == 0.0f && r.out.tokens.size() >= 1)
       std::printf("       story: %s\n", tok.decode(r.out.tokens, prompt.back()).c_str());
     if (t == 1.0f) {
