@@ -289,7 +289,7 @@ private:
       return {errc::overflow};
     l.n = static_cast<int>(p.requests * p.max_positions);
     const int tile = Threads * Items;
-    l.tiles = (l.n + tile - 1) / tile;
+    l.tiles = static_cast<int>((static_cast<index_t>(l.n) + tile - 1) / tile); // n near INT32_MAX
     if (l.n > 0) {
       const cudaError_t e =
           cub::DeviceRadixSort::SortPairsDescending(nullptr,
