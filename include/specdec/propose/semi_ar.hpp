@@ -13,6 +13,7 @@
 
 #include <specdec/config.hpp>
 
+#include <specdec/calib/sts.hpp>
 #include <specdec/core/concepts.hpp>
 #include <specdec/core/executor.hpp>
 #include <specdec/core/rng.hpp>
@@ -466,14 +467,20 @@ public:
 
     c_.assign(g, 1.0);
     a_.assign(g, 1.0);
-    double prod = 1.0;
-    for (std::size_t k = 0; k < g; ++k) {
-      if (confidence_) {
-        const double t = config_.sts_temperatures.empty() ? 1.0 : config_.sts_temperatures[k];
-        c_[k] = 1.0 / (1.0 + std::exp(-static_cast<double>(z_[k]) / t));
+    // The calibration STS fits (calib/sts.hpp): c_k = sigmoid(z_k / T_k), a_k = prod c_i. The
+    // logits are finite (sample_block checked) and the temperatures valid (validate()).
+    if (confidence_) {
+      const status s = calib::calibrate(std::span<const float>(z_),
+                                        std::span<const double>(config_.sts_temperatures),
+                                        std::span<double>(c_),
+                                        std::span<double>(a_));
+      if (!s.ok()) {
+        tokens_.clear();
+        z_.clear();
+        c_.clear();
+        a_.clear();
+        return s;
       }
-      prod *= c_[k];
-      a_[k] = prod;
     }
     cut_ = confidence_
                ? threshold_cut(std::span<const double>(c_), static_cast<double>(config_.theta))
