@@ -308,24 +308,40 @@ fit(model& m, const std::vector<std::vector<token_id>>& corpus, const fit_option
   // Refine the table by gradient descent on the mean KL(p_target || softmax(U + M[prev])), whose
   // gradient in the logits is softmax(U + M[prev]) - p_target (the least-squares start above fits
   // logits, not distributions).
+  // The target distribution of every story row, once (the epochs and the confidence labels read
+  // it), from the logits rounded to float as the drafter's rows are.
+  std::vector<mat> Pt;
   {
-    std::vector<double> pd, pt;
-    std::vector<float> L(static_cast<std::size_t>(V)), lt(static_cast<std::size_t>(V));
+    std::vector<float> lt(static_cast<std::size_t>(V));
+    std::vector<double> pt;
+    for (const mat& l : Lt) {
+      mat p(l.rows(), V);
+      for (Eigen::Index i = 0; i < l.rows(); ++i) {
+        for (index_t v = 0; v < V; ++v)
+          lt[static_cast<std::size_t>(v)] = static_cast<float>(l(i, v));
+        detail::softmax(lt.data(), V, pt);
+        for (index_t v = 0; v < V; ++v)
+          p(i, v) = pt[static_cast<std::size_t>(v)];
+      }
+      Pt.push_back(std::move(p));
+    }
+  }
+  {
+    std::vector<double> pd;
+    std::vector<float> L(static_cast<std::size_t>(V));
     mat grad(V, V);
     for (int epoch = 0; epoch < o.kl_epochs; ++epoch) {
       grad.setZero();
       for (std::size_t n = 0; n < samples.size(); ++n) {
         const sample& sm = samples[n];
         const token_id prev = corpus[sm.s][static_cast<std::size_t>(sm.i + sm.k - 1)];
-        for (index_t v = 0; v < V; ++v) {
+        for (index_t v = 0; v < V; ++v)
           L[static_cast<std::size_t>(v)] =
               U[n][static_cast<std::size_t>(v)] + static_cast<float>(M(prev, v));
-          lt[static_cast<std::size_t>(v)] = static_cast<float>(Lt[sm.s](sm.i + sm.k - 1, v));
-        }
         detail::softmax(L.data(), V, pd);
-        detail::softmax(lt.data(), V, pt);
+        const auto pt = Pt[sm.s].row(sm.i + sm.k - 1);
         for (index_t v = 0; v < V; ++v)
-          grad(prev, v) += pd[static_cast<std::size_t>(v)] - pt[static_cast<std::size_t>(v)];
+          grad(prev, v) += pd[static_cast<std::size_t>(v)] - pt(v);
       }
       for (index_t v = 0; v < V; ++v)
         M.row(v) -= o.kl_rate * grad.row(v) / (count[static_cast<std::size_t>(v)] + o.shrink);
@@ -346,24 +362,28 @@ fit(model& m, const std::vector<std::vector<token_id>>& corpus, const fit_option
   const std::size_t N = samples.size();
   mat X(static_cast<Eigen::Index>(N), F + 1);
   vec y(static_cast<Eigen::Index>(N));
-  std::vector<float> L(static_cast<std::size_t>(V));
-  std::vector<double> pd, pt;
-  std::vector<float> lt(static_cast<std::size_t>(V));
-  for (std::size_t n = 0; n < N; ++n) {
-    const sample& sm = samples[n];
-    const token_id prev = corpus[sm.s][static_cast<std::size_t>(sm.i + sm.k - 1)];
+  // The head's bias B[prev][v] = W1[prev] . Q[v], once per (prev, v) rather than per sample.
+  std::vector<float> B(static_cast<std::size_t>(V * V));
+  for (index_t prev = 0; prev < V; ++prev)
     for (index_t v = 0; v < V; ++v) {
       double b = 0.0;
       for (index_t j = 0; j < r; ++j)
         b += W1(prev, j) * Q(v, j);
-      L[static_cast<std::size_t>(v)] = U[n][static_cast<std::size_t>(v)] + static_cast<float>(b);
-      lt[static_cast<std::size_t>(v)] = static_cast<float>(Lt[sm.s](sm.i + sm.k - 1, v));
+      B[static_cast<std::size_t>(prev * V + v)] = static_cast<float>(b);
     }
+  std::vector<float> L(static_cast<std::size_t>(V));
+  std::vector<double> pd;
+  for (std::size_t n = 0; n < N; ++n) {
+    const sample& sm = samples[n];
+    const token_id prev = corpus[sm.s][static_cast<std::size_t>(sm.i + sm.k - 1)];
+    for (index_t v = 0; v < V; ++v)
+      L[static_cast<std::size_t>(v)] =
+          U[n][static_cast<std::size_t>(v)] + B[static_cast<std::size_t>(prev * V + v)];
     detail::softmax(L.data(), V, pd);
-    detail::softmax(lt.data(), V, pt);
+    const auto pt = Pt[sm.s].row(sm.i + sm.k - 1);
     double c = 0.0;
     for (std::size_t v = 0; v < pd.size(); ++v)
-      c += std::min(pd[v], pt[v]);
+      c += std::min(pd[v], pt(static_cast<Eigen::Index>(v)));
     y(static_cast<Eigen::Index>(n)) = std::clamp(c, 0.0, 1.0);
     const auto row = static_cast<Eigen::Index>(n);
     for (index_t j = 0; j < d; ++j)
