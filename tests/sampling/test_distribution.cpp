@@ -196,3 +196,56 @@ TEST_CASE("sampling params validation names the bad field", "[sampling]") {
   sp.min_p = 1.5f;
   CHECK(sp.validate() == errc::invalid_min_p);
 }
+
+namespace {
+// The serial executor with a count of threshold probes; past `limit` probes it reports an empty
+// range (mass 0, no value below), which ends any bisection, so a regression fails instead of
+// hanging.
+struct probe_counting_executor : cpu::serial_executor {
+  mutable int probes = 0;
+  int limit = 200;
+  template <class Raw, class G>
+  threshold_probe_result threshold_probe(index_t n, Raw raw, G g, float floor, float mid) const {
+    if (++probes > limit)
+      return {0.0f, detail::infinity(), -detail::infinity()};
+    return cpu::serial_executor::threshold_probe(n, raw, g, floor, mid);
+  }
+};
+static_assert(row_executor<probe_counting_executor>);
+} // namespace
+
+// Found by fuzzing: the bisection's keys told -0 from +0 while its probes (float >=) did not, so
+// lo went back to -0 forever.
+TEST_CASE("top-p and top-k bisection ends on rows holding -0 and +0", "[sampling][cpu]") {
+  struct row_case {
+    std::vector<float> logits;
+    int top_k;
+    float top_p;
+  };
+  const float tiny = 0x1p-149f;
+  const row_case cases[] = {{{tiny, -0.0f}, 0, 0.99f},
+                            {{tiny, -0.0f, 1.0f}, 2, 1.0f},
+                            {{-0.0f, 0.0f, tiny, -tiny}, 0, 0.5f},
+                            {{0.0f, -0.0f, -0.0f, 0.0f, tiny}, 3, 0.9f},
+                            {{-tiny, -0.0f, 0.0f}, 2, 0.7f}};
+  for (const row_case& c : cases) {
+    probe_counting_executor pex;
+    sampling::sampling_params sp;
+    sp.temperature = 1.0f;
+    sp.top_k = c.top_k;
+    sp.top_p = c.top_p;
+    const sampling::dist_row<float> row{
+        c.logits.data(), static_cast<index_t>(c.logits.size()), distribution_kind::logits};
+    const auto st = sampling::prepare_row(pex, row, sp);
+    CAPTURE(c.logits.size(), c.top_k, c.top_p, pex.probes);
+    REQUIRE(pex.probes <= 80); // two bisections of at most 33 probes plus the plain passes
+    REQUIRE(st.ok());
+    // The same cut as the serial executor, and the result is a distribution over kept values.
+    const auto ref = sampling::prepare_row(ex, row, sp);
+    CHECK(detail::float_bits(ref.cut) == detail::float_bits(st.cut));
+    double total = 0.0;
+    for (index_t i = 0; i < row.vocab; ++i)
+      total += sampling::prob_at(row, ref, i);
+    CHECK(total == Approx(1.0).epsilon(1e-5));
+  }
+}

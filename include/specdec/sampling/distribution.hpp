@@ -224,6 +224,11 @@ SPECDEC_HD auto visit_weights(const dist_row<T>& row, const row_stats& st, float
   }
 }
 
+/// The order key of x with -0 mapped to +0 (float comparison's order, for bisection). @hd
+SPECDEC_HD inline std::uint32_t zero_key(float x) noexcept {
+  return ::specdec::detail::order_key(x == 0.0f ? 0.0f : x);
+}
+
 /// Rows up to this length find thresholds by bisection rather than radix select.
 inline constexpr index_t small_row = 512;
 
@@ -237,9 +242,13 @@ search_threshold(const E& ex, index_t n, const Raw& raw, const G& g, float floor
   if (n <= small_row) { // short rows: bisection by probes is cheaper than 4 x 256 bins
     float lo = ex.threshold_probe(n, raw, g, floor, floor).above; // smallest value >= floor
     float hi = ex.threshold_probe(n, raw, g, floor, ::specdec::detail::infinity()).below;
+    // The probes compare floats, where -0 == +0; the keys must too, or a probe at mid = +0
+    // returns above = -0 = lo and the loop never ends ({0x1p-149f, -0.0f}, top-p 0.99). With
+    // zero_key, key(lo) < key(mid) <= key(hi) whenever lo < hi, so every probe moves lo up or
+    // hi down: at most 32 probes.
     while (lo < hi) {
-      const std::uint32_t klo = ::specdec::detail::order_key(lo);
-      const std::uint32_t khi = ::specdec::detail::order_key(hi);
+      const std::uint32_t klo = zero_key(lo);
+      const std::uint32_t khi = zero_key(hi);
       const float mid = ::specdec::detail::from_order_key(klo + (khi - klo + 1u) / 2u);
       const threshold_probe_result pr = ex.threshold_probe(n, raw, g, floor, mid);
       if (pr.mass >= goal)
