@@ -842,6 +842,47 @@ TEMPLATE_TEST_CASE(
   CHECK(!res.untouched());
 }
 
+TEMPLATE_TEST_CASE("positions near INT64_MAX: overflow in a batch, a flagged fallback alone",
+                   "[verify][chain][cpu]",
+                   ALL_RULES) {
+  // Found by fuzzing (UBSan): validate() accepted any position >= 0 and the rules computed
+  // position + k, signed overflow for position INT64_MAX with one accepted draft.
+  batch_fixture fx;
+  for (const index_t pos : {INT64_MAX, INT64_MAX - 1, max_position + 1}) {
+    auto data = fx.data;
+    data.positions[2] = pos;
+    batch_result res(data.size());
+    CHECK(run_view(TestType{}, data.view(1), res).code == errc::overflow);
+    CHECK(res.untouched());
+  }
+  { // the largest valid position is fine
+    auto data = fx.data;
+    data.positions[2] = max_position;
+    batch_result res(data.size());
+    CHECK(run_view(TestType{}, data.view(1), res).ok());
+  }
+  // A single request (no validation pass) at INT64_MAX: flagged, verified as at position 0.
+  std::mt19937_64 rng(11);
+  const auto base = random_request(rng, 3, distribution_kind::logits, {}, 1, 0);
+  verify::chain_request<float> r;
+  r.target = base.target.data();
+  r.target_stride = V;
+  r.draft = base.draft.data();
+  r.draft_stride = V;
+  r.tokens = base.tokens.data();
+  r.num_drafts = base.k();
+  r.vocab = V;
+  r.position = 0;
+  const auto at0 = cpu::verify_chain(TestType{}, r, rng_key{1, 1});
+  for (const index_t pos : {INT64_MAX, index_t{-5}}) {
+    r.position = pos;
+    const auto o = cpu::verify_chain(TestType{}, r, rng_key{1, 1});
+    CHECK(o.status.has(row_status::bad_shape));
+    CHECK(o.accepted == at0.accepted);
+    CHECK(o.next == at0.next);
+  }
+}
+
 TEST_CASE("exp_f(NaN) is NaN without undefined behaviour", "[verify][chain][cpu]") {
   // Was a bug (UBSan): exp_f converted the NaN range-reduction quotient to int. It now reduces 0
   // in place of NaN and selects the NaN at the end.

@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -414,5 +415,20 @@ TEST_CASE("the host tree batch equals request-by-request verification", "[verify
     b2 = batch;
     b2.parents = nullptr;
     CHECK(cpu::verify_tree_batch(verify::greedy{}, b2, out).code == errc::invalid_argument);
+  }
+  SECTION("a position whose position + depth would overflow is errc::overflow") {
+    // Found by fuzzing (UBSan: position INT64_MAX plus the accepted depth).
+    std::vector<index_t> bad_positions = positions;
+    verify::tree_batch<float> b2 = batch;
+    b2.positions = bad_positions.data();
+    for (const index_t pos : {INT64_MAX, max_position + 1}) {
+      bad_positions[4] = pos;
+      std::fill(acc.begin(), acc.end(), -7);
+      CHECK(cpu::verify_tree_batch(verify::rejection_sampling{}, b2, out).code == errc::overflow);
+      CHECK(std::all_of(acc.begin(), acc.end(), [](std::int32_t a) { return a == -7; }));
+    }
+    const verify::tree_outcome o = cpu::verify_tree(
+        verify::rejection_sampling{}, cases[0].request(sp, INT64_MAX), rng_key{42, ids[0]});
+    CHECK(o.status.has(row_status::bad_shape));
   }
 }

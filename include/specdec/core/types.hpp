@@ -22,6 +22,15 @@ using token_id = std::int32_t;
 /// A signed index or size (rows, vocabulary entries, offsets).
 using index_t = std::int64_t;
 
+/// @brief The largest absolute decode position a request may have (2^60).
+///
+/// Rules key their draws by position + k with k below 2^31 (drafts) or 1024 (tree depth), and the
+/// device adds up to two offsets to a request's position; with every term at most 2^60 none of
+/// these sums can overflow. Batch validation refuses larger positions (errc::overflow); a single
+/// request or a device row with a position outside [0, max_position] gets row_status::bad_shape
+/// and is verified as if at position 0.
+inline constexpr index_t max_position = index_t{1} << 60;
+
 /// What the values of a distribution row hold.
 enum class distribution_kind : std::uint8_t {
   logits,       ///< unnormalised log-probabilities; -inf marks a token that cannot occur

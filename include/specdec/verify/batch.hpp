@@ -93,7 +93,8 @@ struct chain_batch_output {
 /// @return errc::ok, or the first problem: invalid_argument (null pointer, B < 0, V <= 0,
 ///   params_stride other than 0 or 1, a negative position),
 ///   shape_mismatch (offsets, row counts or row strides), vocab_mismatch (draft V != target V),
-///   overflow (a draft of INT32_MAX tokens or more), or the parameter errors of sampling_params.
+///   overflow (a draft of INT32_MAX tokens or more, a position above max_position), or the
+///   parameter errors of sampling_params.
 /// @par Complexity
 /// O(B).
 template <class TT, class TD>
@@ -120,6 +121,8 @@ constexpr status validate(const chain_batch<TT, TD>& b,
       return {errc::overflow};
     if (b.positions[i] < 0)
       return {errc::invalid_argument};
+    if (b.positions[i] > max_position)
+      return {errc::overflow};
   }
   const index_t total = b.draft_offsets[b.batch];
   if (total > 0 && b.tokens == nullptr)

@@ -100,9 +100,11 @@ merge_row_status(row_status& out, const sampling::row_stats& st, bool draft) noe
     out.set(draft ? row_status::draft_zero_mass : row_status::target_zero_mass);
 }
 
-/// The request (chain or tree) with usable sampling parameters: itself when its parameters are
-/// valid, else a copy with greedy parameters and `invalid_params` set in `status` (a defined
-/// fallback for callers that skip validation, such as device kernels). @hd
+/// The request (chain or tree) with usable sampling parameters and position: itself when both
+/// are valid, else a copy with greedy parameters and `invalid_params` set in `status`, and / or
+/// position 0 and `bad_shape` set when the position is outside [0, max_position] (so that
+/// position + k cannot overflow). A defined fallback for callers that skip validation, such as
+/// device kernels. @hd
 template <class Request>
 SPECDEC_HD Request checked(const Request& r, row_status& status) noexcept {
   Request out = r;
@@ -110,6 +112,10 @@ SPECDEC_HD Request checked(const Request& r, row_status& status) noexcept {
     status.set(row_status::invalid_params);
     out.params = sampling::sampling_params{};
     out.params.temperature = 0.0f;
+  }
+  if (r.position < 0 || r.position > max_position) {
+    status.set(row_status::bad_shape);
+    out.position = 0;
   }
   return out;
 }

@@ -101,6 +101,7 @@ struct tree_batch_output {
 /// @param[in] out the outputs
 /// @param[in] needs_draft_rows whether the policy reads draft rows
 /// @return errc::invalid_argument for null pointers, negative positions or a bad params stride;
+///   errc::overflow for a position above max_position;
 ///   errc::shape_mismatch when offsets are not increasing from 0, a request has no node or
 ///   more than tree::max_nodes, or the row counts disagree (draft rows must cover every draft
 ///   row index the layout implies: node j >= 1 of request b reads row draft_offsets[b] +
@@ -133,6 +134,8 @@ constexpr status validate(const tree_batch<TT, TD>& b,
       return {errc::shape_mismatch};
     if (b.positions[i] < 0)
       return {errc::invalid_argument};
+    if (b.positions[i] > max_position)
+      return {errc::overflow};
   }
   const index_t total = b.node_offsets[b.batch];
   if (b.target.rows != total || b.target.row_stride < b.target.cols)

@@ -63,13 +63,18 @@ SPECDEC_DEVICE block::prepared_rows prepared_rows_of(const Batch& batch,
   return rows;
 }
 
-/// Request b's position: batch.positions[b] plus the problem's scalar and device offsets.
+/// Request b's position: batch.positions[b] plus the problem's scalar and device offsets, or -1
+/// (a bad request) when a term or the sum lies outside [-max_position, max_position] resp.
+/// [0, max_position]. With every term bounded by 2^60 the sum cannot overflow.
 template <class Problem>
 SPECDEC_DEVICE index_t request_position(const Problem& p, index_t b) {
-  index_t position = p.batch.positions[b] + p.position_offset;
-  if (p.position_offset_ptr != nullptr)
-    position += *p.position_offset_ptr;
-  return position;
+  const auto bounded = [](index_t x) { return x >= -max_position && x <= max_position; };
+  const index_t base = p.batch.positions[b];
+  const index_t extra = p.position_offset_ptr != nullptr ? *p.position_offset_ptr : 0;
+  if (!bounded(base) || !bounded(p.position_offset) || !bounded(extra))
+    return -1;
+  const index_t position = base + p.position_offset + extra;
+  return position <= max_position ? position : -1;
 }
 
 /// Request b's uniforms: the problem's seed (the device one when set) and b's request id.

@@ -250,6 +250,9 @@ __global__ void __launch_bounds__(Threads) markov_head_kernel(const markov_head_
     st.set(row_status::invalid_params);
   else if (anchor < 0 || static_cast<index_t>(anchor) >= vocab)
     st.set(row_status::token_out_of_range);
+  else if (p.positions[b] < 0
+           || p.positions[b] > max_position) // position + 1 + k must not overflow
+    st.set(row_status::bad_shape);
   if (!st.ok()) { // uniform across the CTA
     if (threadIdx.x == 0) {
       for (index_t k = 0; k < gamma; ++k) {
