@@ -4,10 +4,13 @@
 /// @brief Host/device scalar math with identical results on both sides: min/max, bit casts,
 /// finiteness tests, an order-preserving float key and a polynomial exp.
 ///
-/// The only place where shared code branches on `__CUDA_ARCH__`. Multiplications and additions
-/// in exp_f use `__fmul_rn`/`__fadd_rn` on the device so that nvcc never fuses them into FMAs;
-/// the host must be compiled with `-ffp-contract=off` (the specdec CMake target adds it), so both
-/// sides round the same way.
+/// The only place where shared code branches on `__CUDA_ARCH__`. Products and sums that must
+/// round the same way on both sides go through fmul/fadd/dmul/dadd/dsub: `__fmul_rn` and friends
+/// on the device, which nvcc never fuses into FMAs; on the host a product whose rounding no
+/// compiler flag can remove (see detail::unfused), so a consumer's `-ffp-contract=fast` (g++'s
+/// default), `-march` with FMA or clang's `-ffp-contract=fast` gives the same bits as
+/// `-ffp-contract=off`. The result does not depend on how the consumer compiles the headers, and
+/// hot loops still vectorise.
 
 #include <specdec/config.hpp>
 
@@ -49,13 +52,60 @@ SPECDEC_HD inline float bits_float(std::uint32_t u) noexcept {
 #endif
 }
 
+#if !defined(__CUDA_ARCH__)
+/// 1, in a register the optimiser cannot see into: an empty asm statement without side effects,
+/// so loops hoist it and still vectorise.
+template <class F>
+inline F opaque_one() noexcept {
+  F one = 1;
+#if defined(__x86_64__) || defined(__i386__)
+  __asm__("" : "+x"(one));
+#elif defined(__aarch64__)
+  __asm__("" : "+w"(one));
+#else
+  __asm__("" : "+r"(one));
+#endif
+  return one;
+}
+
+/// The host product p = a * b (already rounded by the caller's expression) made unfusable: a
+/// later `p + c` is computed as round(p + c) even where the compiler contracts a*b+c into an FMA.
+///
+/// g++ >= 12: `__builtin_assoc_barrier(p)`, which ends the expression tree that contraction and
+/// reassociation work on (also under -ffast-math). Clang and others: `p * 1` with a 1 the
+/// optimiser cannot prove to be 1; a contracted `fma(p, 1, c)` rounds exactly like `p + c`, and
+/// `__arithmetic_fence` (clang >= 14) keeps -ffast-math from reassociating `(a*b)*1` into
+/// `a*(b*1)`.
+template <class F>
+inline F unfused(F p) noexcept {
+#if defined(__GNUC__) && !defined(__clang__) && defined(__has_builtin)
+#if __has_builtin(__builtin_assoc_barrier)
+  return __builtin_assoc_barrier(p);
+#else
+  return p * opaque_one<F>();
+#endif
+#elif defined(__clang__) && defined(__has_builtin)
+#if __has_builtin(__arithmetic_fence)
+  return __arithmetic_fence(p) * opaque_one<F>();
+#else
+  return p * opaque_one<F>();
+#endif
+#else
+  return p * opaque_one<F>();
+#endif
+}
+#endif
+
+/// Single-precision product, rounded to nearest and never fused into an FMA (host and device),
+/// whatever the compiler flags.
 SPECDEC_HD inline float fmul(float a, float b) noexcept {
 #if defined(__CUDA_ARCH__)
   return __fmul_rn(a, b);
 #else
-  return a * b;
+  return unfused(a * b);
 #endif
 }
+/// Single-precision sum, rounded to nearest and never fused (host and device).
 SPECDEC_HD inline float fadd(float a, float b) noexcept {
 #if defined(__CUDA_ARCH__)
   return __fadd_rn(a, b);
@@ -64,12 +114,13 @@ SPECDEC_HD inline float fadd(float a, float b) noexcept {
 #endif
 }
 
-/// Double-precision product, rounded to nearest and never fused into an FMA (host and device).
+/// Double-precision product, rounded to nearest and never fused into an FMA (host and device),
+/// whatever the compiler flags.
 SPECDEC_HD inline double dmul(double a, double b) noexcept {
 #if defined(__CUDA_ARCH__)
   return __dmul_rn(a, b);
 #else
-  return a * b;
+  return unfused(a * b);
 #endif
 }
 /// Double-precision sum, rounded to nearest and never fused (host and device).

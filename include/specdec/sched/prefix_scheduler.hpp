@@ -32,8 +32,8 @@
 /// double; a_{r,j} = a_{r,j-1} * c_{r,j} left to right from a_{r,0} = 1 (cumulative_products);
 /// tau starts at double(R) and adds the admitted a's one at a time in path order; SPS(B) comes
 /// from sps_lookup; Theta = tau * SPS(B) (prefix_throughput). Multiplications and additions go
-/// through detail::dmul / detail::dadd, which never fuse into an FMA on the device; host code must
-/// be compiled with -ffp-contract=off (the specdec CMake target adds it).
+/// through detail::dmul / detail::dadd, which never fuse into an FMA on the device nor on the host,
+/// whatever the consumer's -ffp-contract and -march (tests/portability/flags_probe.cpp).
 
 #include <specdec/config.hpp>
 
