@@ -253,11 +253,13 @@ TEST_CASE("G6: RNN head, state recurrence and greedy block", "[dspark][semi_ar][
   const double want_o[3] = {.462117, .964028, .462117};
   float s_prev = 0.0f;
   for (int k = 0; k < 3; ++k) {
-    std::vector<float> e(1), s_new(1); // heap: see the G4 bias case
+    // Heap buffers, not scalars: head_coefficient reads h.hidden values through the pointer, and
+    // g++ -O3 with AVX-512 or znver3 code reported the address of a scalar as a maybe-uninitialised
+    // array read (the warnings build now uses one baseline ISA on every machine).
+    std::vector<float> e(1), s_new(1), hk(1, g6_h[ix(k)]);
     propose::embedding_row(hv, prevs[k], e.data());
-    const float hk = g6_h[ix(k)];
-    const float o =
-        propose::head_coefficient(hv, 0, e.data(), &hk, k == 0 ? nullptr : &s_prev, s_new.data());
+    const float o = propose::head_coefficient(
+        hv, 0, e.data(), hk.data(), k == 0 ? nullptr : &s_prev, s_new.data());
     CAPTURE(k);
     CHECK(std::fabs(static_cast<double>(o) - want_o[k]) < tol);
     CHECK(std::fabs(static_cast<double>(s_new[0]) - want_s[k]) < tol);
