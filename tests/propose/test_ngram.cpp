@@ -170,6 +170,50 @@ step_result step(ngram_proposer& p,
   return out;
 }
 
+/// One propose() on `p` and one on a freshly constructed proposer with the same settings, both
+/// on ctx[0..n): `p` must have indexed exactly that context and drafted what the fresh one does
+/// (draft, match and candidates). Returns the step of `p`.
+step_result
+require_same_as_fresh(ngram_proposer& p, std::uint64_t id, const text_t& ctx, index_t n) {
+  step_result a = step(p, id, ctx, n, 8, 8);
+  ngram_proposer fresh(p.config());
+  const step_result b = step(fresh, id, ctx, n, 8, 8);
+  REQUIRE(a.st.ok());
+  REQUIRE(b.st.ok());
+  const auto text = p.automaton().text();
+  REQUIRE(static_cast<index_t>(text.size()) == n);
+  REQUIRE(std::equal(text.begin(), text.end(), ctx.begin()));
+  REQUIRE(a.draft == b.draft);
+  REQUIRE(a.match_length == b.match_length);
+  REQUIRE(p.last_match().end == fresh.last_match().end);
+  std::vector<ngram_proposer::candidate> ca(64), cb(64);
+  const std::int32_t ka = p.candidates(ca);
+  REQUIRE(ka == fresh.candidates(cb));
+  for (std::int32_t i = 0; i < ka; ++i) {
+    REQUIRE(ca[static_cast<std::size_t>(i)].token == cb[static_cast<std::size_t>(i)].token);
+    REQUIRE(ca[static_cast<std::size_t>(i)].end == cb[static_cast<std::size_t>(i)].end);
+  }
+  return a;
+}
+
+/// The draft of ctx[0..n) by a direct scan: the tokens after the earliest end of the longest
+/// repeated suffix, when it is at least min_match long.
+text_t brute_draft(const text_t& ctx, index_t n, const ngram_config& c, index_t budget) {
+  brute_reference ref(ctx);
+  for (index_t i = 0; i < n; ++i)
+    ref.advance();
+  const ref_match m = ref.longest();
+  if (m.length == 0 || m.length < c.min_match)
+    return {};
+  const index_t len = std::min({budget, static_cast<index_t>(c.max_draft), n - (m.end + 1)});
+  return text_t(ctx.begin() + m.end + 1, ctx.begin() + m.end + 1 + len);
+}
+
+/// A token different from `t` (both non-negative).
+token_id other_token(token_id t) {
+  return t == 1 ? 2 : 1;
+}
+
 } // namespace
 
 static_assert(draft_proposer<ngram_proposer>);
@@ -452,6 +496,7 @@ TEST_CASE("ngram: incremental sync equals a rebuild at every step", "[propose][n
       }
       // incremental: the probe counter was not reset by a rebuild
       REQUIRE(inc.automaton().probe_count() >= probes_before);
+      REQUIRE(inc.rebuild_count() == 1);
       drafted += a.draft.empty() ? 0 : 1;
     }
     CHECK(drafted > 5);
@@ -466,14 +511,35 @@ TEST_CASE("ngram: the same request absorbs only new tokens; a switch or a shorte
   REQUIRE(step(p, 1, a, 6).st.ok());
   REQUIRE(p.automaton().size() == 6);
 
-  // Same request, longer context whose token 0 was edited behind the proposer's back: only the
-  // new tokens are read (the proposer assumes a request's context only grows).
+  CHECK(p.rebuild_count() == 1);
+  REQUIRE(step(p, 1, a, 7).st.ok()); // the same tokens and one more: incremental
+  CHECK(p.automaton().size() == 7);
+  CHECK(p.rebuild_count() == 1);
+
+  // Same request, longer context whose token 0 was edited behind the proposer's back: the edit
+  // lies within the verified window, so the context is re-indexed (issue 12).
   text_t edited = a;
   edited[0] = 99;
   REQUIRE(step(p, 1, edited, 9).st.ok());
   CHECK(p.automaton().size() == 9);
-  CHECK(p.automaton().at(0) == 10); // not re-read: incremental
+  CHECK(p.automaton().at(0) == 99);
   CHECK(p.automaton().at(8) == 11);
+  CHECK(p.rebuild_count() == 2);
+  {
+    // With the checks off the proposer trusts the caller: only the new tokens are read.
+    ngram_config trusting;
+    trusting.check_window = 0;
+    trusting.check_sweep = 0;
+    ngram_proposer q(trusting);
+    REQUIRE(step(q, 1, a, 6).st.ok());
+    REQUIRE(step(q, 1, edited, 9).st.ok());
+    CHECK(q.automaton().at(0) == 10); // not re-read: incremental
+    CHECK(q.automaton().at(8) == 11);
+    CHECK(q.rebuild_count() == 1);
+    REQUIRE(step(q, 1, a, 5).st.ok()); // a shorter context is still rebuilt
+    CHECK(q.automaton().at(0) == 10);
+    CHECK(q.rebuild_count() == 2);
+  }
 
   // Another request: rebuilt from its own context.
   REQUIRE(step(p, 2, edited, 9).st.ok());
@@ -556,7 +622,14 @@ TEST_CASE("ngram: bad input is rejected without side effects", "[propose][ngram]
     CHECK(b.length == 0);
     CHECK(q.automaton().size() == 0);
   }
+  for (const ngram_config& c : {ngram_config{1, 0, 8, -1, 256}, ngram_config{1, 0, 8, 64, -1}}) {
+    CHECK(c.validate().code == errc::invalid_value);
+    ngram_proposer q(c);
+    CHECK(q.propose(draft_request{1, view_of(good), 4}, b).code == errc::invalid_value);
+  }
   CHECK(ngram_config{}.validate().ok());
+  CHECK(ngram_config{1, 0, 8, 0, 0}.validate().ok());
+  CHECK(ngram_config{1, 0, 8, ngram_config::check_all, 0}.validate().ok());
   CHECK(ngram_config{2, 2, 0}.validate().ok());
   CHECK(ngram_config{2, 5, 3}.validate().ok());
 }
@@ -596,4 +669,371 @@ TEST_CASE("ngram: a repeated passage is drafted exactly, step after step", "[pro
   const auto r = step(p, 7, ctx, static_cast<index_t>(ctx.size()));
   CHECK(r.match_length >= 50);
   CHECK(r.draft == text_t(middle.begin(), middle.begin() + 8));
+}
+
+// Issue 12: a context that is not an extension of what was indexed (same request id) must be
+// re-indexed, not extended. The default settings verify the last 64 indexed tokens on every
+// call and sweep 256 more (plus one per new token) through the older ones.
+namespace {
+constexpr index_t default_window = ngram_config{}.check_window;
+constexpr index_t default_sweep = ngram_config{}.check_sweep;
+static_assert(default_window == 64 && default_sweep == 256);
+
+/// The documented staleness bound: a change to an indexed token outside the window is found by
+/// the (ceil((n - W) / C) + 1)-th call that sees it, n the indexed size at the first such call.
+index_t sweep_bound(index_t n, const ngram_config& c) {
+  const index_t older = n - std::min<index_t>(c.check_window, n);
+  return (older + c.check_sweep - 1) / c.check_sweep + 1;
+}
+} // namespace
+
+TEST_CASE("ngram: a context shortened then regrown under the same request id is re-indexed",
+          "[propose][ngram][issue12]") {
+  for (std::uint32_t seed = 1; seed <= 8; ++seed) {
+    CAPTURE(seed);
+    // A preempted request: its 48-token context was cut back to 30 tokens and regrew to 56 with
+    // other tokens before the next call; the last token indexed (47) happens to be unchanged.
+    const text_t a = make_text(seed, 48, 4, 0.3);
+    text_t b(a.begin(), a.begin() + 30);
+    const text_t regrown = make_text(seed + 100, 26, 4, 0.3);
+    b.insert(b.end(), regrown.begin(), regrown.end());
+    b[47] = a[47];
+    REQUIRE_FALSE(std::equal(a.begin(), a.end(), b.begin()));
+    ngram_proposer p;
+    REQUIRE(step(p, 5, a, 48).st.ok());
+    require_same_as_fresh(p, 5, b, 56);
+    // ... and then it grows incrementally again
+    const auto absorbed_probes = p.automaton().probe_count();
+    b.push_back(b[3]);
+    require_same_as_fresh(p, 5, b, 57);
+    CHECK(p.automaton().probe_count() > absorbed_probes);
+  }
+  for (std::uint32_t seed = 1; seed <= 4; ++seed) {
+    CAPTURE(seed);
+    // A long context cut back far more than the verified window, then regrown past its old
+    // length: the window sees regrown tokens where the indexed ones were.
+    const text_t a = make_text(seed, 3000, 512, 0.3);
+    text_t b(a.begin(), a.begin() + 2000);
+    const text_t regrown = make_text(seed + 100, 1100, 512, 0.3);
+    b.insert(b.end(), regrown.begin(), regrown.end());
+    b[2999] = a[2999];
+    ngram_proposer p;
+    REQUIRE(step(p, 9, a, 3000).st.ok());
+    require_same_as_fresh(p, 9, b, 3100);
+  }
+}
+
+TEST_CASE("ngram: an edit in the middle of a same-length context is re-indexed",
+          "[propose][ngram][issue12]") {
+  SECTION("a context within the verified window: detected at the next call, at any position") {
+    text_t ctx = make_text(7, 40, 3, 0.2);
+    ngram_proposer p;
+    REQUIRE(step(p, 3, ctx, 40).st.ok());
+    ctx[20] = other_token(ctx[20]);
+    require_same_as_fresh(p, 3, ctx, 40);
+    for (std::size_t pos = 0; pos < ctx.size(); ++pos) {
+      CAPTURE(pos);
+      ctx[pos] = other_token(ctx[pos]);
+      require_same_as_fresh(p, 3, ctx, 40);
+    }
+  }
+  SECTION("a long context: the sweep finds it within ceil((n - window) / sweep) + 1 calls") {
+    for (const index_t at : {index_t{0}, index_t{1500}, index_t{3900}}) {
+      CAPTURE(at);
+      text_t ctx = make_text(11, 4000, 5, 0.2);
+      ngram_proposer p;
+      REQUIRE(step(p, 3, ctx, 4000).st.ok());
+      ctx[static_cast<std::size_t>(at)] = other_token(ctx[static_cast<std::size_t>(at)]);
+      std::mt19937 rng(static_cast<std::uint32_t>(at));
+      std::uniform_int_distribution<index_t> grow(0, 3);
+      const index_t bound = sweep_bound(4000, ngram_config{});
+      REQUIRE(bound == (4000 - default_window + default_sweep - 1) / default_sweep + 1);
+      index_t calls = 0;
+      bool synced = false;
+      while (!synced && calls < bound + 5) {
+        for (index_t g = grow(rng); g > 0; --g)
+          ctx.push_back(ctx[ctx.size() / 2]);
+        REQUIRE(step(p, 3, ctx, static_cast<index_t>(ctx.size())).st.ok());
+        ++calls;
+        const auto text = p.automaton().text();
+        synced = std::equal(text.begin(), text.end(), ctx.begin(), ctx.end());
+      }
+      CHECK(synced);
+      CHECK(calls <= bound);
+      // once re-indexed, the drafts are a fresh proposer's again
+      ctx.push_back(ctx[100]);
+      require_same_as_fresh(p, 3, ctx, static_cast<index_t>(ctx.size()));
+    }
+  }
+}
+
+TEST_CASE("ngram: random grow, shrink, regrow and recent-edit sequences draft as a fresh "
+          "proposer and a brute-force scan do",
+          "[propose][ngram][issue12]") {
+  // Every change to indexed tokens made here lies within the last default_window indexed
+  // ones (or shortens the context): the class detected for sure at the very next call.
+  int drafted = 0;
+  int rebuilt = 0;
+  for (std::uint32_t seed = 1; seed <= 24; ++seed) {
+    std::mt19937 rng(seed);
+    const int alphabet = 2 + static_cast<int>(seed % 4);
+    std::uniform_int_distribution<token_id> sym(0, alphabet - 1);
+    std::uniform_int_distribution<int> pick(0, 9);
+    const ngram_config config{1 + static_cast<std::int32_t>(seed % 3), 0, 6};
+    ngram_proposer p(config);
+    text_t ctx;
+    std::uint64_t id = 1;
+    const auto grow = [&](index_t count) {
+      for (index_t i = 0; i < count; ++i) {
+        if (ctx.size() > 4 && pick(rng) < 4) // copy an earlier token: repeats to draft from
+          ctx.push_back(ctx[std::uniform_int_distribution<std::size_t>(0, ctx.size() - 1)(rng)]);
+        else
+          ctx.push_back(sym(rng) * 1009);
+      }
+    };
+    for (int call = 0; call < 160; ++call) {
+      const auto absorbed = static_cast<index_t>(p.automaton().size());
+      // lowest indexed position a change may touch: inside the verified window
+      const index_t lo = std::max<index_t>(0, absorbed - default_window);
+      const auto size = [&] { return static_cast<index_t>(ctx.size()); };
+      const int ops = 1 + pick(rng) % 3;
+      for (int o = 0; o < ops; ++o) {
+        const int op = pick(rng);
+        if (op <= 3) { // grow
+          grow(std::uniform_int_distribution<index_t>(0, 10)(rng));
+        } else if (op == 4) { // shrink (a rollback)
+          ctx.resize(std::uniform_int_distribution<std::size_t>(0, ctx.size())(rng));
+        } else if (op <= 6) { // shrink then regrow with other tokens
+          const index_t from = std::min(lo, size());
+          ctx.resize(
+              static_cast<std::size_t>(std::uniform_int_distribution<index_t>(from, size())(rng)));
+          grow(std::uniform_int_distribution<index_t>(1, 24)(rng));
+        } else if (op <= 8) { // edit one to three recent tokens in place
+          if (size() > lo)
+            for (int e = 1 + pick(rng) % 3; e > 0; --e) {
+              auto& x = ctx[static_cast<std::size_t>(
+                  std::uniform_int_distribution<index_t>(lo, size() - 1)(rng))];
+              x = sym(rng) * 1009;
+            }
+        } else if (pick(rng) < 3) { // another request now and then
+          ++id;
+        }
+      }
+      if (ctx.size() > 240)
+        ctx.resize(200);
+      const auto n = static_cast<index_t>(ctx.size());
+      CAPTURE(seed, call, n, absorbed, id);
+      const step_result r = require_same_as_fresh(p, id, ctx, n);
+      CHECK(r.draft == brute_draft(ctx, n, config, 8));
+      drafted += r.draft.empty() ? 0 : 1;
+    }
+    rebuilt += static_cast<int>(p.rebuild_count());
+  }
+  CHECK(drafted > 24 * 160 / 2); // the comparisons were mostly not vacuous
+  CHECK(rebuilt > 24 * 10);
+}
+
+TEST_CASE("ngram: with check_all every edit of a long context is found at the next call",
+          "[propose][ngram][issue12]") {
+  ngram_config config;
+  config.check_window = ngram_config::check_all;
+  config.check_sweep = 0;
+  text_t ctx = make_text(5, 5000, 6, 0.2);
+  ngram_proposer p(config);
+  REQUIRE(step(p, 1, ctx, 5000).st.ok());
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int> coin(0, 3);
+  std::int64_t changes = 0;
+  for (int call = 0; call < 60; ++call) {
+    CAPTURE(call);
+    for (int g = coin(rng); g > 0; --g)
+      ctx.push_back(ctx[ctx.size() / 3]);
+    if (coin(rng) != 0) { // an in-place edit anywhere, most calls
+      auto& x = ctx[std::uniform_int_distribution<std::size_t>(0, ctx.size() - 1)(rng)];
+      x = other_token(x);
+      ++changes;
+    }
+    require_same_as_fresh(p, 1, ctx, static_cast<index_t>(ctx.size()));
+  }
+  CHECK(changes > 30);
+  CHECK(p.rebuild_count() == 1 + changes); // and no rebuild without a change
+}
+
+TEST_CASE("ngram: random edits anywhere are found at once where guaranteed and within the sweep "
+          "bound elsewhere",
+          "[propose][ngram][issue12]") {
+  // {min_match, max_match, max_draft, check_window, check_sweep}
+  const ngram_config configs[] = {{1, 0, 6, 4, 3},
+                                  {2, 0, 6, 0, 5},
+                                  {1, 0, 6, 16, 1},
+                                  {1, 0, 6, 64, 256},
+                                  {1, 0, 6, ngram_config::check_all, 0}};
+  for (const ngram_config& config : configs) {
+    int stale_episodes = 0;
+    index_t longest_stale = 0;
+    int fresh_calls = 0;
+    for (std::uint32_t seed = 1; seed <= 12; ++seed) {
+      std::mt19937 rng(seed);
+      const int alphabet = 2 + static_cast<int>(seed % 3);
+      std::uniform_int_distribution<token_id> sym(0, alphabet - 1);
+      std::uniform_int_distribution<int> pick(0, 9);
+      ngram_proposer p(config);
+      text_t ctx;
+      std::uint64_t id = 1;
+      std::uint64_t last_id = 0;
+      int stale_since = -1; // first call that drafted from a stale index, -1 when in sync
+      index_t stale_bound = 0;
+      const auto grow = [&](index_t count) {
+        for (index_t i = 0; i < count; ++i)
+          ctx.push_back(
+              ctx.size() > 4 && pick(rng) < 4
+                  ? ctx[std::uniform_int_distribution<std::size_t>(0, ctx.size() - 1)(rng)]
+                  : sym(rng) * 7);
+      };
+      for (int call = 0; call < 200; ++call) {
+        const auto text0 = p.automaton().text();
+        const text_t indexed(text0.begin(), text0.end());
+        const auto m = static_cast<index_t>(indexed.size());
+        if (stale_since < 0) { // new changes only while in sync, so each bound applies cleanly
+          const int op = pick(rng);
+          if (op <= 3) {
+            grow(std::uniform_int_distribution<index_t>(0, 8)(rng));
+          } else if (op == 4) {
+            ctx.resize(std::uniform_int_distribution<std::size_t>(0, ctx.size())(rng));
+          } else if (op == 5) {
+            ctx.resize(std::uniform_int_distribution<std::size_t>(0, ctx.size())(rng));
+            grow(std::uniform_int_distribution<index_t>(1, 40)(rng));
+          } else if (op <= 8) {
+            if (!ctx.empty())
+              for (int e = 1 + pick(rng) % 3; e > 0; --e)
+                ctx[std::uniform_int_distribution<std::size_t>(0, ctx.size() - 1)(rng)] =
+                    sym(rng) * 7;
+          } else if (pick(rng) < 3) {
+            ++id;
+          }
+        } else {
+          grow(std::uniform_int_distribution<index_t>(0, 3)(rng));
+        }
+        if (ctx.size() > 240)
+          ctx.resize(200);
+        const auto n = static_cast<index_t>(ctx.size());
+        // Is this call's change one the contract detects for sure?
+        const index_t window = std::min<index_t>(config.check_window, m);
+        bool changed = false;
+        bool sure = id != last_id || n < m;
+        for (index_t i = 0; !sure && i < m; ++i)
+          if (ctx[static_cast<std::size_t>(i)] != indexed[static_cast<std::size_t>(i)]) {
+            changed = true;
+            sure = i >= m - window;
+          }
+        CAPTURE(seed, call, n, m, changed, sure);
+        last_id = id;
+        const step_result r = step(p, id, ctx, n, 8, 8);
+        REQUIRE(r.st.ok());
+        const auto text = p.automaton().text();
+        const bool in_sync = std::equal(text.begin(), text.end(), ctx.begin(), ctx.end());
+        if (sure || !changed)
+          REQUIRE((in_sync || stale_since >= 0)); // nothing new goes unnoticed for sure
+        if (stale_since < 0 && (sure || !changed))
+          REQUIRE(in_sync);
+        if (in_sync) {
+          stale_since = -1;
+          ++fresh_calls;
+          ngram_proposer fresh(config);
+          const step_result f = step(fresh, id, ctx, n, 8, 8);
+          REQUIRE(r.draft == f.draft);
+          REQUIRE(r.match_length == f.match_length);
+          REQUIRE(r.draft == brute_draft(ctx, n, config, 8));
+        } else {
+          REQUIRE(config.check_sweep > 0); // with no sweep only check_all is tested here
+          if (stale_since < 0) {
+            stale_since = call;
+            stale_bound = sweep_bound(m, config);
+            ++stale_episodes;
+          }
+          const index_t seen = call - stale_since + 1; // calls that saw the change, this one too
+          REQUIRE(seen < stale_bound);                 // the stale_bound-th call finds it
+          longest_stale = std::max(longest_stale, seen);
+        }
+      }
+    }
+    CAPTURE(config.check_window, config.check_sweep, stale_episodes, longest_stale);
+    CHECK(fresh_calls > 12 * 200 / 2);
+    if (config.check_window <= 16) // small windows: the bounded class was exercised
+      CHECK(stale_episodes > 10);
+    else
+      CHECK(stale_episodes == 0); // contexts of <= 240 tokens: the default window + sweep
+  }
+}
+
+TEST_CASE("ngram: a change found by a call that fails on a bad token is still rebuilt next",
+          "[propose][ngram][issue12]") {
+  // Only the sweep looks at token 3, and only in the first call after the edit (its cursor moves
+  // on): that call fails on a negative new token, yet the next one still re-indexes.
+  ngram_config config;
+  config.check_window = 0;
+  config.check_sweep = 10;
+  text_t ctx = make_text(3, 100, 4, 0.2);
+  ngram_proposer p(config);
+  REQUIRE(step(p, 1, ctx, 100).st.ok());
+  ctx[3] = other_token(ctx[3]);
+  ctx.push_back(-1);
+  CHECK(step(p, 1, ctx, 101).st.code == errc::invalid_value);
+  CHECK(p.automaton().size() == 100); // unchanged
+  CHECK(p.automaton().at(3) != ctx[3]);
+  ctx.back() = 5;
+  require_same_as_fresh(p, 1, ctx, 101);
+  CHECK(p.rebuild_count() == 2);
+}
+
+TEST_CASE("ngram: the sweep bound holds for every edited position and cursor, and is attained",
+          "[propose][ngram][issue12]") {
+  std::mt19937 rng(12);
+  text_t buf(8);
+  draft_block b;
+  b.tokens = {buf.data(), 8};
+  bool all_ok = true;
+  const auto call = [&](ngram_proposer& p, const text_t& ctx) {
+    all_ok = p.propose(draft_request{1, view_of(ctx), 8}, b).ok() && all_ok;
+  };
+  for (const index_t max_growth : {index_t{0}, index_t{3}, index_t{40}}) {
+    index_t attained = 0; // cases whose detection took exactly the bound
+    for (const index_t n0 : {index_t{61}, index_t{90}})
+      for (const std::int32_t sweep : {3, 7, 16})
+        for (const std::int32_t window : {0, 8}) {
+          ngram_config config;
+          config.check_window = window;
+          config.check_sweep = sweep;
+          // `warm` incremental calls first put the cursor anywhere in its cycle
+          for (index_t warm = 0; warm < 8; ++warm)
+            for (index_t x = 0; x < n0 - window; ++x) {
+              CAPTURE(max_growth, n0, sweep, window, warm, x);
+              text_t ctx(static_cast<std::size_t>(n0));
+              for (index_t i = 0; i < n0; ++i) // any tokens < 999 do
+                ctx[static_cast<std::size_t>(i)] = static_cast<token_id>((i * 7919 + x) % 50);
+              ngram_proposer p(config);
+              call(p, ctx);
+              for (index_t w = 0; w < warm; ++w) {
+                ctx.push_back(1);
+                call(p, ctx);
+              }
+              const index_t bound = sweep_bound(static_cast<index_t>(ctx.size()), config);
+              ctx[static_cast<std::size_t>(x)] = 999;
+              const std::int64_t rebuilds = p.rebuild_count();
+              index_t calls = 0;
+              while (p.rebuild_count() == rebuilds && calls <= bound) {
+                for (index_t g = std::uniform_int_distribution<index_t>(0, max_growth)(rng); g > 0;
+                     --g)
+                  ctx.push_back(2);
+                call(p, ctx);
+                ++calls;
+              }
+              REQUIRE(all_ok);
+              REQUIRE(calls <= bound);
+              attained += calls == bound ? 1 : 0;
+            }
+        }
+    if (max_growth <= 3) // (with faster growth the bound still holds, but is seldom met exactly)
+      CHECK(attained > 0);
+  }
 }
