@@ -553,23 +553,50 @@ struct checked_size {
 /// Batch invariance, contraction and thread safety: see the file comment.
 class model {
 public:
+  /// @brief Largest dim, hidden_dim and |vocab_size| that load() accepts (2^24; Llama 2 70B has
+  ///        dim 8192 and hidden_dim 28672).
+  static constexpr std::int32_t max_width = 1 << 24;
+  /// @brief Most layers that load() accepts (2^16; Llama 2 70B has 80).
+  static constexpr std::int32_t max_layers = 1 << 16;
+  /// @brief Most query heads that load() accepts (2^16; Llama 2 70B has 64).
+  static constexpr std::int32_t max_heads = 1 << 16;
+  /// @brief Longest context (seq_len) that load() accepts: 2^22 positions (Llama 2: 4096).
+  static constexpr std::int32_t max_seq_len = 1 << 22;
+  /// @brief Most memory that load() gives the context state, in bytes: 8 GiB. The context state
+  ///        is what the file does not back: the KV cache (`2 * n_layers * kv_dim * seq_len` floats,
+  ///        plus a padding plane) and the attention scores (`n_heads * seq_len` floats, padded).
+  ///        8 GiB holds every Llama 2 model at its full 4096-token context in fp32 (13B: 6.25 GiB).
+  static constexpr std::uint64_t max_kv_cache_bytes = std::uint64_t{1} << 33;
+  /// @brief Context state that any checkpoint may have, whatever its size: 256 MiB (stories110M
+  ///        needs 72 MiB at its full context). Above it the state may not exceed the file's own
+  ///        size (true of every real model: Llama 2 7B's 4 GiB against a 25 GiB file), so that a
+  ///        small file cannot make load() allocate gigabytes.
+  static constexpr std::uint64_t kv_cache_bytes_any_file = std::uint64_t{1} << 28;
+
   /// @brief Loads and validates a legacy llama2.c checkpoint.
   ///
-  /// Validation: the file must exist and be readable (else errc::io_error); it must hold the
-  /// 28-byte header; every size must be positive (vocab_size non-zero: its sign selects the
-  /// classifier), dim a multiple of n_heads, n_heads a multiple of n_kv_heads, head_size even,
-  /// dim, hidden_dim and |vocab_size| at most 2^24, n_layers and n_heads at most 2^16, seq_len at
-  /// most 2^22; the file length must equal exactly `28 + 4 * (number of floats the header
-  /// implies)` (computed with overflow-checked 64-bit arithmetic); every weight must be finite.
-  /// Any violation gives errc::corrupt_data. Assumes a little-endian host (as run.c does).
+  /// Validation, in this order, before anything is allocated for the weights or the context:
+  ///  1. the file must exist and be readable (else errc::io_error) and hold the 28-byte header;
+  ///     every size must be positive (vocab_size non-zero: its sign selects the classifier); dim,
+  ///     hidden_dim and |vocab_size| at most max_width, n_layers at most max_layers, n_heads at
+  ///     most max_heads, seq_len at most max_seq_len; dim a multiple of n_heads, n_heads a
+  ///     multiple of n_kv_heads, head_size even (else errc::corrupt_data);
+  ///  2. the file length must equal exactly `28 + 4 * (number of floats the header implies)`,
+  ///     computed with overflow-checked 64-bit arithmetic (else errc::corrupt_data);
+  ///  3. the context state (see max_kv_cache_bytes) must fit both max_kv_cache_bytes and the
+  ///     larger of kv_cache_bytes_any_file and the file size (else errc::unsupported: the file
+  ///     may be well formed, but this loader will not allocate that much for it);
+  ///  4. every weight must be finite (else errc::corrupt_data).
+  /// Should an allocation still fail, the result is errc::unsupported; no exception escapes.
+  /// Assumes a little-endian host (as run.c does).
   /// @param[in] path the checkpoint file
   /// @param[out] out receives the model on success; unchanged on error
   /// @param[out] detail optional: receives a one-line explanation on error (e.g. the expected and
-  ///             actual file sizes); cleared on success
-  /// @return ok, errc::io_error or errc::corrupt_data
+  ///             actual file sizes, or the limit a size breaks); cleared on success
+  /// @return ok, errc::io_error, errc::corrupt_data or errc::unsupported
   /// @par Complexity
-  /// O(file size) time; the packed weights take about the file size again, the KV cache
-  /// `2 * n_layers * kv_dim * seq_len` floats.
+  /// O(file size) time; the packed weights take about the file size again (at most about 16
+  /// times it, for matrices narrower than a vector), the context state as in step 3.
   static specdec::status load(const std::string& path, model& out, std::string* detail = nullptr) {
     using specdec::errc;
     using specdec::status;
@@ -611,10 +638,19 @@ public:
     if (c.dim <= 0 || c.hidden_dim <= 0 || c.n_layers <= 0 || c.n_heads <= 0 || c.n_kv_heads <= 0
         || c.vocab_size <= 0 || c.seq_len <= 0)
       return fail(errc::corrupt_data, hdr + ": every size must be positive");
-    constexpr std::int32_t big = 1 << 24;
-    if (c.dim > big || c.hidden_dim > big || c.vocab_size > big || c.n_layers > (1 << 16)
-        || c.n_heads > (1 << 16) || c.seq_len > (1 << 22))
-      return fail(errc::corrupt_data, hdr + ": a size is implausibly large");
+    const struct {
+      const char* name;
+      std::int32_t value, limit;
+    } limits[] = {{"dim", c.dim, max_width},
+                  {"hidden_dim", c.hidden_dim, max_width},
+                  {"vocab_size", c.vocab_size, max_width},
+                  {"n_layers", c.n_layers, max_layers},
+                  {"n_heads", c.n_heads, max_heads},
+                  {"seq_len", c.seq_len, max_seq_len}};
+    for (const auto& l : limits)
+      if (l.value > l.limit)
+        return fail(errc::corrupt_data,
+                    hdr + ": " + l.name + " is above the limit of " + std::to_string(l.limit));
     if (c.dim % c.n_heads != 0)
       return fail(errc::corrupt_data, hdr + ": dim is not a multiple of n_heads");
     if (c.n_heads % c.n_kv_heads != 0)
@@ -650,26 +686,68 @@ public:
       return fail(errc::corrupt_data,
                   hdr + " implies " + std::to_string(expected) + " bytes, the file holds "
                       + std::to_string(file_size));
-    std::vector<float> raw(static_cast<std::size_t>(n_floats));
-    if (!f.read(reinterpret_cast<char*>(raw.data()),
-                static_cast<std::streamsize>(n_floats * sizeof(float))))
-      return fail(errc::io_error, "cannot read the weights");
-    // Every weight must be finite (the skipped RoPE tables are not weights).
-    const std::size_t rope_begin =
-        static_cast<std::size_t>(n_floats - static_cast<std::uint64_t>(c.seq_len) * hs
-                                 - (c.shared_classifier ? 0 : voc * dim));
-    const std::size_t rope_end = rope_begin + static_cast<std::size_t>(c.seq_len) * hs;
-    auto finite = [&](std::size_t b, std::size_t e) {
-      return Eigen::Map<const Eigen::ArrayXf>(raw.data() + b, static_cast<Eigen::Index>(e - b))
-          .allFinite();
-    };
-    if (!finite(0, rope_begin) || !finite(rope_end, raw.size()))
-      return fail(errc::corrupt_data, "a weight is NaN or infinite");
+    // The context state, which the file does not back (see allocate_cache and reserve_rows).
+    const auto lanes = static_cast<std::uint64_t>(detail::lanes);
+    const auto seq = static_cast<std::uint64_t>(c.seq_len);
+    const std::uint64_t kv_planes =
+        cs{}.add(cs::mul(2, cs::mul(nl, kvd, of), of)).add(seq % lanes != 0 ? lanes : 0).v;
+    const std::uint64_t att_stride = (seq + lanes - 1) / lanes * lanes + lanes;
+    const std::uint64_t state_floats =
+        cs{}.add(cs::mul(seq, kv_planes, of))
+            .add(cs::mul(static_cast<std::uint64_t>(c.n_heads), att_stride, of))
+            .v;
+    const std::uint64_t state = cs::mul(4, state_floats, of);
+    const std::uint64_t allowed =
+        std::min(max_kv_cache_bytes, std::max(kv_cache_bytes_any_file, expected));
+    if (of || state > allowed)
+      return fail(errc::unsupported,
+                  hdr + ": the KV cache and attention scores would take "
+                      + (of ? std::string("more than 2^64") : std::to_string(state))
+                      + " bytes; the limit for this " + std::to_string(expected) + "-byte file is "
+                      + std::to_string(allowed) + " (the file size, but at least "
+                      + std::to_string(kv_cache_bytes_any_file >> 20) + " MiB and at most "
+                      + std::to_string(max_kv_cache_bytes >> 30) + " GiB)");
     model m;
-    m.build(c, raw.data(), rope_end);
-    const specdec::status st = m.allocate_cache();
-    if (!st)
-      return fail(st.code, "cannot allocate the KV cache");
+    std::string why;
+    auto build_all = [&]() -> status {
+      std::vector<float> raw(static_cast<std::size_t>(n_floats));
+      if (!f.read(reinterpret_cast<char*>(raw.data()),
+                  static_cast<std::streamsize>(n_floats * sizeof(float)))) {
+        why = "cannot read the weights";
+        return status{errc::io_error};
+      }
+      // Every weight must be finite (the skipped RoPE tables are not weights).
+      const std::size_t rope_begin =
+          static_cast<std::size_t>(n_floats - seq * hs - (c.shared_classifier ? 0 : voc * dim));
+      const std::size_t rope_end = rope_begin + static_cast<std::size_t>(seq * hs);
+      auto finite = [&](std::size_t b, std::size_t e) {
+        return Eigen::Map<const Eigen::ArrayXf>(raw.data() + b, static_cast<Eigen::Index>(e - b))
+            .allFinite();
+      };
+      if (!finite(0, rope_begin) || !finite(rope_end, raw.size())) {
+        why = "a weight is NaN or infinite";
+        return status{errc::corrupt_data};
+      }
+      m.build(c, raw.data(), rope_end);
+      const specdec::status st = m.allocate_cache();
+      if (!st)
+        why = "cannot allocate the KV cache";
+      return st;
+    };
+#if defined(__cpp_exceptions)
+    try {
+      if (const status st = build_all(); !st)
+        return fail(st.code, why);
+    } catch (const std::bad_alloc&) {
+      return fail(errc::unsupported,
+                  hdr + ": out of memory for the weights (" + std::to_string(expected)
+                      + " bytes in the file) and the context (" + std::to_string(state)
+                      + " bytes)");
+    }
+#else
+    if (const status st = build_all(); !st)
+      return fail(st.code, why);
+#endif
     out = std::move(m);
     if (detail != nullptr)
       detail->clear();

@@ -2,19 +2,26 @@
 /// @file
 /// @brief llama2c::model details that test_backend.cpp does not cover: chunked greedy scoring,
 ///        argmax, request validation (shapes, malformed trees, empty requests), masking of stale or
-///        NaN cache slots, early-exit K/V, the unshared-classifier format and more bad headers.
+///        NaN cache slots, early-exit K/V, the unshared-classifier format and more bad headers;
+///        issue 12: headers whose KV cache a small file cannot justify are refused before
+///        anything is allocated for it.
 
 #include <catch2/catch.hpp>
 
+#include "llama2c/alloc_guard.hpp"
 #include "llama2c/model.hpp"
 #include "llama2c/paths.hpp"
 #include "support/llama2c.hpp"
+#include <array>
+#include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -317,4 +324,99 @@ TEST_CASE("llama2c model: more bad headers and weights", "[llama2c]") {
         == errc::corrupt_data);
   CHECK(!detail.empty());
   CHECK(m.vocab_size() == V);
+}
+
+namespace {
+
+/// A fresh folder under the temporary directory, removed with everything in it at scope exit.
+class scratch_dir {
+public:
+  scratch_dir() {
+    std::random_device rd;
+    const auto ticks = std::chrono::steady_clock::now().time_since_epoch().count();
+    dir_ = std::filesystem::temp_directory_path()
+           / ("specdec_model_" + std::to_string(ticks) + "_" + std::to_string(rd()));
+    std::filesystem::create_directories(dir_);
+  }
+  ~scratch_dir() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  scratch_dir(const scratch_dir&) = delete;
+  scratch_dir& operator=(const scratch_dir&) = delete;
+  /// Writes `bytes` to `name` in the folder; returns the file's path.
+  std::string write(const std::string& name, const std::vector<char>& bytes) const {
+    const std::string p = (dir_ / name).string();
+    std::ofstream(p, std::ios::binary)
+        .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    return p;
+  }
+
+private:
+  std::filesystem::path dir_;
+};
+
+/// A well-formed checkpoint (shared classifier, every weight 0) of exactly the size its header
+/// implies: {dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len}.
+std::vector<char> zero_model(const std::array<std::int32_t, 7>& h) {
+  const std::uint64_t dim = static_cast<std::uint64_t>(h[0]),
+                      hid = static_cast<std::uint64_t>(h[1]);
+  const std::uint64_t nl = static_cast<std::uint64_t>(h[2]),
+                      hs = dim / static_cast<std::uint64_t>(h[3]);
+  const std::uint64_t kvd = hs * static_cast<std::uint64_t>(h[4]);
+  const std::uint64_t floats = static_cast<std::uint64_t>(h[5]) * dim
+                               + nl * (2 * dim + 2 * dim * dim + 2 * kvd * dim + 3 * hid * dim)
+                               + dim + static_cast<std::uint64_t>(h[6]) * hs;
+  std::vector<char> b(28 + 4 * floats, '\0');
+  std::memcpy(b.data(), h.data(), 28);
+  return b;
+}
+
+} // namespace
+
+TEST_CASE("llama2c model: a small file cannot make load() allocate a huge KV cache",
+          "[llama2c][issue12]") {
+  const scratch_dir dir;
+  // The fuzzer's file: 33 MB (mostly the RoPE table of seq_len 2^22 x head_size 2) whose header
+  // asks for 64 layers x kv_dim 8 x 2^22 positions: a 16 GiB KV cache.
+  const std::vector<char> fuzz = zero_model({8, 8, 64, 4, 4, 32, 1 << 22});
+  REQUIRE(fuzz.size() < (std::size_t{34} << 20));
+  // 2 MB asking for 1 GiB: under max_kv_cache_bytes, but far above the file's own size.
+  const std::vector<char> gib = zero_model({2, 1, 256, 1, 1, 1, 1 << 18});
+  REQUIRE(gib.size() < (std::size_t{3} << 20));
+  // A tiny file whose 4 MiB cache is larger than the file, but within kv_cache_bytes_any_file.
+  const std::vector<char> fine = zero_model({2, 1, 4, 1, 1, 1, 1 << 16});
+  const std::string fuzz_path = dir.write("fuzz.bin", fuzz);
+  const std::string gib_path = dir.write("gib.bin", gib);
+  const std::string fine_path = dir.write("fine.bin", fine);
+  // No single allocation for these files needs 128 MiB (the fuzz file's weights are 33 MB; the
+  // loader used to allocate them, 64 MiB of attention scores, then the 16 GiB cache); a larger
+  // request is refused (std::bad_alloc) and recorded.
+  const specdec_test::allocation_cap cap(std::size_t{128} << 20);
+  llama2c::model m;
+  std::string detail;
+  CHECK(llama2c::model::load(fuzz_path, m, &detail).code == errc::unsupported);
+  CHECK(detail.find("KV cache") != std::string::npos);
+  CHECK(detail.find("n_layers 64") != std::string::npos);
+  CHECK(detail.find(std::to_string(fuzz.size())) != std::string::npos);
+  CHECK(llama2c::model::load(gib_path, m, &detail).code == errc::unsupported);
+  CHECK(detail.find("KV cache") != std::string::npos);
+  CHECK(!m.loaded());
+  CHECK(cap.largest_refused() == 0);
+  REQUIRE(llama2c::model::load(fine_path, m, &detail).ok());
+  CHECK(m.num_layers() == 4);
+  CHECK(m.cache().capacity() == 1 << 16);
+  CHECK(cap.largest_refused() == 0);
+  // The real model loads under the same cap, and its header limits are the documented ones.
+  CHECK(llama2c::model::load(model_path(), m, &detail).ok());
+  CHECK(cap.largest_refused() == 0);
+  static_assert(llama2c::model::kv_cache_bytes_any_file <= llama2c::model::max_kv_cache_bytes);
+  std::array<std::int32_t, 7> over{8, 8, 1, 4, 4, 32, llama2c::model::max_seq_len + 1};
+  CHECK(llama2c::model::load(dir.write("seq.bin", zero_model({8, 8, 1, 4, 4, 32, 1})), m, &detail)
+            .ok());
+  std::vector<char> long_seq = zero_model({8, 8, 1, 4, 4, 32, 1});
+  std::memcpy(long_seq.data(), over.data(), 28);
+  CHECK(llama2c::model::load(dir.write("long_seq.bin", long_seq), m, &detail).code
+        == errc::corrupt_data);
+  CHECK(detail.find("seq_len is above the limit of 4194304") != std::string::npos);
 }
