@@ -36,6 +36,10 @@ int main(int argc, char** argv) {
                  llama2c::download_hint);
     return 1;
   }
+  if (const std::string bad = llama2c::check_model(o, m); !bad.empty()) {
+    std::fprintf(stderr, "speculative_generate: %s\n", bad.c_str());
+    return 1;
+  }
   llama2c::tokenizer tok;
   if (const auto s = llama2c::tokenizer::load(o.tokenizer_path, m.vocab_size(), tok, &detail);
       !s.ok()) {

@@ -103,13 +103,19 @@ int main(int argc, char** argv) {
                  llama2c::download_hint);
     return 1;
   }
+  if (const std::string bad = llama2c::check_model(o, m); !bad.empty()) {
+    std::fprintf(stderr, "tree_generate: %s\n", bad.c_str());
+    return 1;
+  }
   llama2c::tokenizer tok;
   if (const auto s = llama2c::tokenizer::load(o.tokenizer_path, m.vocab_size(), tok, &detail);
       !s.ok()) {
     std::fprintf(stderr,
-                 "tree_generate: cannot load the tokenizer '%s': %s\n%s",
+                 "tree_generate: cannot load the tokenizer '%s': %s%s%s\n%s",
                  o.tokenizer_path.c_str(),
                  s.message(),
+                 detail.empty() ? "" : ": ",
+                 detail.c_str(),
                  llama2c::download_hint);
     return 1;
   }

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -96,7 +97,7 @@ inline int parse_cli(int argc, char** argv, cli_options& o) {
     else if (a == "--max-draft")
       s.max_draft = static_cast<int>(number(0, 64));
     else if (a == "--layers")
-      s.layers = static_cast<int>(number(1, 1000));
+      s.layers = static_cast<int>(number(1, std::numeric_limits<int>::max())); // see check_model
     else if (a == "--temperature") {
       s.params.temperature = static_cast<float>(number(0, 1e6));
       o.temperature_set = true;
@@ -165,6 +166,20 @@ inline int parse_cli(int argc, char** argv, cli_options& o) {
     }
   }
   return -1;
+}
+
+/// @brief Checks the options that depend on the loaded model: --layers must name a number of
+///        layers the model has (the early-exit drafters run that many).
+/// @return empty when the options fit `m`, else the message to print, e.g.
+///         "--layers 1000: the model has 5 layers"
+/// @par Complexity
+/// O(1).
+inline std::string check_model(const cli_options& o, const model& m) {
+  const int n = m.num_layers();
+  if (o.session.layers >= 1 && o.session.layers <= n)
+    return {};
+  return "--layers " + std::to_string(o.session.layers) + ": the model has " + std::to_string(n)
+         + (n == 1 ? " layer" : " layers");
 }
 
 /// @brief Writes `s` as a JSON string literal (quotes included). O(|s|).

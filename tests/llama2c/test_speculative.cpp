@@ -21,6 +21,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "llama2c/cli.hpp"
 #include "llama2c/model.hpp"
 #include "llama2c/paths.hpp"
 #include "llama2c/session.hpp"
@@ -29,6 +30,7 @@
 #include "support/stats.hpp"
 #include <cmath>
 #include <map>
+#include <string>
 #include <vector>
 
 namespace {
@@ -323,4 +325,28 @@ TEST_CASE("llama2c speculative: at T=1 the first two tokens follow the model's l
   specdec::propose::ngram_proposer biased({1, 0, 3});
   CHECK_FALSE(first_two_fit(t3, biased, accept_all{}, prompt, law, gof_draws, stat, bound));
   INFO("accept-all: chi2 " << stat << " bound " << bound);
+}
+
+TEST_CASE("llama2c cli: --layers beyond the model names the model's layer count",
+          "[llama2c][issue12]") {
+  llama2c::model& m = shared_model_once();
+  REQUIRE(m.num_layers() == 5);
+  auto parse = [](std::vector<std::string> args, llama2c::cli_options& o) {
+    std::vector<char*> argv;
+    for (std::string& a : args)
+      argv.push_back(a.data());
+    return llama2c::parse_cli(static_cast<int>(argv.size()), argv.data(), o);
+  };
+  for (const char* layers : {"1000", "6", "100000"}) {
+    llama2c::cli_options o;
+    REQUIRE(parse({"speculative_generate", "--drafter", "early-exit", "--layers", layers}, o)
+            == -1);
+    CHECK(llama2c::check_model(o, m)
+          == "--layers " + std::string(layers) + ": the model has 5 layers");
+  }
+  for (const char* layers : {"1", "5"}) {
+    llama2c::cli_options o;
+    REQUIRE(parse({"speculative_generate", "--layers", layers}, o) == -1);
+    CHECK(llama2c::check_model(o, m).empty());
+  }
 }
