@@ -317,6 +317,21 @@ SPECDEC_HD void truncate(const E& ex,
   st.mass = mass;
 }
 
+/// True when a probability row's mass can be normalised in single precision as it is: in
+/// [2^-126, FLT_MAX], so that 1 / mass is finite and non-zero. @hd
+SPECDEC_HD inline bool linear_mass_ok(float mass) noexcept {
+  return mass >= 0x1p-126f && mass <= 0x1.fffffep127f;
+}
+
+/// Marks `st` for processing in log form (what prepare_row_with then does): the mode switch
+/// is the signal. @hd
+SPECDEC_HD inline row_stats log_form_needed(row_stats st) noexcept {
+  st.mode = weight_mode::exp_scaled;
+  st.log_of_probs = true;
+  st.inv_temp = 1.0f;
+  return st;
+}
+
 template <row_executor E, class T, class Raw>
 SPECDEC_HD row_stats prepare_row_impl(const E& ex,
                                       const dist_row<T>& row,
@@ -342,6 +357,8 @@ SPECDEC_HD row_stats prepare_row_impl(const E& ex,
     st.inv_mass = 0.0f;
     return st;
   }
+  if (st.mode == weight_mode::linear && !linear_mass_ok(scan.weight_sum))
+    return log_form_needed(st);
   if (!greedy && params.truncates()) {
     // Unnormalised weights relative to the max, with the row form fixed at compile time.
     const float max_raw = st.max_raw;
@@ -361,6 +378,8 @@ SPECDEC_HD row_stats prepare_row_impl(const E& ex,
     } else {
       truncate(ex, row.vocab, raw, exp_weight, params, st);
     }
+    if (st.mode == weight_mode::linear && !linear_mass_ok(st.mass))
+      return log_form_needed(st); // the kept mass of many tiny entries
   }
   st.inv_mass = 1.0f / st.mass;
   return st;
@@ -392,16 +411,14 @@ SPECDEC_HD auto visit_raw(const dist_row<T>& row, const row_stats& st, F&& f) {
   return f(raw_reader<T, raw_form::probabilities>{row.data});
 }
 
-/// prepare_row with the first pass (`scan_row`) done elsewhere when `prescan` is not null: the
-/// split-vocabulary device path scans slices of a row in several CTAs and combines them. The
-/// prescan must be the scan_row result of this row with initial_stats(row.kind, params)'s mode
-/// and 1 / temperature. @hd
+/// prepare_row_impl with the raw reader of `st`'s form (fixed at compile time unless the executor
+/// dispatches at run time). @hd
 template <row_executor E, class T>
-SPECDEC_HD row_stats prepare_row_with(const E& ex,
-                                      const dist_row<T>& row,
-                                      const sampling_params& params,
-                                      const row_scan_result* prescan) {
-  const row_stats st = initial_stats(row.kind, params);
+SPECDEC_HD row_stats prepare_row_dispatch(const E& ex,
+                                          const dist_row<T>& row,
+                                          const sampling_params& params,
+                                          const row_stats& st,
+                                          const row_scan_result* prescan) {
   const raw_form form = form_of(row.kind, st.log_of_probs);
   if constexpr (runtime_dispatch<E>) {
     return prepare_row_impl(
@@ -421,6 +438,27 @@ SPECDEC_HD row_stats prepare_row_with(const E& ex,
     return prepare_row_impl(
         ex, row, params, st, prescan, raw_reader<T, raw_form::probabilities>{row.data}, form);
   }
+}
+
+/// prepare_row with the first pass (`scan_row`) done elsewhere when `prescan` is not null: the
+/// split-vocabulary device path scans slices of a row in several CTAs and combines them. The
+/// prescan must be the scan_row result of this row with initial_stats(row.kind, params)'s mode
+/// and 1 / temperature.
+///
+/// A probability row at temperature 1 is normalised as it is (linear weights) unless its mass
+/// (or its kept mass after truncation) lies outside [2^-126, FLT_MAX], where 1 / mass would be
+/// infinite or zero (rows such as {0x1p-149} or {FLT_MAX, FLT_MAX}, found by fuzzing): such a row
+/// is processed again in log form, weights exp(log p - log p_max), like any other temperature. @hd
+template <row_executor E, class T>
+SPECDEC_HD row_stats prepare_row_with(const E& ex,
+                                      const dist_row<T>& row,
+                                      const sampling_params& params,
+                                      const row_scan_result* prescan) {
+  const row_stats st0 = initial_stats(row.kind, params);
+  const row_stats st = prepare_row_dispatch(ex, row, params, st0, prescan);
+  if (st.mode == st0.mode)
+    return st;
+  return prepare_row_dispatch(ex, row, params, log_form_needed(st0), nullptr);
 }
 } // namespace detail
 
@@ -492,15 +530,21 @@ SPECDEC_HD float entropy(const E& ex, const dist_row<T>& row, const row_stats& s
   if (st.mode == weight_mode::one_hot)
     return 0.0f;
   const bool log_probs = st.log_of_probs;
-  // p log p with p = w / mass:  H = log(mass) - sum(w log w) / mass.
+  if (st.mode == weight_mode::linear) {
+    // -sum p log p with p = w / mass directly: w log w itself can overflow (w near FLT_MAX).
+    const auto plogp = [row, st, log_probs](index_t i) {
+      const float p = ::specdec::detail::fmul(st.weight(raw_value(row, log_probs, i)), st.inv_mass);
+      return p > 0.0f ? ::specdec::detail::fmul(p, ::specdec::detail::log_f(p)) : 0.0f;
+    };
+    return -ex.sum(row.vocab, plogp);
+  }
+  // Weights in (0, 1] here: H = log(mass) - sum(w log w) / mass, with log w known exactly.
   const auto wlogw = [row, st, log_probs](index_t i) {
     const float r = raw_value(row, log_probs, i);
     const float w = st.weight(r);
     if (!(w > 0.0f))
       return 0.0f;
-    const float logw = st.mode == weight_mode::linear ? ::specdec::detail::log_f(w)
-                                                      : (r - st.max_raw) * st.inv_temp;
-    return ::specdec::detail::fmul(w, logw);
+    return ::specdec::detail::fmul(w, (r - st.max_raw) * st.inv_temp);
   };
   const float s = ex.sum(row.vocab, wlogw);
   return ::specdec::detail::log_f(st.mass) - ::specdec::detail::fmul(s, st.inv_mass);
