@@ -61,7 +61,8 @@ template <class Policy, class TT, class TD>
   status first_bad{};
   const serial_executor ex{};
   for (index_t b = 0; b < batch.batch; ++b) {
-    const verify::chain_outcome o = policy.verify_chain(ex, batch.request(b), batch.uniforms(b));
+    const verify::chain_outcome o =
+        policy.verify_chain(ex, batch.request(b, Policy::needs_draft_rows), batch.uniforms(b));
     out.accepted[b] = o.accepted;
     out.next[b] = o.next;
     out.status[b] = o.status;

@@ -61,7 +61,8 @@ template <class Policy, class TT, class TD>
   status first_bad{};
   const serial_executor ex{};
   for (index_t b = 0; b < batch.batch; ++b) {
-    const verify::tree_outcome o = policy.verify_tree(ex, batch.request(b), batch.uniforms(b));
+    const verify::tree_outcome o =
+        policy.verify_tree(ex, batch.request(b, Policy::needs_draft_rows), batch.uniforms(b));
     out.accepted[b] = o.accepted;
     out.last_node[b] = o.last_node;
     out.next[b] = o.next;

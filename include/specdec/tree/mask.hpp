@@ -45,13 +45,13 @@ SPECDEC_HD constexpr std::int32_t mask_words(std::int32_t num_nodes) noexcept {
 /// @brief Number of 32-bit words of a packed row with a prefix: ceil((prefix_len + N) / 32).
 /// @param[in] prefix_len committed positions before the tree, >= 0
 /// @param[in] num_nodes N, the tree nodes, >= 0
-/// @return the words per row (0 for negative arguments)
+/// @return the words per row (0 for negative arguments or when prefix_len + N overflows)
 /// @par Complexity
 /// O(1). @hd
 SPECDEC_HD constexpr index_t prefix_mask_words(index_t prefix_len,
                                                std::int32_t num_nodes) noexcept {
-  if (prefix_len < 0 || num_nodes < 0)
-    return 0;
+  if (prefix_len < 0 || num_nodes < 0 || prefix_len > INT64_MAX - num_nodes)
+    return 0; // prefix_len + N would overflow
   const index_t cols = prefix_len + num_nodes;
   return cols / 32 + (cols % 32 != 0 ? 1 : 0);
 }
@@ -154,7 +154,8 @@ SPECDEC_HD constexpr bool visible_with_prefix(const tree_view& t,
                                               index_t prefix_len,
                                               std::int32_t row,
                                               index_t col) noexcept {
-  if (prefix_len < 0 || row < 0 || row >= t.num_nodes || col < 0 || col >= prefix_len + t.num_nodes)
+  if (prefix_len < 0 || row < 0 || row >= t.num_nodes || col < 0
+      || col - prefix_len >= t.num_nodes) // col - prefix_len cannot overflow: both >= 0
     return false;
   if (col < prefix_len)
     return true;

@@ -44,19 +44,23 @@ struct chain_batch {
 
   /// @brief The request view of request b.
   /// @param[in] b the request's index in the batch
+  /// @param[in] with_draft_rows false for rules that never read draft rows (their draft fields
+  ///   are not validated): the draft pointer is then null
   /// @return a chain_request pointing into the batch's buffers, with request b's parameters and
   ///   position (its draft pointer is null when the batch has no draft rows)
   /// @pre the batch validated.
   /// @pre 0 <= b < batch.
   /// @hd
-  SPECDEC_HD chain_request<TT, TD> request(index_t b) const noexcept {
+  SPECDEC_HD chain_request<TT, TD> request(index_t b, bool with_draft_rows = true) const noexcept {
     chain_request<TT, TD> r;
     const index_t d0 = draft_offsets[b];
     r.num_drafts = static_cast<std::int32_t>(draft_offsets[b + 1] - d0);
     r.target = target.data + (d0 + b) * target.row_stride;
     r.target_stride = target.row_stride;
-    r.draft =
-        draft.rows > 0 && draft.data != nullptr ? draft.data + d0 * draft.row_stride : nullptr;
+    // Rules without draft rows never validated the draft fields: no arithmetic on them.
+    r.draft = with_draft_rows && draft.rows > 0 && draft.data != nullptr
+                  ? draft.data + d0 * draft.row_stride
+                  : nullptr;
     r.draft_stride = draft.row_stride;
     r.tokens = tokens + d0;
     r.vocab = target.cols;
@@ -114,9 +118,11 @@ constexpr status validate(const chain_batch<TT, TD>& b,
   if (b.draft_offsets[0] != 0)
     return {errc::shape_mismatch};
   for (index_t i = 0; i < b.batch; ++i) {
-    const index_t k = b.draft_offsets[i + 1] - b.draft_offsets[i];
-    if (k < 0)
+    // Offsets start at 0 and must not decrease: compared before subtracting, so the difference
+    // of two non-negative offsets cannot overflow.
+    if (b.draft_offsets[i + 1] < b.draft_offsets[i])
       return {errc::shape_mismatch};
+    const index_t k = b.draft_offsets[i + 1] - b.draft_offsets[i];
     if (k > INT32_MAX - 1)
       return {errc::overflow};
     if (b.positions[i] < 0)

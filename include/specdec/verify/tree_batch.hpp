@@ -51,17 +51,21 @@ struct tree_batch {
 
   /// @brief Request b's view of the batch.
   /// @param[in] b the request, 0 <= b < batch
+  /// @param[in] with_draft_rows false for rules that never read draft rows (their draft fields
+  ///   are not validated): the draft pointer is then null
   /// @return its tree_request
   /// @hd
-  SPECDEC_HD tree_request<TT, TD> request(index_t b) const noexcept {
+  SPECDEC_HD tree_request<TT, TD> request(index_t b, bool with_draft_rows = true) const noexcept {
     tree_request<TT, TD> r;
     const index_t n0 = node_offsets[b];
     const index_t n = node_offsets[b + 1] - n0;
     r.target = target.data + n0 * target.row_stride;
     r.target_stride = target.row_stride;
     const index_t d0 = draft_offsets != nullptr ? draft_offsets[b] : n0 - b;
-    r.draft =
-        draft.rows > 0 && draft.data != nullptr ? draft.data + d0 * draft.row_stride : nullptr;
+    // Rules without draft rows never validated the draft fields: no arithmetic on them.
+    r.draft = with_draft_rows && draft.rows > 0 && draft.data != nullptr
+                  ? draft.data + d0 * draft.row_stride
+                  : nullptr;
     r.draft_stride = draft.row_stride;
     r.draft_index = draft_index != nullptr ? draft_index + n0 : nullptr;
     r.tokens = tokens + n0;
@@ -129,8 +133,12 @@ constexpr status validate(const tree_batch<TT, TD>& b,
   if (b.node_offsets[0] != 0)
     return {errc::shape_mismatch};
   for (index_t i = 0; i < b.batch; ++i) {
+    // Offsets start at 0 and must increase: compared before subtracting, so the difference of
+    // two non-negative offsets cannot overflow.
+    if (b.node_offsets[i + 1] <= b.node_offsets[i])
+      return {errc::shape_mismatch};
     const index_t n = b.node_offsets[i + 1] - b.node_offsets[i];
-    if (n < 1 || n > tree::max_nodes)
+    if (n > tree::max_nodes)
       return {errc::shape_mismatch};
     if (b.positions[i] < 0)
       return {errc::invalid_argument};
@@ -151,9 +159,11 @@ constexpr status validate(const tree_batch<TT, TD>& b,
       const index_t n0 = b.node_offsets[i];
       const index_t n = b.node_offsets[i + 1] - n0;
       const index_t d0 = b.draft_offsets != nullptr ? b.draft_offsets[i] : n0 - i;
+      if (d0 < 0 || d0 > b.draft.rows)
+        return {errc::shape_mismatch};
       for (index_t j = 1; j < n; ++j) {
-        const index_t row = d0 + (b.draft_index != nullptr ? b.draft_index[n0 + j] : j - 1);
-        if (row < 0 || row >= b.draft.rows)
+        const index_t idx = b.draft_index != nullptr ? b.draft_index[n0 + j] : j - 1;
+        if (idx < 0 || idx >= b.draft.rows - d0) // d0 + idx in [0, rows), without overflow
           return {errc::shape_mismatch};
       }
     }

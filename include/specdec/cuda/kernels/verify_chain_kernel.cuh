@@ -191,7 +191,7 @@ __global__ void __launch_bounds__(Threads)
   const block::prepared_rows rows = detail::prepared_rows_of<TT, TD>(
       batch, l.target_rows, l.target_stats, l.draft_rows, l.draft_stats);
   block::block_executor<Threads> ex{detail::shared_storage<Threads>(), rows};
-  verify::chain_request<TT, TD> req = batch.request(b);
+  verify::chain_request<TT, TD> req = batch.request(b, Policy::needs_draft_rows);
   req.position = position;
   const philox_uniforms u = detail::request_uniforms(l.p, b);
   const verify::chain_outcome o = policy.verify_chain(ex, req, u);

@@ -229,7 +229,7 @@ __global__ void __launch_bounds__(Threads)
           batch, l.target_rows, l.stats, l.draft_rows, l.stats + l.target_rows);
   }
   block::block_executor<Threads> ex{detail::shared_storage<Threads>(), rows};
-  verify::tree_request<TT, TD> req = batch.request(b);
+  verify::tree_request<TT, TD> req = batch.request(b, Policy::needs_draft_rows);
   req.position = position;
   const philox_uniforms u = detail::request_uniforms(l.p, b);
   const verify::tree_outcome o = policy.verify_tree(ex, req, u);
