@@ -7,6 +7,7 @@
 
 #include <specdec/calib/reliability.hpp>
 #include <specdec/calib/sts.hpp>
+#include <specdec/calib/threshold.hpp>
 #include <specdec/core/concepts.hpp>
 #include <specdec/core/diagnostics.hpp>
 #include <specdec/core/dtype.hpp>
@@ -23,13 +24,13 @@
 #include <specdec/decode/speculative_decoder.hpp>
 #include <specdec/decode/stats.hpp>
 #include <specdec/decode/stop.hpp>
-#include <specdec/decode/tree_concepts.hpp>
 #include <specdec/decode/tree_decoder.hpp>
 #include <specdec/kv/concepts.hpp>
 #include <specdec/kv/contiguous_cache.hpp>
 #include <specdec/kv/paged_cache.hpp>
 #include <specdec/kv/recurrent_checkpoints.hpp>
 #include <specdec/propose/chain_tree.hpp>
+#include <specdec/propose/concepts.hpp>
 #include <specdec/propose/early_exit.hpp>
 #include <specdec/propose/early_exit_tree.hpp>
 #include <specdec/propose/ngram.hpp>

@@ -3,7 +3,7 @@
 // The n-gram (prompt-lookup) tree drafter: which continuations it finds and in what order
 // (longer n-grams first, most recent occurrence first), how it merges them into a trie (shared
 // prefixes, distinct siblings), and the node, depth, branching, match and window limits.
-#include <specdec/decode/tree_concepts.hpp>
+#include <specdec/propose/concepts.hpp>
 #include <specdec/propose/ngram_tree.hpp>
 #include <specdec/tree/token_tree.hpp>
 

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 /// @file
-/// @brief The plug-in concepts of specdec: sources of randomness, draft proposers and target
-/// models. (The row executor concept is in core/executor.hpp; verification policies, whose
-/// problem types live in verify/, are in verify/policy.hpp.)
+/// @brief The target-model concepts of specdec, in one place: `target_model` (scores a chain),
+/// `tree_target_model` (scores a token tree), `layered_model` (stops after its first layers: the
+/// early-exit drafters), `feature_target_model` / `tree_feature_target_model` (also return the
+/// hidden states of chosen layers), and the source of randomness `uniform_source`.
+/// (The proposer concepts are in propose/concepts.hpp, the row executor in core/executor.hpp, the
+/// KV caches in kv/concepts.hpp, verification policies in verify/policy.hpp.)
 ///
 /// Each concept is structural (checked syntax); the semantic promises are in its comment. Use
 /// `SPECDEC_CHECK(concept, T)` next to an adapter for one readable message per missing clause.
@@ -34,47 +37,6 @@ concept uniform_source =
   { u(position, p, lane) } -> std::convertible_to<float>;
 };
 
-/// What a proposer is asked for: draft up to `max_tokens` tokens after `context`.
-struct draft_request {
-  std::uint64_t request_id = 0;     ///< the engine's id of the sequence
-  row_view<const token_id> context; ///< committed tokens (prompt + generated), oldest first
-  std::int32_t max_tokens = 0;      ///< draft budget for this step, >= 0
-};
-
-/// Where a proposer writes its draft: caller-owned buffers.
-struct draft_block {
-  row_view<token_id> tokens; ///< capacity for the draft tokens
-  matrix_view<float> probs;  ///< optional dense draft rows (rows == 0: the drafter has none)
-  std::int32_t length = 0;   ///< set by the proposer: tokens written, <= tokens.size
-  /// What `probs` rows hold (a dense proposer sets it; logits unless it says otherwise).
-  distribution_kind probs_kind = distribution_kind::logits;
-};
-
-/// @brief A draft proposer: fills a draft_block for a request.
-///
-/// Required: `status propose(const draft_request&, draft_block&)` and
-/// `int max_draft_len() const`. Semantics: `propose` writes at most
-/// min(request.max_tokens, block.tokens.size) tokens and sets `length`; when `probs.rows > 0`
-/// and the proposer samples, row j holds the distribution token j was drawn from (before the
-/// sampling parameters, which verification applies identically to both sides).
-/// @tparam P the candidate proposer type
-template <class P>
-concept draft_proposer = requires(P& p, const P& cp, const draft_request& r, draft_block& b) {
-  { p.propose(r, b) } -> std::same_as<status>;
-  { cp.max_draft_len() } -> std::convertible_to<int>;
-};
-
-/// @brief A proposer that also writes one dense draft row per drafted token into
-///        `draft_block::probs` (needed by rejection sampling with full q).
-///
-/// Declared by `static constexpr bool writes_draft_rows = true;` in the proposer. The caller then
-/// passes `probs` with at least `max_tokens` rows of the target's vocabulary size; the proposer
-/// sets `draft_block::probs_kind`. A proposer without it drafts deterministic (one-hot) tokens.
-template <class P>
-concept dense_draft_proposer = draft_proposer<P> && requires {
-  requires static_cast<bool>(P::writes_draft_rows);
-};
-
 /// @brief What a target model is asked to score: `tokens` appended after the committed prefix of a
 /// request, in one forward pass (a chain: token j at position `start + j`).
 struct score_request {
@@ -94,6 +56,95 @@ template <class M>
 concept target_model = requires(M& m, const M& cm, const score_request& r, matrix_view<float> out) {
   { m.score(r, out) } -> std::same_as<status>;
   { cm.vocab_size() } -> std::convertible_to<index_t>;
+};
+
+/// @brief A target model that also scores a token tree in one forward pass.
+///
+/// Checked, besides target_model: `status score_tree(index_t start, row_view<const token_id>
+/// tokens, row_view<const std::int32_t> parents, matrix_view<float> out)`.
+///
+/// Semantics: `tokens` and `parents` describe N nodes in topological order (`parents[0] == -1`,
+/// the root; `0 <= parents[j] < j` for j > 0). Node j sits at position `start + depth(j)` and
+/// writes its keys and values at cache slot `start + j`; it attends to the committed positions
+/// `[0, start)`, then to its ancestors and itself. Row j of `out` (N rows of `vocab_size()`
+/// logits) is the distribution of the token after the committed prefix followed by node j's root
+/// path, and equals what score() returns for that path as a chain (bitwise, for greedy
+/// exactness, on a batch-invariant model). On success the cache length is `start + N`; the caller
+/// then compacts the accepted path (kv::tree_kv_cache::keep_path or slot copies) and rolls back.
+/// Requires `start <= cache length`.
+/// @tparam M the candidate model type
+template <class M>
+concept tree_target_model = target_model<M> && requires(M& m,
+                                                        index_t start,
+                                                        row_view<const token_id> tokens,
+                                                        row_view<const std::int32_t> parents,
+                                                        matrix_view<float> out) {
+  { m.score_tree(start, tokens, parents, out) } -> std::same_as<status>;
+};
+
+/// @brief A target model whose forward pass can stop after its first `layers` layers.
+///
+/// Required, besides target_model: `int num_layers() const`, and
+/// `status score_layers(const score_request& r, int layers, matrix_view<float> out)`, which writes
+/// one logit row per token of r (the first `layers` layers, then the final norm and classifier),
+/// may write KV for those layers at positions r.start.. past the committed length without
+/// committing them, and accepts a chain of such calls that each start where the previous ended.
+/// @tparam M the candidate model type
+template <class M>
+concept layered_model = target_model<M> && requires(
+    M& m, const M& cm, const score_request& r, int layers, matrix_view<float> out) {
+  { cm.num_layers() } -> std::convertible_to<int>;
+  { m.score_layers(r, layers, out) } -> std::same_as<status>;
+};
+
+/// @brief Which hidden states a feature-scoring call returns, and where.
+///
+/// `layers` lists layer indices in [0, num_layers()]: 0 is the token embedding, l the residual
+/// stream after l layers (num_layers(): before the final norm). Row j of `out` receives, for
+/// scored row j, the requested layers one after the other (`hidden_size()` floats each, in the
+/// order of `layers`), so `out` needs the scored rows and at least layers.size * hidden_size()
+/// columns. An empty `layers` requests nothing (and `out` is not touched).
+struct feature_request {
+  row_view<const std::int32_t> layers; ///< layer indices, each in [0, num_layers()]
+  matrix_view<float> out;              ///< [rows, layers.size * hidden_size()]
+};
+
+/// @brief A target model that also returns, per scored row, the hidden states of caller-chosen
+///        layers (what EAGLE-3, MTP and DFlash / DSpark drafters are fed with).
+///
+/// Checked, besides target_model: `int num_layers() const`, `index_t hidden_size() const` and
+/// `status score_features(const score_request&, matrix_view<float> logits, const
+/// feature_request&)`. Semantics: the logits are exactly score()'s (bitwise; asking for features
+/// never changes them), and row j of the features belongs to the same row j. A request for no
+/// layer costs nothing beyond score(). Bad layer indices or a too small `out` are errors
+/// (errc::invalid_argument / errc::shape_mismatch) reported before anything is scored.
+/// @tparam M the candidate model type
+template <class M>
+concept feature_target_model = target_model<M> && requires(M& m,
+                                                           const M& cm,
+                                                           const score_request& r,
+                                                           matrix_view<float> logits,
+                                                           const feature_request& f) {
+  { cm.num_layers() } -> std::convertible_to<int>;
+  { cm.hidden_size() } -> std::convertible_to<index_t>;
+  { m.score_features(r, logits, f) } -> std::same_as<status>;
+};
+
+/// @brief A feature_target_model that also scores a token tree with features: `status
+///        score_tree_features(index_t start, row_view<const token_id> tokens, row_view<const
+///        std::int32_t> parents, matrix_view<float> logits, const feature_request&)`, with the
+///        semantics of tree_target_model::score_tree for the logits and of score_features for
+///        the features (row j: node j).
+/// @tparam M the candidate model type
+template <class M>
+concept tree_feature_target_model =
+    feature_target_model<M> && tree_target_model<M> && requires(M& m,
+                                                                index_t start,
+                                                                row_view<const token_id> tokens,
+                                                                row_view<const std::int32_t> par,
+                                                                matrix_view<float> logits,
+                                                                const feature_request& f) {
+  { m.score_tree_features(start, tokens, par, logits, f) } -> std::same_as<status>;
 };
 
 SPECDEC_NAMESPACE_END

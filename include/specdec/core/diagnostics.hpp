@@ -37,24 +37,6 @@ consteval bool check_uniform_source() {
   return true;
 }
 
-/// @brief Checks `draft_proposer` clause by clause.
-/// @tparam P the type to check against draft_proposer
-/// @return true when satisfied (else a static_assert fires).
-template <class P>
-consteval bool check_draft_proposer() {
-  static_assert(
-      requires(P & p, const draft_request& r, draft_block& b) {
-        { p.propose(r, b) } -> std::same_as<status>;
-      },
-      "draft_proposer: P needs 'status propose(const draft_request&, draft_block&)'");
-  static_assert(
-      requires(const P& p) {
-        { p.max_draft_len() } -> std::convertible_to<int>;
-      },
-      "draft_proposer: P needs 'int max_draft_len() const'");
-  return true;
-}
-
 /// @brief Checks `target_model` clause by clause.
 /// @tparam M the type to check against target_model
 /// @return true when satisfied (else a static_assert fires).
@@ -70,6 +52,94 @@ consteval bool check_target_model() {
         { m.vocab_size() } -> std::convertible_to<index_t>;
       },
       "target_model: M needs 'index_t vocab_size() const'");
+  return true;
+}
+
+/// @brief Checks `tree_target_model` clause by clause (the target_model clauses first).
+/// @tparam M the type to check against tree_target_model
+/// @return true when satisfied (else a static_assert fires).
+template <class M>
+consteval bool check_tree_target_model() {
+  static_assert(check_target_model<M>(), "tree_target_model: M must be a target_model");
+  static_assert(
+      requires(M & m,
+               index_t start,
+               row_view<const token_id> tokens,
+               row_view<const std::int32_t> parents,
+               matrix_view<float> out) {
+        { m.score_tree(start, tokens, parents, out) } -> std::same_as<status>;
+      },
+      "tree_target_model: M needs 'status score_tree(index_t start, row_view<const token_id> "
+      "tokens, row_view<const std::int32_t> parents, matrix_view<float> logits)'");
+  return true;
+}
+
+/// @brief Checks `layered_model` clause by clause (the target_model clauses first).
+/// @tparam M the type to check against layered_model
+/// @return true when satisfied (else a static_assert fires).
+template <class M>
+consteval bool check_layered_model() {
+  static_assert(check_target_model<M>(), "layered_model: M must be a target_model");
+  static_assert(
+      requires(const M& m) {
+        { m.num_layers() } -> std::convertible_to<int>;
+      },
+      "layered_model: M needs 'int num_layers() const'");
+  static_assert(
+      requires(M & m, const score_request& r, int layers, matrix_view<float> out) {
+        { m.score_layers(r, layers, out) } -> std::same_as<status>;
+      },
+      "layered_model: M needs 'status score_layers(const score_request&, int layers, "
+      "matrix_view<float> logits)'");
+  return true;
+}
+
+/// @brief Checks `feature_target_model` clause by clause (the target_model clauses first).
+/// @tparam M the type to check against feature_target_model
+/// @return true when satisfied (else a static_assert fires).
+template <class M>
+consteval bool check_feature_target_model() {
+  static_assert(check_target_model<M>(), "feature_target_model: M must be a target_model");
+  static_assert(
+      requires(const M& m) {
+        { m.num_layers() } -> std::convertible_to<int>;
+      },
+      "feature_target_model: M needs 'int num_layers() const'");
+  static_assert(
+      requires(const M& m) {
+        { m.hidden_size() } -> std::convertible_to<index_t>;
+      },
+      "feature_target_model: M needs 'index_t hidden_size() const'");
+  static_assert(
+      requires(M & m, const score_request& r, matrix_view<float> logits, const feature_request& f) {
+        { m.score_features(r, logits, f) } -> std::same_as<status>;
+      },
+      "feature_target_model: M needs 'status score_features(const score_request&, "
+      "matrix_view<float> logits, const feature_request&)'");
+  return true;
+}
+
+/// @brief Checks `tree_feature_target_model` clause by clause.
+/// @tparam M the type to check against tree_feature_target_model
+/// @return true when satisfied (else a static_assert fires).
+template <class M>
+consteval bool check_tree_feature_target_model() {
+  static_assert(check_feature_target_model<M>(),
+                "tree_feature_target_model: M must be a feature_target_model");
+  static_assert(check_tree_target_model<M>(),
+                "tree_feature_target_model: M must be a tree_target_model");
+  static_assert(
+      requires(M & m,
+               index_t start,
+               row_view<const token_id> tokens,
+               row_view<const std::int32_t> parents,
+               matrix_view<float> logits,
+               const feature_request& f) {
+        { m.score_tree_features(start, tokens, parents, logits, f) } -> std::same_as<status>;
+      },
+      "tree_feature_target_model: M needs 'status score_tree_features(index_t start, "
+      "row_view<const token_id>, row_view<const std::int32_t> parents, matrix_view<float> "
+      "logits, const feature_request&)'");
   return true;
 }
 
@@ -121,8 +191,10 @@ SPECDEC_NAMESPACE_END
 /// readable message per missing clause.
 ///
 /// Expands to `static_assert(specdec::diag::check_CONCEPT<T>())`, so it works for every concept
-/// with a `diag::check_` function: uniform_source, draft_proposer, target_model, row_executor and
-/// chain_verification_policy (verify/policy.hpp).
+/// with a `diag::check_` function: uniform_source, target_model, tree_target_model, layered_model,
+/// feature_target_model, tree_feature_target_model, row_executor (here); draft_proposer,
+/// tree_draft_proposer, stateful_proposer, feature_proposer (propose/concepts.hpp); kv_cache
+/// (kv/concepts.hpp); chain / tree verification policies (verify/).
 /// @param[in] CONCEPT the unqualified name of the concept
 /// @param[in] ... the type `T` (variadic, so that a type with commas needs no parentheses)
 #define SPECDEC_CHECK(CONCEPT, ...) static_assert(::specdec::diag::check_##CONCEPT<__VA_ARGS__>())

@@ -20,7 +20,10 @@
 /// With a lone root a step is plain decoding; with a chain-shaped tree (`parents[j] = j - 1`) a
 /// step is exactly the chain loop's step (same rows, same uniforms, same outcome), so both loops
 /// emit the same tokens. Stop conditions (budget, end tokens, stop strings, full context),
-/// configuration and results are the chain loop's decode_config / decode_result.
+/// configuration and results are the chain loop's decode_config / decode_result; the loop is
+/// decode/loop.hpp's skeleton (shared with the chain decoder), so rounds are reported through
+/// decode_config::on_step and stateful proposers observe every round (the committed path; a
+/// feature_proposer over a tree_feature_target_model also gets the path's target features).
 
 #include <specdec/config.hpp>
 
@@ -31,11 +34,11 @@
 #include <specdec/core/types.hpp>
 #include <specdec/core/views.hpp>
 #include <specdec/cpu/verify_tree.hpp>
+#include <specdec/decode/loop.hpp>
 #include <specdec/decode/speculative_decoder.hpp>
 #include <specdec/decode/stats.hpp>
-#include <specdec/decode/stop.hpp>
-#include <specdec/decode/tree_concepts.hpp>
 #include <specdec/kv/concepts.hpp>
+#include <specdec/propose/concepts.hpp>
 #include <specdec/tree/token_tree.hpp>
 #include <specdec/verify/tree.hpp>
 
@@ -89,7 +92,9 @@ status keep_tree_path(Cache& cache, index_t base, std::span<const std::int32_t> 
 /// The decoder holds references to the target, cache and proposer: they must outlive it. It is not
 /// thread-safe; use one decoder per sequence.
 template <class Target, class Cache, class Proposer, class Policy>
-class tree_decoder {
+class tree_decoder
+    : public detail::
+          loop_skeleton<tree_decoder<Target, Cache, Proposer, Policy>, Target, Cache, Proposer> {
   SPECDEC_CHECK(tree_target_model, Target);
   SPECDEC_CHECK(tree_draft_proposer, Proposer);
   SPECDEC_CHECK(tree_verification_policy, Policy);
@@ -102,6 +107,14 @@ class tree_decoder {
                 "tree_decoder: this verification policy reads draft rows (full q), but the "
                 "proposer drafts one-hot tokens; use one_hot_rejection / greedy, or a "
                 "dense_tree_draft_proposer");
+  static_assert(!feature_proposer<Proposer> || tree_feature_target_model<Target>,
+                "tree_decoder: the proposer is fed by target features (feature_proposer), but "
+                "the target does not return them for a tree; it needs 'status "
+                "score_tree_features(index_t, row_view<const token_id>, row_view<const "
+                "std::int32_t>, matrix_view<float> logits, const feature_request&)'");
+
+  using base = detail::loop_skeleton<tree_decoder, Target, Cache, Proposer>;
+  friend base;
 
 public:
   /// @brief Binds the components.
@@ -110,9 +123,7 @@ public:
   /// @param[in] proposer the tree drafter
   /// @param[in] policy the tree verification policy
   tree_decoder(Target& target, Cache& cache, Proposer& proposer, Policy policy = {})
-      : target_(&target)
-      , cache_(&cache)
-      , proposer_(&proposer)
+      : base(target, cache, proposer)
       , policy_(policy) {}
 
   /// @brief Decodes after `prompt` (a fresh sequence: the cache is rolled back to 0 first).
@@ -136,15 +147,7 @@ public:
   /// per step for a tree of N nodes.
   [[nodiscard]] status
   generate(std::span<const token_id> prompt, const decode_config& cfg, decode_result& out) {
-    const auto t_begin = clock::now();
-    out = decode_result{};
-    const status s = run(prompt, cfg, out);
-    out.stats.seconds_total = detail::seconds(t_begin, clock::now());
-    if (!s.ok()) {
-      out.reason = stop_reason::error;
-      out.error = s;
-    }
-    return s;
+    return base::generate(prompt, cfg, out);
   }
 
   /// @brief The tree verified by the last step (root only when it drafted nothing). O(1).
@@ -176,142 +179,136 @@ private:
     return status{};
   }
 
-  status run(std::span<const token_id> prompt, const decode_config& cfg, decode_result& out) {
-    const status valid = detail::validate_generate(*target_, *cache_, prompt, cfg);
-    if (!valid.ok())
-      return valid;
-    const index_t vocab = target_->vocab_size();
-    const index_t capacity = cache_->capacity();
-    const std::int32_t max_nodes =
+  // Buffers for trees of up to max_nodes_ draft nodes.
+  status setup(const decode_config& cfg, index_t& rows) {
+    const index_t vocab = this->target_->vocab_size();
+    max_nodes_ =
         std::min<std::int32_t>({cfg.max_draft,
-                                std::max(0, static_cast<int>(proposer_->max_draft_nodes())),
+                                std::max(0, static_cast<int>(this->proposer_->max_draft_nodes())),
                                 tree::max_nodes - 1});
-
-    // Buffers: target rows for the tree (or a prefill chunk), draft rows for dense proposers.
-    const index_t rows = std::max<index_t>(max_nodes + 1, cfg.prefill_chunk);
-    logits_.resize(static_cast<std::size_t>(rows * vocab));
+    rows = max_nodes_ + 1;
     if constexpr (dense_tree_draft_proposer<Proposer>) {
-      draft_rows_.resize(static_cast<std::size_t>(std::max(1, max_nodes))
+      draft_rows_.resize(static_cast<std::size_t>(std::max(1, max_nodes_))
                          * static_cast<std::size_t>(vocab));
-      draft_.probs = {draft_rows_.data(), max_nodes, vocab, vocab};
+      draft_.probs = {draft_rows_.data(), max_nodes_, vocab, vocab};
     } else {
       draft_.probs = {};
     }
-
-    context_.assign(prompt.begin(), prompt.end());
-    out.tokens.reserve(
-        static_cast<std::size_t>(std::min<std::int64_t>(cfg.max_new_tokens, 1 << 16)));
-    out.stats.prompt_tokens = static_cast<std::int64_t>(prompt.size());
-
-    // Prefill every prompt token but the last (the last one is the first step's root).
-    if (const status s = detail::prefill(*target_, *cache_, prompt, cfg, logits_, out.stats);
-        !s.ok())
-      return s;
-
-    stop_.reset(cfg.stop_strings);
-
-    const rng_key key{cfg.seed, cfg.request_id};
-    while (static_cast<std::int64_t>(out.tokens.size()) < cfg.max_new_tokens) {
-      const index_t n = static_cast<index_t>(context_.size());
-      if (n > capacity) {
-        out.reason = stop_reason::context_full;
-        return status{};
-      }
-      const std::int64_t left = cfg.max_new_tokens - static_cast<std::int64_t>(out.tokens.size());
-      // Nodes occupy slots n - 1 .. n - 1 + nodes; deeper than left - 1 cannot all be emitted.
-      const auto budget = static_cast<std::int32_t>(
-          std::max<std::int64_t>(0, std::min<std::int64_t>(max_nodes, capacity - n)));
-      const auto depth_cap = static_cast<std::int32_t>(
-          std::max<std::int64_t>(0, std::min<std::int64_t>(budget, left - 1)));
-
-      // 1. Draft a tree rooted at the anchor.
-      const auto t_draft = clock::now();
-      const token_id anchor = context_.back();
-      draft_.draft_index.clear();
-      if (budget > 0 && depth_cap > 0) {
-        const tree_draft_request r{cfg.request_id, {context_.data(), n}, budget, depth_cap};
-        if (const status s = proposer_->propose_tree(r, draft_); !s.ok())
-          return s;
-        if (const status s = check_draft(anchor, budget, depth_cap); !s.ok())
-          return s;
-      } else {
-        draft_.tree.reset(anchor);
-      }
-      const tree::token_tree& t = draft_.tree;
-      const std::int32_t num_nodes = t.size();
-      const auto t_verify = clock::now();
-      out.stats.seconds_draft += detail::seconds(t_draft, t_verify);
-
-      // 2. Score every node in one call, root at position n - 1.
-      {
-        const std::span<const token_id> tok = t.tokens();
-        const std::span<const std::int32_t> par = t.parents();
-        const matrix_view<float> view{logits_.data(), num_nodes, vocab, vocab};
-        if (const status s =
-                target_->score_tree(n - 1, {tok.data(), num_nodes}, {par.data(), num_nodes}, view);
-            !s.ok())
-          return s;
-      }
-
-      // 3. Verify.
-      verify::tree_request<float, float> vreq{};
-      vreq.target = logits_.data();
-      vreq.target_stride = vocab;
-      if constexpr (dense_tree_draft_proposer<Proposer>) {
-        vreq.draft = draft_rows_.data();
-        vreq.draft_stride = vocab;
-        vreq.draft_kind = draft_.probs_kind;
-        if (!draft_.draft_index.empty())
-          vreq.draft_index = draft_.draft_index.data();
-      }
-      vreq.tokens = t.tokens().data();
-      vreq.tree = t.view();
-      vreq.vocab = vocab;
-      vreq.target_kind = distribution_kind::logits;
-      vreq.params = cfg.params;
-      vreq.position = n;
-      const verify::tree_outcome o = cpu::verify_tree(policy_, vreq, key);
-      out.stats.seconds_verify += detail::seconds(t_verify, clock::now());
-      if (!o.status.ok())
-        return status{o.status.to_errc()};
-
-      // 4. Keep the root and the accepted path in the cache; commit the tokens.
-      path_.resize(static_cast<std::size_t>(o.accepted) + 1);
-      if (tree::write_path(t.view(), o.last_node, path_.data(), o.accepted + 1) != o.accepted + 1)
-        return status{errc::malformed_tree};
-      if (const status s =
-              detail::keep_tree_path(*cache_, n - 1, std::span<const std::int32_t>(path_));
-          !s.ok())
-        return s;
-      out.stats.record_tree_step(num_nodes - 1,
-                                 t.max_depth(),
-                                 o.accepted,
-                                 t.first_children()[static_cast<std::size_t>(o.last_node)] >= 0);
-      for (int j = 1; j <= o.accepted + 1; ++j) {
-        const token_id tk =
-            j <= o.accepted
-                ? t.tokens()[static_cast<std::size_t>(path_[static_cast<std::size_t>(j)])]
-                : o.next;
-        if (detail::emit(tk, context_, out, cfg, stop_))
-          return status{};
-        if (static_cast<std::int64_t>(out.tokens.size()) >= cfg.max_new_tokens)
-          break;
-      }
-    }
-    out.reason = stop_reason::budget;
+    feature_cols_ = detail::feature_columns(*this->target_, *this->proposer_);
+    features_.resize(static_cast<std::size_t>(rows * feature_cols_));
+    path_features_.resize(static_cast<std::size_t>(rows * feature_cols_));
     return status{};
   }
 
-  Target* target_;
-  Cache* cache_;
-  Proposer* proposer_;
+  // One round: draft a tree, score it in one call, verify, compact the cache to the path.
+  status
+  round(const decode_config& cfg, const round_state& st, decode_stats& stats, round_result& out) {
+    const index_t vocab = this->target_->vocab_size();
+    const index_t n = st.n;
+    // Nodes occupy slots n - 1 .. n - 1 + nodes; deeper than left - 1 cannot all be emitted.
+    const auto budget = static_cast<std::int32_t>(std::max<std::int64_t>(
+        0, std::min<std::int64_t>(max_nodes_, static_cast<std::int64_t>(st.room))));
+    const auto depth_cap = static_cast<std::int32_t>(
+        std::max<std::int64_t>(0, std::min<std::int64_t>(budget, st.left - 1)));
+
+    // 1. Draft a tree rooted at the anchor.
+    const auto t_draft = clock::now();
+    const token_id anchor = st.context[n - 1];
+    draft_.draft_index.clear();
+    if (budget > 0 && depth_cap > 0) {
+      const tree_draft_request r{cfg.request_id, st.context, budget, depth_cap};
+      if (const status s = this->proposer_->propose_tree(r, draft_); !s.ok())
+        return s;
+      if (const status s = check_draft(anchor, budget, depth_cap); !s.ok())
+        return s;
+    } else {
+      draft_.tree.reset(anchor);
+    }
+    const tree::token_tree& t = draft_.tree;
+    const std::int32_t num_nodes = t.size();
+    const auto t_verify = clock::now();
+    stats.seconds_draft += detail::seconds(t_draft, t_verify);
+
+    // 2. Score every node in one call, root at position n - 1.
+    {
+      const std::span<const token_id> tok = t.tokens();
+      const std::span<const std::int32_t> par = t.parents();
+      const matrix_view<float> view{this->logits_.data(), num_nodes, vocab, vocab};
+      status s{};
+      if constexpr (feature_proposer<Proposer>) {
+        const feature_request f{this->proposer_->feature_layers(),
+                                {features_.data(), num_nodes, feature_cols_, feature_cols_}};
+        s = this->target_->score_tree_features(
+            n - 1, {tok.data(), num_nodes}, {par.data(), num_nodes}, view, f);
+      } else {
+        s = this->target_->score_tree(
+            n - 1, {tok.data(), num_nodes}, {par.data(), num_nodes}, view);
+      }
+      if (!s.ok())
+        return s;
+    }
+
+    // 3. Verify.
+    verify::tree_request<float, float> vreq{};
+    vreq.target = this->logits_.data();
+    vreq.target_stride = vocab;
+    if constexpr (dense_tree_draft_proposer<Proposer>) {
+      vreq.draft = draft_rows_.data();
+      vreq.draft_stride = vocab;
+      vreq.draft_kind = draft_.probs_kind;
+      if (!draft_.draft_index.empty())
+        vreq.draft_index = draft_.draft_index.data();
+    }
+    vreq.tokens = t.tokens().data();
+    vreq.tree = t.view();
+    vreq.vocab = vocab;
+    vreq.target_kind = distribution_kind::logits;
+    vreq.params = cfg.params;
+    vreq.position = n;
+    const verify::tree_outcome o =
+        cpu::verify_tree(policy_, vreq, rng_key{cfg.seed, cfg.request_id});
+    stats.seconds_verify += detail::seconds(t_verify, clock::now());
+    if (!o.status.ok())
+      return status{o.status.to_errc()};
+
+    // 4. Keep the root and the accepted path in the cache.
+    path_.resize(static_cast<std::size_t>(o.accepted) + 1);
+    if (tree::write_path(t.view(), o.last_node, path_.data(), o.accepted + 1) != o.accepted + 1)
+      return status{errc::malformed_tree};
+    if (const status s =
+            detail::keep_tree_path(*this->cache_, n - 1, std::span<const std::int32_t>(path_));
+        !s.ok())
+      return s;
+    committed_.resize(static_cast<std::size_t>(o.accepted) + 1);
+    for (int j = 1; j <= o.accepted; ++j)
+      committed_[static_cast<std::size_t>(j) - 1] =
+          t.tokens()[static_cast<std::size_t>(path_[static_cast<std::size_t>(j)])];
+    committed_[static_cast<std::size_t>(o.accepted)] = o.next;
+    out.drafted = num_nodes - 1;
+    out.accepted = o.accepted;
+    out.offered = num_nodes - 1;
+    out.depth = t.max_depth();
+    out.deeper = t.first_children()[static_cast<std::size_t>(o.last_node)] >= 0;
+    out.committed = {committed_.data(), o.accepted + 1};
+    if (feature_cols_ > 0) {
+      for (std::size_t d = 0; d < path_.size(); ++d)
+        std::copy_n(features_.data() + static_cast<index_t>(path_[d]) * feature_cols_,
+                    feature_cols_,
+                    path_features_.data() + static_cast<index_t>(d) * feature_cols_);
+      out.features = {path_features_.data(), o.accepted + 1, feature_cols_, feature_cols_};
+    }
+    return status{};
+  }
+
   Policy policy_;
+  std::int32_t max_nodes_ = 0;
+  index_t feature_cols_ = 0;
   tree_draft draft_;
-  std::vector<float> logits_;
   std::vector<float> draft_rows_;
+  std::vector<float> features_;
+  std::vector<float> path_features_;
   std::vector<std::int32_t> path_;
-  std::vector<token_id> context_;
-  detail::stop_matcher stop_;
+  std::vector<token_id> committed_;
 };
 
 } // namespace decode

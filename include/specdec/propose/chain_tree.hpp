@@ -16,7 +16,7 @@
 #include <specdec/core/status.hpp>
 #include <specdec/core/types.hpp>
 #include <specdec/core/views.hpp>
-#include <specdec/decode/tree_concepts.hpp>
+#include <specdec/propose/concepts.hpp>
 
 #include <algorithm>
 #include <cstdint>

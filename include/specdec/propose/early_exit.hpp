@@ -19,6 +19,7 @@
 #include <specdec/core/types.hpp>
 #include <specdec/core/views.hpp>
 #include <specdec/cpu/serial_executor.hpp>
+#include <specdec/propose/concepts.hpp>
 #include <specdec/sampling/distribution.hpp>
 #include <specdec/sampling/params.hpp>
 
@@ -30,19 +31,8 @@ SPECDEC_NAMESPACE_BEGIN
 
 namespace propose {
 
-/// @brief A target model whose forward pass can stop after its first `layers` layers.
-///
-/// Required, besides target_model: `int num_layers() const`, and
-/// `status score_layers(const score_request& r, int layers, matrix_view<float> out)`, which writes
-/// one logit row per token of r (the first `layers` layers, then the final norm and classifier),
-/// may write KV for those layers at positions r.start.. past the committed length without
-/// committing them, and accepts a chain of such calls that each start where the previous ended.
-template <class M>
-concept layered_model = target_model<M> && requires(
-    M& m, const M& cm, const score_request& r, int layers, matrix_view<float> out) {
-  { cm.num_layers() } -> std::convertible_to<int>;
-  { m.score_layers(r, layers, out) } -> std::same_as<status>;
-};
+/// The layered target concept (defined with the other target concepts in core/concepts.hpp).
+using ::specdec::layered_model;
 
 /// @brief Settings of the early-exit drafter.
 struct early_exit_config {

@@ -25,7 +25,7 @@
 #include <specdec/core/status.hpp>
 #include <specdec/core/types.hpp>
 #include <specdec/core/views.hpp>
-#include <specdec/decode/tree_concepts.hpp>
+#include <specdec/propose/concepts.hpp>
 #include <specdec/propose/early_exit.hpp>
 #include <specdec/tree/builder.hpp>
 #include <specdec/tree/token_tree.hpp>

@@ -17,6 +17,7 @@
 #include <specdec/core/status.hpp>
 #include <specdec/core/types.hpp>
 #include <specdec/core/views.hpp>
+#include <specdec/propose/concepts.hpp>
 #include <specdec/propose/suffix_automaton.hpp>
 
 #include <algorithm>

@@ -8,6 +8,7 @@
 
 #include <specdec/core/concepts.hpp>
 #include <specdec/core/status.hpp>
+#include <specdec/propose/concepts.hpp>
 
 SPECDEC_NAMESPACE_BEGIN
 

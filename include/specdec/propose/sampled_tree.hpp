@@ -34,7 +34,7 @@
 #include <specdec/core/types.hpp>
 #include <specdec/core/views.hpp>
 #include <specdec/cpu/serial_executor.hpp>
-#include <specdec/decode/tree_concepts.hpp>
+#include <specdec/propose/concepts.hpp>
 #include <specdec/propose/early_exit.hpp>
 #include <specdec/sampling/distribution.hpp>
 #include <specdec/sampling/params.hpp>

@@ -21,6 +21,7 @@
 #include <specdec/core/types.hpp>
 #include <specdec/core/views.hpp>
 #include <specdec/cpu/serial_executor.hpp>
+#include <specdec/propose/concepts.hpp>
 #include <specdec/propose/semi_ar_heads.hpp>
 #include <specdec/sampling/distribution.hpp>
 #include <specdec/sampling/params.hpp>

@@ -19,6 +19,7 @@
 
 #include <specdec/config.hpp>
 
+#include <specdec/calib/threshold.hpp>
 #include <specdec/core/dtype.hpp>
 #include <specdec/core/math.hpp>
 #include <specdec/core/status.hpp>
@@ -234,43 +235,8 @@ confidence_logit(const confidence_head_view<W>& c, const float* hk, const float*
   return ::specdec::detail::fadd(acc, c.bias);
 }
 
-/// @brief Static threshold cut (spec 6.3): the number of leading positions whose conditional is
-///        at least theta.
-///
-/// Returns the 0-based index of the first k with !(conditionals[k] >= theta) (a NaN conditional
-/// cuts), or the size when there is none. theta <= 0 (or NaN) disables the cut and returns the
-/// size. Lossless: whether x_k is sent depends only on c_1..c_k, functions of x_{<k}.
-/// @param[in] conditionals the per-position (calibrated) conditionals c_k, not the products
-/// @param[in] theta the threshold
-/// @return gamma' in [0, conditionals.size()]
-/// @par Complexity
-/// O(gamma').
-inline int threshold_cut(std::span<const float> conditionals, float theta) noexcept {
-  const auto n = static_cast<int>(conditionals.size());
-  if (!(theta > 0.0f))
-    return n;
-  for (int k = 0; k < n; ++k)
-    if (!(conditionals[static_cast<std::size_t>(k)] >= theta))
-      return k;
-  return n;
-}
-
-/// @brief threshold_cut over double conditionals (as semi_ar_drafter and the schedulers keep
-///        them); same rule.
-/// @param[in] conditionals the per-position conditionals c_k
-/// @param[in] theta the threshold (<= 0 or NaN: no cut)
-/// @return gamma' in [0, conditionals.size()]
-/// @par Complexity
-/// O(gamma').
-inline int threshold_cut(std::span<const double> conditionals, double theta) noexcept {
-  const auto n = static_cast<int>(conditionals.size());
-  if (!(theta > 0.0))
-    return n;
-  for (int k = 0; k < n; ++k)
-    if (!(conditionals[static_cast<std::size_t>(k)] >= theta))
-      return k;
-  return n;
-}
+/// The static threshold cut on calibrated conditionals (defined in calib/threshold.hpp).
+using ::specdec::calib::threshold_cut;
 
 namespace detail {
 

@@ -2,7 +2,7 @@
 #pragma once
 /// @file
 /// @brief Draft-length policies for drafters that score their own drafts (a
-///        decode::confident_proposer such as propose::semi_ar_drafter): the static threshold cut
+///        confident_proposer such as propose::semi_ar_drafter): the static threshold cut
 ///        and Algorithm 1 of the prefix scheduler for one sequence.
 ///
 /// Both are non-anticipating: whether draft k is verified depends only on c_1..c_k, which are
@@ -10,17 +10,28 @@
 /// plug into decode::speculative_decoder as its `Length` parameter.
 #include <specdec/config.hpp>
 
+#include <specdec/calib/threshold.hpp>
 #include <specdec/core/status.hpp>
 #include <specdec/core/types.hpp>
-#include <specdec/propose/semi_ar_heads.hpp>
 #include <specdec/sched/prefix_scheduler.hpp>
 
 #include <algorithm>
 #include <array>
+#include <concepts>
 #include <span>
 #include <vector>
 
 SPECDEC_NAMESPACE_BEGIN
+
+/// @brief A draft-length policy that cuts a scored draft: `choose_with_confidence(c, available)`
+///        returns a length in [0, available] and must be non-anticipating (whether draft k is kept
+///        may depend on c_1..c_k only, never on c_{k+1}..), which keeps verification lossless.
+///        The proposer it serves is a confident_proposer (propose/concepts.hpp).
+/// @tparam L the candidate policy type
+template <class L>
+concept confidence_length_policy = requires(L& l, std::span<const double> c, int n) {
+  { l.choose_with_confidence(c, n) } -> std::convertible_to<int>;
+};
 
 namespace sched {
 
@@ -39,7 +50,7 @@ struct threshold_length {
   [[nodiscard]] int choose_with_confidence(std::span<const double> c,
                                            int available) const noexcept {
     const int n = std::clamp(available, 0, static_cast<int>(c.size()));
-    return propose::threshold_cut(c.first(static_cast<std::size_t>(n)), static_cast<double>(theta));
+    return calib::threshold_cut(c.first(static_cast<std::size_t>(n)), static_cast<double>(theta));
   }
 };
 
