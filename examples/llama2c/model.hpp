@@ -867,9 +867,50 @@ public:
     if (!st || r.tokens.size == 0)
       return st;
     plan_chain(r.start, r.tokens.size);
-    forward(r.tokens.data, r.tokens.size, cfg_.n_layers, out);
+    forward(r.tokens.data, r.tokens.size, cfg_.n_layers, out, features_);
+    features_ = nullptr;
     commit(r.start + r.tokens.size, r.start);
     return specdec::status{};
+  }
+
+  /// @brief score() that also returns, per scored row, the residual stream at the layers
+  ///        `f.layers` (specdec::feature_target_model): layer 0 is the token embedding, layer l
+  ///        the stream after l layers (num_layers(): before the final norm).
+  ///
+  /// The logits are bitwise score()'s and the feature rows are batch-invariant like them (they
+  /// are copies of the rows the forward pass computes anyway: no extra arithmetic). An empty
+  /// `f.layers` is score() itself. Errors as in score(), plus a layer outside [0, num_layers()]
+  /// (errc::invalid_argument) and `f.out` with fewer than T rows or layers * hidden_size()
+  /// columns (errc::shape_mismatch); on error nothing changes.
+  /// @par Complexity
+  /// As score(), plus O(T * layers * dim) copies.
+  [[nodiscard]] specdec::status score_features(const specdec::score_request& r,
+                                               specdec::matrix_view<float> logits,
+                                               const specdec::feature_request& f) {
+    if (const specdec::status s = check_features(f, r.tokens.size); !s.ok())
+      return s;
+    features_ = f.layers.size > 0 ? &f : nullptr;
+    const specdec::status s = score(r, logits);
+    features_ = nullptr;
+    return s;
+  }
+
+  /// @brief score_tree() that also returns the features of every node (row i: node i), as
+  ///        score_features() does for a chain. Errors as in score_tree() and score_features().
+  /// @par Complexity
+  /// As score_tree(), plus O(T * layers * dim) copies.
+  [[nodiscard]] specdec::status
+  score_tree_features(specdec::index_t start,
+                      specdec::row_view<const specdec::token_id> tokens,
+                      specdec::row_view<const std::int32_t> parents,
+                      specdec::matrix_view<float> logits,
+                      const specdec::feature_request& f) {
+    if (const specdec::status s = check_features(f, tokens.size); !s.ok())
+      return s;
+    features_ = f.layers.size > 0 ? &f : nullptr;
+    const specdec::status s = score_tree(start, tokens, parents, logits);
+    features_ = nullptr;
+    return s;
   }
 
   /// @brief Scores a token tree in one pass: node i's row receives the logits after the committed
@@ -907,7 +948,8 @@ public:
       if (parents[i] < -1 || parents[i] >= i)
         return specdec::status{errc::invalid_argument};
     plan_tree(start, parents);
-    forward(tokens.data, tokens.size, cfg_.n_layers, out);
+    forward(tokens.data, tokens.size, cfg_.n_layers, out, features_);
+    features_ = nullptr;
     commit(start + tokens.size, start);
     return specdec::status{};
   }
@@ -1486,17 +1528,50 @@ private:
     }
   }
 
-  /// Runs `n_layers` layers then the final norm and the classifier on the planned rows.
+  /// Checks a feature request for T rows (see score_features).
+  [[nodiscard]] specdec::status check_features(const specdec::feature_request& f,
+                                               index_t T) const noexcept {
+    using specdec::errc;
+    if (f.layers.size < 0 || (f.layers.size > 0 && f.layers.data == nullptr))
+      return specdec::status{errc::invalid_argument};
+    for (index_t i = 0; i < f.layers.size; ++i)
+      if (f.layers[i] < 0 || f.layers[i] > cfg_.n_layers)
+        return specdec::status{errc::invalid_argument};
+    if (f.layers.size == 0)
+      return specdec::status{};
+    if (f.out.data == nullptr || f.out.rows < T || f.out.cols < f.layers.size * cfg_.dim
+        || f.out.row_stride < f.out.cols)
+      return specdec::status{errc::shape_mismatch};
+    return specdec::status{};
+  }
+
+  /// Copies the residual rows x_ of the T rows to every requested slot of layer `layer`.
+  void capture(const specdec::feature_request* f, index_t layer, index_t T) const noexcept {
+    if (f == nullptr)
+      return;
+    const index_t dim = cfg_.dim;
+    for (index_t i = 0; i < f->layers.size; ++i)
+      if (f->layers[i] == layer)
+        for (index_t t = 0; t < T; ++t)
+          std::memcpy(f->out.data + t * f->out.row_stride + i * dim,
+                      x_.data() + t * dim_pad_,
+                      static_cast<std::size_t>(dim) * sizeof(float));
+  }
+
+  /// Runs `n_layers` layers then the final norm and the classifier on the planned rows; with
+  /// `f`, copies the residual rows of the requested layers on the way (no other change).
   void forward(const specdec::token_id* tokens,
                index_t T,
                index_t n_layers,
-               specdec::matrix_view<float> out) noexcept {
+               specdec::matrix_view<float> out,
+               const specdec::feature_request* f = nullptr) noexcept {
     const index_t dim = cfg_.dim;
     const float* w = w_.data();
     for (index_t t = 0; t < T; ++t)
       std::memcpy(x_.data() + t * dim_pad_,
                   w + emb_ + tokens[t] * dim,
                   static_cast<std::size_t>(dim) * sizeof(float));
+    capture(f, 0, T);
     for (index_t l = 0; l < n_layers; ++l) {
       const layer_offsets& lo = layers_[static_cast<std::size_t>(l)];
       rmsnorm(xb_.data(), x_.data(), w + lo.rms_att, T);
@@ -1514,6 +1589,7 @@ private:
       detail::matmul(
           hb_.data(), hid_pad_, T, w + lo.w2, dim_pad_, cfg_.hidden_dim, tmp_.data(), dim_pad_);
       add_rows(x_.data(), tmp_.data(), T);
+      capture(f, l + 1, T);
     }
     rmsnorm(xb_.data(), x_.data(), w + rms_final_, T);
     detail::matmul(xb_.data(), dim_pad_, T, w + wcls_, vocab_pad_, dim, logits_.data(), vocab_pad_);
@@ -1544,9 +1620,11 @@ private:
   int draft_layers_ = 0;
   index_t draft_end_ = 0;
   index_t draft_base_ = -1;
+  const specdec::feature_request* features_ = nullptr; // set only inside score_*_features
 };
 
 static_assert(specdec::target_model<model>);
+static_assert(specdec::tree_feature_target_model<model>);
 
 /// @brief Index of the largest value of a row (the first one on ties; NaN entries are skipped,
 ///        0 when all are NaN); -1 for an empty row.
