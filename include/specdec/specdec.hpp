@@ -31,6 +31,7 @@
 #include <specdec/kv/recurrent_checkpoints.hpp>
 #include <specdec/propose/chain_tree.hpp>
 #include <specdec/propose/concepts.hpp>
+#include <specdec/propose/draft_model.hpp>
 #include <specdec/propose/early_exit.hpp>
 #include <specdec/propose/early_exit_tree.hpp>
 #include <specdec/propose/ngram.hpp>

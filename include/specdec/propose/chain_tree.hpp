@@ -50,6 +50,28 @@ public:
     return static_cast<int>(chain_->max_draft_len());
   }
 
+  /// @brief Forwards begin() to the chain drafter (present only when it is stateful, so the
+  ///        adapter is a stateful_proposer exactly when the chain drafter is). O(its begin).
+  /// @param[in] id the request
+  /// @param[in] prompt its committed tokens
+  /// @return the chain drafter's status
+  [[nodiscard]] status begin(std::uint64_t id,
+                             row_view<const token_id> prompt) requires proposer_lifecycle<P> {
+    return chain_->begin(id, prompt);
+  }
+  /// @brief Forwards observe(): the accepted root path of a chain-shaped tree is the accepted
+  ///        prefix of the chain. O(its observe).
+  /// @param[in] o the round's outcome
+  /// @return the chain drafter's status
+  [[nodiscard]] status observe(const round_outcome& o) requires proposer_lifecycle<P> {
+    return chain_->observe(o);
+  }
+  /// @brief Forwards end(). O(its end).
+  /// @param[in] id the request
+  void end(std::uint64_t id) requires proposer_lifecycle<P> {
+    chain_->end(id);
+  }
+
   /// @brief Drafts min(r.max_nodes, r.max_depth) tokens with the chain drafter and writes them as
   ///        a chain-shaped tree rooted at `r.context.back()`.
   /// @param[in] r the context and limits
