@@ -57,6 +57,17 @@ philox4x32(philox_block counter, std::uint32_t key0, std::uint32_t key1) noexcep
   return philox_block{{c0, c1, c2, c3}};
 }
 
+/// @brief The salts a drafter xors into its seed so that its random stream is independent of the
+///        verifier's (keyed by the plain seed), named once for host drafters and device kernels.
+namespace stream_salt {
+/// Early-exit chain and sampled-tree drafters (propose/early_exit.hpp, sampled_tree.hpp).
+inline constexpr std::uint64_t early_exit = 0x9e3779b97f4a7c15ull;
+/// Semi-autoregressive block drafter, host and device (propose/semi_ar.hpp, cuda markov head).
+inline constexpr std::uint64_t semi_ar = 0xd5a4c3b2e1f00718ull;
+/// Separate draft model (propose/draft_model.hpp).
+inline constexpr std::uint64_t draft_model = 0x6a09e667f3bcc909ull;
+} // namespace stream_salt
+
 /// @brief The identity of a request's random stream: the sampling seed and the request id.
 ///
 /// Positions and purposes select the draws inside the stream.

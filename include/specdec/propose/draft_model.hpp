@@ -238,7 +238,7 @@ public:
   }
 
   /// The salt xor-ed into the seed of the drafter's stream.
-  static constexpr std::uint64_t draft_model_seed_salt = 0x6a09e667f3bcc909ull;
+  static constexpr std::uint64_t draft_model_seed_salt = stream_salt::draft_model;
 
 private:
   // Scores context_[valid_ .. until) in chunks; the last row lands in last_row_.

@@ -113,7 +113,7 @@ public:
     if (b.probs.cols != vocab || b.probs.row_stride < vocab)
       return status{errc::shape_mismatch};
 
-    const rng_key key{config_.seed ^ 0x9e3779b97f4a7c15ull, r.request_id};
+    const rng_key key{config_.seed ^ stream_salt::early_exit, r.request_id};
     const cpu::serial_executor ex{};
     token_id tok = r.context[r.context.size - 1];
     index_t pos = r.context.size - 1;

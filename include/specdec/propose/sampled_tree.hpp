@@ -225,7 +225,7 @@ public:
     row_of_.assign(count, 0);
     token_[0] = root;
     stack_.assign(1, 0);
-    const rng_key key{config_.seed ^ 0x9e3779b97f4a7c15ull, r.request_id};
+    const rng_key key{config_.seed ^ stream_salt::early_exit, r.request_id};
     const cpu::serial_executor ex{};
     index_t rows = 0;
     status failed{};

@@ -266,7 +266,7 @@ struct semi_ar_config {
 /// The salt xor-ed into semi_ar_config::seed for the draft stream: draft u_k =
 /// uniform_at(rng_key{seed ^ semi_ar_seed_salt, request_id}, position of x_k,
 /// draw_purpose::sample). Device samplers use the same key for parity.
-inline constexpr std::uint64_t semi_ar_seed_salt = 0xd5a4c3b2e1f00718ull;
+inline constexpr std::uint64_t semi_ar_seed_salt = stream_salt::semi_ar;
 
 /// @brief DSpark / DFlash block drafter over a parallel_backbone: one backbone call per step,
 ///        then the sequential loop (sample_block), the confidence head and the threshold cut.

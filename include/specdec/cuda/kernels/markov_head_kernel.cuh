@@ -16,7 +16,6 @@
 #include <specdec/core/types.hpp>
 #include <specdec/cuda/block/block_executor.cuh>
 #include <specdec/cuda/detail/kernel_common.cuh>
-#include <specdec/propose/semi_ar.hpp>
 #include <specdec/propose/semi_ar_heads.hpp>
 #include <specdec/sampling/distribution.hpp>
 #include <specdec/sampling/params.hpp>
@@ -32,10 +31,10 @@ SPECDEC_CUDA_NAMESPACE_BEGIN
 ///
 /// Per request, the result equals propose::sample_block's on the host with the same head, the
 /// request's parameters and the drafter's uniforms u_k = uniform_at(rng_key{seed ^
-/// propose::semi_ar_seed_salt, request_ids[b]}, positions[b] + 1 + k, draw_purpose::sample)
-/// (semi_ar_drafter's stream): L rows and confidence logits bit for bit (same fixed-order
-/// fmul/fadd sums), tokens exactly in greedy mode and up to the block executor's float sums
-/// otherwise (a draw can differ only when u lies within rounding of a CDF step; see the GPU
+/// stream_salt::semi_ar (core/rng.hpp), request_ids[b]}, positions[b] + 1 + k,
+/// draw_purpose::sample) (semi_ar_drafter's stream): L rows and confidence logits bit for bit (same
+/// fixed-order fmul/fadd sums), tokens exactly in greedy mode and up to the block executor's float
+/// sums otherwise (a draw can differ only when u lies within rounding of a CDF step; see the GPU
 /// tests).
 ///
 /// Outcomes per request (`status`, one row_status each):
@@ -266,7 +265,7 @@ __global__ void __launch_bounds__(Threads) markov_head_kernel(const markov_head_
   }
 
   const std::uint64_t seed = p.seed_ptr != nullptr ? *p.seed_ptr : p.seed;
-  const rng_key key{seed ^ propose::semi_ar_seed_salt, p.request_ids[b]};
+  const rng_key key{seed ^ stream_salt::semi_ar, p.request_ids[b]};
   const index_t anchor_position = p.positions[b];
   token_id prev = anchor;
   const float* state_in = nullptr; // the zero state at k = 1
