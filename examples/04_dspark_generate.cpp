@@ -267,7 +267,7 @@ status sweep(const std::vector<std::vector<double>>& c,
     }
     for (std::size_t r = 0; r < drawn.size(); ++r)
       lengths[r] =
-          propose::threshold_cut(std::span<const double>(c[drawn[r]]), static_cast<double>(theta));
+          calib::threshold_cut(std::span<const double>(c[drawn[r]]), static_cast<double>(theta));
     account(static_cast<std::size_t>(gamma) + 1, lengths);
     if (const status st = ps.schedule(flat, offsets, table, lengths); !st.ok())
       return st;

@@ -324,8 +324,9 @@ specdec::status chain_run(model& m,
                           std::span<const specdec::token_id> prompt,
                           const specdec::decode::decode_config& cfg,
                           specdec::decode::decode_result& r) {
+  // Every draft up to the budget cfg.max_draft, as the tree decoder's default policy does.
   specdec::decode::speculative_decoder dec(
-      m, m.cache(), p, policy, specdec::sched::fixed_draft_length{cfg.max_draft});
+      m, m.cache(), p, policy, specdec::sched::all_available_length{});
   return dec.generate(prompt, cfg, r);
 }
 

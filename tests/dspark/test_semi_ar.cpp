@@ -4,8 +4,10 @@
 // head and threshold cut); float vs bfloat16 head weights; bad input; the head file format; and
 // semi_ar_drafter end to end over a toy parallel backbone.
 
+#include <specdec/calib/threshold.hpp>
 #include <specdec/core/diagnostics.hpp>
 #include <specdec/propose/semi_ar.hpp>
+#include <specdec/sched/confidence_length.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -305,13 +307,13 @@ TEST_CASE("G7: confidence logits, conditionals, products and threshold cuts",
     CHECK(std::fabs(static_cast<double>(c.back()) - want_c[k]) < tol);
     CHECK(std::fabs(a - want_a[k]) < tol);
   }
-  CHECK(propose::threshold_cut(c, 0.0f) == 3);
-  CHECK(propose::threshold_cut(c, -1.0f) == 3);
-  CHECK(propose::threshold_cut(c, .55f) == 1);
-  CHECK(propose::threshold_cut(c, .6f) == 0);
-  CHECK(propose::threshold_cut(c, .5f) == 3); // c = .5 is not below .5
-  CHECK(propose::threshold_cut(std::vector<float>{.9f, std::nanf(""), .9f}, .5f) == 1);
-  CHECK(propose::threshold_cut(std::vector<float>{}, .5f) == 0);
+  CHECK(calib::threshold_cut(c, 0.0f) == 3);
+  CHECK(calib::threshold_cut(c, -1.0f) == 3);
+  CHECK(calib::threshold_cut(c, .55f) == 1);
+  CHECK(calib::threshold_cut(c, .6f) == 0);
+  CHECK(calib::threshold_cut(c, .5f) == 3); // c = .5 is not below .5
+  CHECK(calib::threshold_cut(std::vector<float>{.9f, std::nanf(""), .9f}, .5f) == 1);
+  CHECK(calib::threshold_cut(std::vector<float>{}, .5f) == 0);
   // Without the Markov feature: z = w[0..d) . h + b.
   auto plain = conf;
   plain.with_markov = false;
@@ -810,7 +812,8 @@ draft_request req(std::int32_t max_tokens, std::uint64_t id = 11) {
 
 } // namespace
 
-TEST_CASE("drafter: G7 cuts, accessors and max_tokens", "[dspark][semi_ar][drafter]") {
+TEST_CASE("drafter: whole blocks, accessors, max_tokens; the theta cut is the length policy's",
+          "[dspark][semi_ar][drafter]") {
   toy_backbone bb;
   propose::semi_ar_config cfg;
   cfg.gamma = 3;
@@ -823,13 +826,12 @@ TEST_CASE("drafter: G7 cuts, accessors and max_tokens", "[dspark][semi_ar][draft
   const std::vector<float> want_l{-2, 1.5f, -1, 1.2f, -.5f, 1, 2, -.7f, 1.2f, .6f};
   for (const auto& [theta, length] :
        std::vector<std::pair<float, int>>{{0, 3}, {.55f, 1}, {.6f, 0}}) {
-    cfg.theta = theta;
-    d.set_config(cfg);
     block_buf buf(4, 5);
     REQUIRE(d.propose(req(4), buf.b).ok());
     CAPTURE(theta);
-    CHECK(buf.b.length == length);
-    CHECK(d.cut_length() == length);
+    CHECK(buf.b.length == 3); // the drafter offers the whole block and never cuts it itself
+    sched::threshold_length cut{theta};
+    CHECK(cut.choose_with_confidence(d.confidences(), buf.b.length) == length);
     CHECK(buf.b.probs_kind == distribution_kind::logits);
     REQUIRE(d.tokens().size() == 3); // the whole block, also past the cut
     CHECK(std::vector<token_id>(d.tokens().begin(), d.tokens().end())
@@ -848,13 +850,10 @@ TEST_CASE("drafter: G7 cuts, accessors and max_tokens", "[dspark][semi_ar][draft
         CHECK(std::fabs(buf.rows[i] - want_l[i]) < 1e-6f);
   }
   // max_tokens caps the length; the accessors still cover the whole block.
-  cfg.theta = 0.0f;
-  d.set_config(cfg);
   block_buf buf(4, 5);
   REQUIRE(d.propose(req(2), buf.b).ok());
   CHECK(buf.b.length == 2);
   CHECK(d.tokens().size() == 3);
-  CHECK(d.cut_length() == 3);
   // A block with fewer rows than gamma gets the rows copied.
   block_buf small(2, 5);
   REQUIRE(d.propose(req(4), small.b).ok());
@@ -869,12 +868,13 @@ TEST_CASE("drafter: G7 cuts, accessors and max_tokens", "[dspark][semi_ar][draft
   CHECK(d.tokens().empty());
   // STS temperatures rescale the logits: c_k = sigmoid(z_k / T_k).
   cfg.sts_temperatures = {2.0, 1.0, 0.5};
-  cfg.theta = .54f;
   d.set_config(cfg);
   REQUIRE(d.propose(req(4), buf.b).ok());
   CHECK(std::fabs(d.confidences()[0] - sigmoid(.2)) < tol);
   CHECK(std::fabs(d.confidences()[2] - sigmoid(2.5)) < tol);
-  CHECK(buf.b.length == 1); // c = [sigmoid(.2) = .5498, .5, ...] against .54
+  CHECK(buf.b.length == 3);
+  // c = [sigmoid(.2) = .5498, .5, ...] against .54
+  CHECK(sched::threshold_length{.54f}.choose_with_confidence(d.confidences(), buf.b.length) == 1);
 }
 
 TEST_CASE("drafter: sampled drafts are the documented Philox draws", "[dspark][semi_ar][drafter]") {
@@ -932,7 +932,6 @@ TEST_CASE("drafter: DFlash (no head) drafts the argmax of U", "[dspark][semi_ar]
   propose::semi_ar_config cfg;
   cfg.gamma = 3;
   cfg.params = greedy();
-  cfg.theta = 0.9f; // ignored without a confidence head
   propose::semi_ar_drafter<toy_backbone> d(bb, {}, std::nullopt, cfg);
   block_buf buf(3, 5);
   REQUIRE(d.propose(req(3), buf.b).ok());
@@ -973,10 +972,6 @@ TEST_CASE("drafter: bad configuration and input", "[dspark][semi_ar][drafter][ba
     d.set_config(c2);
     CHECK(code(d, req(3)) == errc::invalid_argument);
     c2.sts_temperatures = {1.0, 0.0, 1.0};
-    d.set_config(c2);
-    CHECK(code(d, req(3)) == errc::invalid_argument);
-    c2 = cfg;
-    c2.theta = std::nanf("");
     d.set_config(c2);
     CHECK(code(d, req(3)) == errc::invalid_argument);
     c2 = cfg;

@@ -11,6 +11,7 @@
 
 #include <specdec/cpu/verify_chain.hpp>
 #include <specdec/propose/semi_ar.hpp>
+#include <specdec/sched/confidence_length.hpp>
 #include <specdec/verify/rejection.hpp>
 
 #include <catch2/catch.hpp>
@@ -19,6 +20,7 @@
 #include "support/gof.hpp"
 #include "support/sanitizer.hpp"
 #include "support/stats.hpp"
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -141,7 +143,9 @@ trial_result run_trials(const sampling::sampling_params& sp,
   cfg.gamma = gamma_;
   cfg.params = sp;
   cfg.seed = seed ^ 0x5bd1e995u;
-  cfg.theta = theta;
+  // The drafter offers whole blocks; the static theta cut is the length policy's (sched/), applied
+  // here as the decoder applies it: to the block's calibrated conditionals.
+  sched::threshold_length cut{theta};
   propose::semi_ar_drafter<toy_backbone> drafter(
       bb,
       markov_head(),
@@ -180,13 +184,15 @@ trial_result run_trials(const sampling::sampling_params& sp,
       ++res.bad;
       continue;
     }
+    const std::int32_t len =
+        std::clamp(cut.choose_with_confidence(drafter.confidences(), b.length), 0, gamma_);
     token_id prev = x0;
-    for (std::int32_t k = 0; k <= b.length; ++k) {
+    for (std::int32_t k = 0; k <= len; ++k) {
       std::copy_n(p_logits.data() + prev * V, V, trows.data() + k * V);
-      if (k < b.length)
+      if (k < len)
         prev = x[ix(k)];
     }
-    for (std::int32_t k = 0; k < b.length; ++k)
+    for (std::int32_t k = 0; k < len; ++k)
       for (index_t v = 0; v < V; ++v) {
         float& q = drows[ix(k * V + v)];
         const float u = base[ix(k * V + v)];
@@ -195,7 +201,7 @@ trial_result run_trials(const sampling::sampling_params& sp,
         else if (mode == rows::bias_unscaled)
           q = u + sp.temperature * (q - u);
       }
-    r.num_drafts = b.length;
+    r.num_drafts = len;
     const verify::chain_outcome o = cpu::verify_chain(policy, r, rng_key{seed, t});
     if (!o.status.ok())
       ++res.bad; // (biased modes can flag q(x) = 0: the outcome is still defined)
@@ -216,7 +222,7 @@ trial_result run_trials(const sampling::sampling_params& sp,
     }
     ++res.pairs[ix(a * V + c)];
     accepted += static_cast<std::uint64_t>(o.accepted);
-    drafted += static_cast<std::uint64_t>(b.length);
+    drafted += static_cast<std::uint64_t>(len);
   }
   res.mean_accepted = static_cast<double>(accepted) / static_cast<double>(n);
   res.mean_drafted = static_cast<double>(drafted) / static_cast<double>(n);

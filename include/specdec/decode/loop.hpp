@@ -90,8 +90,12 @@ struct decode_config {
   sampling::sampling_params params{}; ///< target sampling; temperature 0 is greedy
   std::uint64_t seed = 0;             ///< random stream seed
   std::uint64_t request_id = 0;       ///< request id (keys the random stream and the proposer)
-  std::int32_t max_draft = 8;         ///< most drafts per step (buffer size), >= 0
-  std::int32_t prefill_chunk = 64;    ///< prompt tokens scored per target call, >= 1
+  /// Cap on the drafts of one round for this request (a tree: nodes, root excluded), >= 0; it
+  /// sizes the decoder's buffers. It does not choose the number: the decoder's draft-length
+  /// policy (sched/, the one owner of that decision) does, within min(max_draft, the proposer's
+  /// max_draft_len() or max_draft_nodes(), the cache room, the tokens left - 1).
+  std::int32_t max_draft = 8;
+  std::int32_t prefill_chunk = 64; ///< prompt tokens scored per target call, >= 1
   /// Called after every verification step (before its tokens are emitted), e.g. to log rounds
   /// for calibration (calib/sts.hpp) or per-round metrics (decode/round_metrics.hpp).
   std::function<void(const step_record&)> on_step;

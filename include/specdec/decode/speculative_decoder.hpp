@@ -76,7 +76,8 @@ index_t feature_columns(const Target& target, const Proposer& proposer) {
 /// dense_draft_proposer
 /// @tparam Length a sched::draft_length_policy, or a confidence_length_policy (then the
 ///         proposer must be a confident_proposer: it drafts up to the budget and the policy cuts
-///         the draft)
+///         the draft). The policy alone decides the number of drafts, out of min(cfg.max_draft,
+///         the proposer's max_draft_len(), the cache room, the tokens left - 1)
 ///
 /// The decoder holds references to the target, cache and proposer: they must outlive it. It is not
 /// thread-safe; use one decoder per sequence.

@@ -7,8 +7,10 @@
 ///
 /// One step, with n committed tokens c_0..c_{n-1} and the cache holding positions [0, n - 1)
 /// (the chain loop's invariant, see speculative_decoder.hpp):
-///  1. draft a token tree whose root (node 0) is the anchor c_{n-1}, with at most
-///     min(max_draft, capacity - n) draft nodes, none deeper than the tokens still to emit - 1;
+///  1. draft a token tree whose root (node 0) is the anchor c_{n-1}, with as many draft nodes as
+///     the draft-length policy chooses out of min(max_draft, max_draft_nodes(), capacity - n)
+///     (sched::all_available_length by default: all of them), none deeper than the tokens still
+///     to emit - 1;
 ///  2. score the N nodes in one `score_tree` call at start n - 1: node j at position
 ///     n - 1 + depth(j), cache slot n - 1 + j, target row j scoring node j's children;
 ///  3. verify with the policy (`cpu::verify_tree`, Philox keyed by (seed, request id), draws at
@@ -39,6 +41,7 @@
 #include <specdec/decode/stats.hpp>
 #include <specdec/kv/concepts.hpp>
 #include <specdec/propose/concepts.hpp>
+#include <specdec/sched/draft_length.hpp>
 #include <specdec/tree/token_tree.hpp>
 #include <specdec/verify/tree.hpp>
 
@@ -48,6 +51,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 SPECDEC_NAMESPACE_BEGIN
@@ -88,17 +92,28 @@ status keep_tree_path(Cache& cache, index_t base, std::span<const std::int32_t> 
 /// @tparam Proposer a tree_draft_proposer
 /// @tparam Policy a verify::tree_verification_policy; one that reads draft rows
 ///   (rejection_sampling) needs a dense_tree_draft_proposer
+/// @tparam Length a sched::draft_length_policy choosing the draft nodes of a round (bucket 0;
+///   it records the verified depth and the accepted length)
 ///
 /// The decoder holds references to the target, cache and proposer: they must outlive it. It is not
 /// thread-safe; use one decoder per sequence.
-template <class Target, class Cache, class Proposer, class Policy>
+template <class Target,
+          class Cache,
+          class Proposer,
+          class Policy,
+          class Length = sched::all_available_length>
 class tree_decoder
-    : public detail::
-          loop_skeleton<tree_decoder<Target, Cache, Proposer, Policy>, Target, Cache, Proposer> {
+    : public detail::loop_skeleton<tree_decoder<Target, Cache, Proposer, Policy, Length>,
+                                   Target,
+                                   Cache,
+                                   Proposer> {
   SPECDEC_CHECK(tree_target_model, Target);
   SPECDEC_CHECK(tree_draft_proposer, Proposer);
   SPECDEC_CHECK(tree_verification_policy, Policy);
   SPECDEC_CHECK(kv_cache, Cache);
+  static_assert(sched::draft_length_policy<Length>,
+                "tree_decoder: Length needs 'int choose(int bucket, int available)' and 'void "
+                "record(int bucket, int drafted, int accepted)' (sched::draft_length_policy)");
   static_assert(kv::tree_kv_cache<Cache> || detail::copies_positions<Cache>,
                 "tree_decoder: Cache needs 'status keep_path(index_t base, std::span<const "
                 "std::int32_t> nodes)' or 'status copy_position(index_t src, index_t dst)' to "
@@ -122,14 +137,24 @@ public:
   /// @param[in] cache its KV cache
   /// @param[in] proposer the tree drafter
   /// @param[in] policy the tree verification policy
-  tree_decoder(Target& target, Cache& cache, Proposer& proposer, Policy policy = {})
+  /// @param[in] length the draft-length policy (copied; reach it with length_policy())
+  tree_decoder(
+      Target& target, Cache& cache, Proposer& proposer, Policy policy = {}, Length length = {})
       : base(target, cache, proposer)
-      , policy_(policy) {}
+      , policy_(policy)
+      , length_(std::move(length)) {}
+
+  /// @brief The draft-length policy (to install costs or read its statistics). O(1).
+  /// @return the policy the loop consults
+  Length& length_policy() noexcept {
+    return length_;
+  }
 
   /// @brief Decodes after `prompt` (a fresh sequence: the cache is rolled back to 0 first).
   ///
-  /// `cfg.max_draft` bounds the draft nodes per step (root excluded): a step scores at most
-  /// max_draft + 1 rows, as a chain step with max_draft drafts does.
+  /// `cfg.max_draft` caps the draft nodes per step (root excluded): a step scores at most
+  /// max_draft + 1 rows, as a chain step with max_draft drafts does; the length policy chooses
+  /// the node budget within the cap.
   /// @param[in] prompt at least one token (e.g. BOS); every id in [0, vocab)
   /// @param[in] cfg budget, stop conditions, sampling and draft settings
   /// @param[out] out cleared, then filled with the tokens, the stop reason and the statistics
@@ -206,8 +231,11 @@ private:
     const index_t vocab = this->target_->vocab_size();
     const index_t n = st.n;
     // Nodes occupy slots n - 1 .. n - 1 + nodes; deeper than left - 1 cannot all be emitted.
-    const auto budget = static_cast<std::int32_t>(std::max<std::int64_t>(
+    const auto available = static_cast<int>(std::max<std::int64_t>(
         0, std::min<std::int64_t>(max_nodes_, static_cast<std::int64_t>(st.room))));
+    const auto budget = static_cast<std::int32_t>(
+        available > 0 ? std::clamp(static_cast<int>(length_.choose(0, available)), 0, available)
+                      : 0);
     const auto depth_cap = static_cast<std::int32_t>(
         std::max<std::int64_t>(0, std::min<std::int64_t>(budget, st.left - 1)));
 
@@ -284,6 +312,8 @@ private:
       committed_[static_cast<std::size_t>(j) - 1] =
           t.tokens()[static_cast<std::size_t>(path_[static_cast<std::size_t>(j)])];
     committed_[static_cast<std::size_t>(o.accepted)] = o.next;
+    if (num_nodes > 1)
+      length_.record(0, t.max_depth(), o.accepted);
     out.drafted = num_nodes - 1;
     out.accepted = o.accepted;
     out.offered = num_nodes - 1;
@@ -301,6 +331,7 @@ private:
   }
 
   Policy policy_;
+  Length length_;
   std::int32_t max_nodes_ = 0;
   index_t feature_cols_ = 0;
   tree_draft draft_;

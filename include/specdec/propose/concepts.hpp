@@ -96,6 +96,10 @@ concept bucketed_proposer = draft_proposer<P> && requires(const P& cp) {
 /// @brief A proposer that scores its last draft: `confidences()` holds, for each drafted
 ///        position k, an estimate of P(draft k accepted | drafts 1..k-1 accepted) that depends only
 ///        on the drafts before k (propose/semi_ar.hpp's calibrated confidence head).
+///
+/// Such a proposer only reports: it drafts what it is asked for and never cuts its own draft by
+/// its confidences. The cut is the decoder's draft-length policy (a confidence_length_policy,
+/// sched/confidence_length.hpp: the threshold theta, Algorithm 1).
 /// @tparam P the candidate proposer type
 template <class P>
 concept confident_proposer = draft_proposer<P> && requires(const P& cp) {

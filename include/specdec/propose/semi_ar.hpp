@@ -6,6 +6,10 @@
 ///        sequential head adds a bias that depends on the previously sampled token, and a
 ///        confidence head scores every position for the threshold cut or the prefix scheduler.
 ///
+/// The drafter only reports what it offers (the block and its confidences); how many drafts are
+/// verified is the draft-length policy's choice (sched/: sched::threshold_length for the static
+/// theta cut, sched::scheduled_length for Algorithm 1), applied by the decoder.
+///
 /// The draft rows are the corrected logits L_k = U_k + B_k (distribution_kind::logits), so the
 /// verifier applies the same temperature, top-k, top-p and min-p to draft and target rows and
 /// p_d = softmax(L_k / T), which is the law each x_k was drawn from: rejection sampling stays
@@ -255,9 +259,6 @@ struct semi_ar_config {
   int gamma = 5; ///< block size: positions drafted per step, 0 <= gamma <= block_size()
   sampling::sampling_params params{}; ///< how drafts are drawn (the same as the target's)
   std::uint64_t seed = 0;             ///< the drafter's random stream (independent of verification)
-  /// Static threshold cut on the calibrated conditionals c_k (spec 6.3); <= 0 keeps gamma.
-  /// Ignored without a confidence head.
-  float theta = 0.0f;
   /// STS temperatures T_k (spec 7): c_k = sigmoid(z_k / T_k). Empty means T_k = 1; otherwise at
   /// least gamma finite positive values.
   std::vector<double> sts_temperatures{};
@@ -269,14 +270,16 @@ struct semi_ar_config {
 inline constexpr std::uint64_t semi_ar_seed_salt = stream_salt::semi_ar;
 
 /// @brief DSpark / DFlash block drafter over a parallel_backbone: one backbone call per step,
-///        then the sequential loop (sample_block), the confidence head and the threshold cut.
+///        then the sequential loop (sample_block) and the confidence head.
 ///
 /// propose(): runs the backbone for gamma positions after the context, samples the whole block
 /// (all gamma tokens and L rows), computes the confidence logits z_k, the calibrated
 /// conditionals c_k = sigmoid(z_k / T_k) and their running products a_k (in double), then sends
-/// gamma' = threshold_cut(c, theta) tokens, capped by the request's max_tokens and the block's
-/// capacity. The accessors describe the whole last block, also past the cut. Without a
-/// confidence head, c_k = a_k = 1, z is empty and nothing is cut.
+/// min(gamma, request's max_tokens, block capacity) tokens. It never cuts the block by its
+/// confidences itself: it is a confident_proposer, and the decoder's length policy (sched/,
+/// e.g. sched::threshold_length or sched::scheduled_length) reads confidences() and decides how
+/// many drafts are verified. The accessors describe the whole last block. Without a confidence
+/// head, c_k = a_k = 1 and z is empty.
 ///
 /// The draft rows are the L rows (logits) and x_k is drawn from their processed distribution
 /// with u_k keyed as described at semi_ar_seed_salt, so verify with rejection_sampling (or
@@ -311,7 +314,7 @@ public:
   [[nodiscard]] const semi_ar_config& config() const noexcept {
     return config_;
   }
-  /// @brief Replaces the settings (e.g. fitted STS temperatures, a new theta); checked again by
+  /// @brief Replaces the settings (e.g. fitted STS temperatures, a new gamma); checked again by
   ///        the next propose(). O(1) plus the move.
   /// @param[in] config the new settings
   void set_config(semi_ar_config config) {
@@ -334,7 +337,8 @@ public:
   [[nodiscard]] const std::optional<confidence_head<W>>& confidence_head_weights() const noexcept {
     return confidence_;
   }
-  /// @brief config().gamma. O(1).
+  /// @brief config().gamma: what the drafter can offer per step (the length policy decides how
+  ///        many of them are verified). O(1).
   /// @return the largest draft per step
   [[nodiscard]] int max_draft_len() const noexcept {
     return config_.gamma;
@@ -345,7 +349,7 @@ public:
   ///   (when not 0) differs from the backbone's; errc::shape_mismatch when a gated or rnn head's
   ///   hidden size or the confidence head's differs from the backbone's, or the confidence
   ///   head's rank differs from the head's (with_markov); errc::invalid_argument for gamma
-  ///   outside [0, block_size()], a NaN theta, or STS temperatures that are neither empty nor at
+  ///   outside [0, block_size()], or STS temperatures that are neither empty nor at
   ///   least gamma finite positive values; the params' validate() code
   /// @par Complexity
   /// O(number of weights).
@@ -365,7 +369,7 @@ public:
           || (confidence_->with_markov && confidence_->rank != head_.rank))
         return status{errc::shape_mismatch};
     }
-    if (config_.gamma < 0 || config_.gamma > backbone_->block_size() || std::isnan(config_.theta))
+    if (config_.gamma < 0 || config_.gamma > backbone_->block_size())
       return status{errc::invalid_argument};
     if (const errc pe = config_.params.validate(); pe != errc::ok)
       return status{pe};
@@ -379,8 +383,8 @@ public:
     return status{};
   }
 
-  /// @brief Drafts up to min(r.max_tokens, gamma, capacity of b) tokens after r.context, cut at
-  ///        the first calibrated conditional below theta.
+  /// @brief Drafts min(r.max_tokens, gamma, capacity of b) tokens after r.context (no cut by
+  ///        confidence: that is the length policy's decision, see the class comment).
   ///
   /// Writes b.tokens[0 .. length), the L rows of those drafts into b.probs (rows past `length`
   /// may be overwritten up to gamma when b.probs has that many rows) and sets
@@ -403,7 +407,6 @@ public:
     z_.clear();
     c_.clear();
     a_.clear();
-    cut_ = 0;
     if (r.context.size <= 0 || r.max_tokens < 0)
       return status{errc::invalid_argument};
     if (!checked_) {
@@ -483,10 +486,7 @@ public:
         return s;
       }
     }
-    cut_ = confidence_
-               ? threshold_cut(std::span<const double>(c_), static_cast<double>(config_.theta))
-               : gamma;
-    const index_t length = std::min<index_t>(cap, cut_);
+    const index_t length = cap;
     for (index_t k = 0; k < length; ++k) {
       b.tokens[k] = tokens_[static_cast<std::size_t>(k)];
       if (!direct)
@@ -496,7 +496,7 @@ public:
     return status{};
   }
 
-  /// @brief The last block's sampled tokens x_1 .. x_gamma (all of them, also past the cut).
+  /// @brief The last block's sampled tokens x_1 .. x_gamma (all of them, also past max_tokens).
   ///        Empty after an error or an empty budget. O(1).
   /// @return the tokens
   [[nodiscard]] std::span<const token_id> tokens() const noexcept {
@@ -509,7 +509,8 @@ public:
     return z_;
   }
   /// @brief The last block's calibrated conditionals c_k = sigmoid(z_k / T_k) (size gamma,
-  ///        computed for the whole block even when cut; all 1 without a confidence head). O(1).
+  ///        computed for the whole block; all 1 without a confidence head). A length policy
+  ///        reads them to cut the draft (sched/confidence_length.hpp). O(1).
   /// @return the conditionals
   [[nodiscard]] std::span<const double> confidences() const noexcept {
     return c_;
@@ -519,12 +520,6 @@ public:
   /// @return the products
   [[nodiscard]] std::span<const double> cumulative() const noexcept {
     return a_;
-  }
-  /// @brief The last block's threshold-cut length gamma' (before the max_tokens and capacity
-  ///        caps); gamma without a confidence head or with theta <= 0. O(1).
-  /// @return gamma'
-  [[nodiscard]] int cut_length() const noexcept {
-    return cut_;
   }
 
 private:
@@ -536,7 +531,6 @@ private:
   std::vector<float> u_, h_, l_, uniforms_, z_;
   std::vector<token_id> tokens_;
   std::vector<double> c_, a_;
-  int cut_ = 0;
 };
 
 } // namespace propose

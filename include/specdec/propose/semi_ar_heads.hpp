@@ -19,7 +19,6 @@
 
 #include <specdec/config.hpp>
 
-#include <specdec/calib/threshold.hpp>
 #include <specdec/core/dtype.hpp>
 #include <specdec/core/math.hpp>
 #include <specdec/core/status.hpp>
@@ -234,9 +233,6 @@ confidence_logit(const confidence_head_view<W>& c, const float* hk, const float*
     acc = detail::dot_acc(acc, c.w + c.hidden, e, c.rank);
   return ::specdec::detail::fadd(acc, c.bias);
 }
-
-/// The static threshold cut on calibrated conditionals (defined in calib/threshold.hpp).
-using ::specdec::calib::threshold_cut;
 
 namespace detail {
 

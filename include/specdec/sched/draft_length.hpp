@@ -2,8 +2,16 @@
 #pragma once
 
 /// @file
-/// @brief Draft-length policies: a fixed length, and a cost-aware controller that picks the length
-///        (zero included) maximising expected emitted tokens per unit of cost.
+/// @brief Draft-length policies: a fixed length, every draft offered, and a cost-aware controller
+///        that picks the length (zero included) maximising expected emitted tokens per unit of
+///        cost.
+///
+/// The draft length is decided here (and in sched/confidence_length.hpp for drafters that score
+/// their drafts) and nowhere else. The other parts only report what they can offer: a proposer's
+/// max_draft_len() / max_draft_nodes() is its capacity, a confident proposer's confidences() are
+/// its scores (it never cuts its own draft), and decode_config::max_draft is a per-request cap
+/// (buffer size). The decoders pass the policy `available` = the smallest of those caps, the
+/// cache room and the tokens left - 1, and verify exactly the number it returns.
 ///
 /// Speculation pays only when scoring T tokens costs little more than scoring one. The cost-aware
 /// controller is given the measured cost curve c(T) of a verification step (sched/cost_profile.hpp)
@@ -58,6 +66,19 @@ struct fixed_draft_length {
     return std::max(0, std::min(length, available));
   }
   /// @brief Ignored: a fixed length does not learn. O(1).
+  void record(int /*bucket*/, int /*drafted*/, int /*accepted*/) noexcept {}
+};
+
+/// @brief Every draft the round can offer: the decoders' caps alone bound the length (the tree
+///        decoder's default, where decode_config::max_draft is the node budget).
+struct all_available_length {
+  /// @brief max(0, available). O(1).
+  /// @param[in] available drafts the round can offer
+  /// @return the draft length
+  [[nodiscard]] int choose(int /*bucket*/, int available) const noexcept {
+    return std::max(0, available);
+  }
+  /// @brief Ignored: nothing to learn. O(1).
   void record(int /*bucket*/, int /*drafted*/, int /*accepted*/) noexcept {}
 };
 
@@ -262,6 +283,7 @@ private:
 };
 
 static_assert(draft_length_policy<fixed_draft_length>);
+static_assert(draft_length_policy<all_available_length>);
 static_assert(draft_length_policy<adaptive_draft_length>);
 
 } // namespace sched
