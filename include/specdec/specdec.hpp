@@ -53,7 +53,7 @@
 #include <specdec/tree/mask.hpp>
 #include <specdec/tree/token_tree.hpp>
 #include <specdec/verify/batch.hpp>
-#include <specdec/verify/block.hpp>
+#include <specdec/verify/block_verification.hpp>
 #include <specdec/verify/chain.hpp>
 #include <specdec/verify/greedy.hpp>
 #include <specdec/verify/policy.hpp>
