@@ -28,6 +28,7 @@
 #include <specdec/decode/speculative_decoder.hpp>
 #include <specdec/propose/no_draft.hpp>
 #include <specdec/propose/semi_ar.hpp>
+#include <specdec/propose/semi_ar_heads_io.hpp>
 #include <specdec/sched/confidence_length.hpp>
 #include <specdec/sched/prefix_scheduler.hpp>
 #include <specdec/sched/sps_profile.hpp>

@@ -7,6 +7,7 @@
 #include <specdec/calib/threshold.hpp>
 #include <specdec/core/diagnostics.hpp>
 #include <specdec/propose/semi_ar.hpp>
+#include <specdec/propose/semi_ar_heads_io.hpp>
 #include <specdec/sched/confidence_length.hpp>
 
 #include <catch2/catch.hpp>
