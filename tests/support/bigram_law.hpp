@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The six-token bigram target of the goodness-of-fit tests (tests/verify/test_goodness_of_fit.cpp,
-// tests/dspark/test_semi_ar_lossless.cpp): target P(b | a) as logits, row a. Row 2 forbids token 5
+// tests/propose/test_semi_ar_lossless.cpp): target P(b | a) as logits, row a. Row 2 forbids token 5
 // (-inf: probability 0). Row 0 has a tie at its third largest value (0.4, tokens 1 and 5): top-k
 // = 3 keeps four tokens there, and top-p = 0.75 reaches its mass inside that tie and keeps both.
 
