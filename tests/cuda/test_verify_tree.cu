@@ -261,30 +261,8 @@ tree_host<T> make_trees(const tree_shape& s) {
                  : (pick == 2 ? static_cast<index_t>(rng() % 64)
                               : static_cast<index_t>(rng() % static_cast<std::uint64_t>(v))));
   }
-  const auto convert = [&](const std::vector<float>& src, std::vector<T>& dst) {
-    dst.resize(src.size());
-    const std::size_t rows = src.size() / static_cast<std::size_t>(v);
-    for (std::size_t r = 0; r < rows; ++r) {
-      const float* row = src.data() + r * static_cast<std::size_t>(v);
-      float mx = -1e30f;
-      double z = 0.0;
-      if (s.probabilities) {
-        for (index_t i = 0; i < v; ++i)
-          mx = std::max(mx, row[i]);
-        for (index_t i = 0; i < v; ++i)
-          z += std::exp(static_cast<double>(row[i] - mx));
-      }
-      for (index_t i = 0; i < v; ++i) {
-        const float x = s.probabilities
-                            ? static_cast<float>(std::exp(static_cast<double>(row[i] - mx)) / z)
-                            : row[i];
-        dst[r * static_cast<std::size_t>(v) + static_cast<std::size_t>(i)] =
-            dtype_traits<T>::from_float(x);
-      }
-    }
-  };
-  convert(t, h.target);
-  convert(d, h.draft);
+  convert_rows(t, h.target, v, s.probabilities);
+  convert_rows(d, h.draft, v, s.probabilities);
   if (h.draft.empty())
     h.draft.resize(static_cast<std::size_t>(v)); // a non-null draft matrix with 0 rows
   for (index_t b = 0; b < s.batch; ++b) {
@@ -344,21 +322,14 @@ tree_results host_run(const Policy& policy, const tree_host<T>& h) {
   return r;
 }
 
-struct tree_comparison {
-  int equal = 0;
-  int ties = 0;
-  int hard = 0;
-  std::vector<index_t> hard_rows;
-};
-
-/// Device results against the host's under the tie rule of support/host_batch.hpp: a request
-/// that differs is a tie when the host, rerun with uniforms scaled by 1 +- 2^-12 or top_p scaled
-/// by 1 +- 2^-12, reproduces the device's (accepted, last_node, next).
+/// Device results against the host's under the tie rule of support/host_batch.hpp (is_tie): a
+/// request that differs is a tie when a perturbed host rerun reproduces the device's
+/// (accepted, last_node, next).
 template <class Policy, class T>
-tree_comparison compare(const Policy& policy, const tree_host<T>& h, const tree_results& dev) {
+comparison compare(const Policy& policy, const tree_host<T>& h, const tree_results& dev) {
   const tree_results host = host_run(policy, h);
   const verify::tree_batch<T> view = h.view();
-  tree_comparison c;
+  comparison c;
   for (index_t b = 0; b < h.batch; ++b) {
     const auto i = static_cast<std::size_t>(b);
     if (host.accepted[i] == dev.accepted[i] && host.last_node[i] == dev.last_node[i]
@@ -366,22 +337,15 @@ tree_comparison compare(const Policy& policy, const tree_host<T>& h, const tree_
       ++c.equal;
       continue;
     }
-    bool tie = false;
-    const float delta = 1.0f / 4096.0f;
-    for (const float fu : {1.0f - delta, 1.0f, 1.0f + delta}) {
-      for (const float fp : {1.0f - delta, 1.0f, 1.0f + delta}) {
-        verify::tree_request<T> r = view.request(b);
-        if (r.params.top_p < 1.0f)
-          r.params.top_p = std::min(1.0f, r.params.top_p * fp);
-        else if (fp != 1.0f)
-          continue;
-        const verify::tree_outcome o =
-            policy.verify_tree(cpu::serial_executor{}, r, scaled_uniforms{view.uniforms(b), fu});
-        if (o.accepted == dev.accepted[i] && o.last_node == dev.last_node[i]
-            && o.next == dev.next[i])
-          tie = true;
-      }
-    }
+    const bool tie =
+        is_tie(view.request(b).params, [&](const sampling::sampling_params& p, float fu) {
+          verify::tree_request<T> r = view.request(b);
+          r.params = p;
+          const verify::tree_outcome o =
+              policy.verify_tree(cpu::serial_executor{}, r, scaled_uniforms{view.uniforms(b), fu});
+          return o.accepted == dev.accepted[i] && o.last_node == dev.last_node[i]
+                 && o.next == dev.next[i];
+        });
     if (tie) {
       ++c.ties;
     } else {
@@ -497,7 +461,7 @@ void check_against_host(const Policy& policy, const tree_shape& shape) {
   CHECK(a.next == p.next);
   CHECK(a.status == p.status);
   CHECK(a.path == p.path);
-  const tree_comparison c = compare(policy, h, a);
+  const comparison c = compare(policy, h, a);
   double depth = 0.0;
   for (const auto x : a.accepted)
     depth += x;
@@ -570,7 +534,7 @@ TEST_CASE("device tree: malformed trees, NaN rows and bad tokens stay in their r
     tree_device<float> dc(clean);
     tree_device<float> db(bad);
     tree_results a, r;
-    tree_comparison c;
+    comparison c;
     if (rule == 0) {
       const specdec::cuda::tree_verifier<verify::rejection_sampling, float> v;
       a = dc.run(v);
@@ -726,7 +690,7 @@ TEST_CASE("device tree: seed and position offset through device pointers", "[gpu
   h.seed = seed;
   for (auto& p : h.positions)
     p += offset + 3;
-  const tree_comparison c = compare(verify::rejection_sampling{}, h, r);
+  const comparison c = compare(verify::rejection_sampling{}, h, r);
   CHECK(c.hard == 0);
   CHECK(c.ties <= 1);
 }

@@ -58,6 +58,36 @@ struct host_batch {
   }
 };
 
+/// Rows of `vocab` logits into T: the logits themselves, or their softmax (in double) when
+/// `probabilities`. Shared by the chain batch below and the tree batch of test_verify_tree.cu.
+template <class T>
+void convert_rows(const std::vector<float>& src,
+                  std::vector<T>& dst,
+                  specdec::index_t v,
+                  bool probabilities) {
+  using specdec::index_t;
+  dst.resize(src.size());
+  const std::size_t rows = src.size() / static_cast<std::size_t>(v);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float* row = src.data() + r * static_cast<std::size_t>(v);
+    float mx = -1e30f;
+    double z = 0.0;
+    if (probabilities) {
+      for (index_t i = 0; i < v; ++i)
+        mx = std::max(mx, row[i]);
+      for (index_t i = 0; i < v; ++i)
+        z += std::exp(static_cast<double>(row[i] - mx));
+    }
+    for (index_t i = 0; i < v; ++i) {
+      const float x = probabilities
+                          ? static_cast<float>(std::exp(static_cast<double>(row[i] - mx)) / z)
+                          : row[i];
+      dst[r * static_cast<std::size_t>(v) + static_cast<std::size_t>(i)] =
+          specdec::dtype_traits<T>::from_float(x);
+    }
+  }
+}
+
 /// Options of make_batch.
 struct batch_shape {
   specdec::index_t batch = 64;
@@ -118,30 +148,8 @@ host_batch<T> make_batch(const batch_shape& s) {
                                 : static_cast<index_t>(rng() % static_cast<std::uint64_t>(v))));
     }
   }
-  const auto convert = [&](const std::vector<float>& src, std::vector<T>& dst) {
-    dst.resize(src.size());
-    const std::size_t rows = src.size() / static_cast<std::size_t>(v);
-    for (std::size_t r = 0; r < rows; ++r) {
-      const float* row = src.data() + r * static_cast<std::size_t>(v);
-      float mx = -1e30f;
-      double z = 0.0;
-      if (s.probabilities) {
-        for (index_t i = 0; i < v; ++i)
-          mx = std::max(mx, row[i]);
-        for (index_t i = 0; i < v; ++i)
-          z += std::exp(static_cast<double>(row[i] - mx));
-      }
-      for (index_t i = 0; i < v; ++i) {
-        const float x = s.probabilities
-                            ? static_cast<float>(std::exp(static_cast<double>(row[i] - mx)) / z)
-                            : row[i];
-        dst[r * static_cast<std::size_t>(v) + static_cast<std::size_t>(i)] =
-            specdec::dtype_traits<T>::from_float(x);
-      }
-    }
-  };
-  convert(t, h.target);
-  convert(d, h.draft);
+  convert_rows(t, h.target, v, s.probabilities);
+  convert_rows(d, h.draft, v, s.probabilities);
   for (index_t b = 0; b < s.batch; ++b) {
     specdec::sampling::sampling_params p;
     switch (b % 6) {
@@ -213,6 +221,27 @@ struct comparison {
   std::vector<specdec::index_t> hard_rows;
 };
 
+/// The tie rule (see the file comment) for one request whose device outcome differs from the
+/// host's: true when `rerun(params, factor)` (the host rule rerun with `params`, its top_p
+/// scaled by 1 +- 2^-12 when below 1, and its uniforms scaled by `factor` = 1 +- 2^-12 or 1)
+/// reproduces the device outcome for some perturbation. Shared by chain and tree comparisons.
+template <class Rerun>
+bool is_tie(const specdec::sampling::sampling_params& params, Rerun&& rerun) {
+  const float delta = 1.0f / 4096.0f;
+  for (const float fu : {1.0f - delta, 1.0f, 1.0f + delta}) {
+    for (const float fp : {1.0f - delta, 1.0f, 1.0f + delta}) {
+      specdec::sampling::sampling_params p = params;
+      if (p.top_p < 1.0f)
+        p.top_p = std::min(1.0f, p.top_p * fp);
+      else if (fp != 1.0f)
+        continue;
+      if (rerun(p, fu))
+        return true;
+    }
+  }
+  return false;
+}
+
 /// Compares device results with the host's under the tie rule (see the file comment).
 template <class Policy, class T>
 comparison compare(const Policy& policy, const host_batch<T>& h, const results& dev) {
@@ -226,21 +255,14 @@ comparison compare(const Policy& policy, const host_batch<T>& h, const results& 
       ++c.equal;
       continue;
     }
-    bool tie = false;
-    const float delta = 1.0f / 4096.0f;
-    for (const float fu : {1.0f - delta, 1.0f, 1.0f + delta}) {
-      for (const float fp : {1.0f - delta, 1.0f, 1.0f + delta}) {
-        specdec::verify::chain_request<T> r = view.request(b);
-        if (r.params.top_p < 1.0f)
-          r.params.top_p = std::min(1.0f, r.params.top_p * fp);
-        else if (fp != 1.0f)
-          continue;
-        const specdec::verify::chain_outcome o = policy.verify_chain(
-            specdec::cpu::serial_executor{}, r, scaled_uniforms{view.uniforms(b), fu});
-        if (o.accepted == dev.accepted[i] && o.next == dev.next[i])
-          tie = true;
-      }
-    }
+    const bool tie =
+        is_tie(view.request(b).params, [&](const specdec::sampling::sampling_params& p, float fu) {
+          specdec::verify::chain_request<T> r = view.request(b);
+          r.params = p;
+          const specdec::verify::chain_outcome o = policy.verify_chain(
+              specdec::cpu::serial_executor{}, r, scaled_uniforms{view.uniforms(b), fu});
+          return o.accepted == dev.accepted[i] && o.next == dev.next[i];
+        });
     if (tie) {
       ++c.ties;
     } else {
