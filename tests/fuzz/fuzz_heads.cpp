@@ -18,7 +18,7 @@
 //    of at most a few KB, so a loader that sized a buffer from the header before checking it
 //    against the file size fails (the replay driver aborts above 1 GiB).
 
-#include <specdec/propose/semi_ar_heads.hpp>
+#include <specdec/propose/semi_ar_heads_io.hpp>
 #include <specdec/specdec.hpp>
 
 #include "support/fuzz_input.hpp"
