@@ -5,7 +5,7 @@
 ///        and an optional confidence head (propose/semi_ar_heads.hpp).
 ///
 /// Kept apart from the heads themselves so that the drafter (propose/semi_ar.hpp) and the device
-/// kernels that share the heads' math never pull in <fstream> or <filesystem>.
+/// kernels that share the heads' math never pull in `<fstream>` or `<filesystem>`.
 
 #include <specdec/config.hpp>
 
