@@ -12,6 +12,7 @@
 #include "llama2c/tokenizer.hpp"
 #include "support/llama2c.hpp"
 #include "support/sanitizer.hpp"
+#include "support/scratch_dir.hpp"
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -34,32 +35,10 @@ using specdec_test::shared_tokenizer;
 using specdec_test::tokenizer_path;
 using specdec_test::write_temp;
 
-/// A fresh folder under the temporary directory, removed with everything in it at scope exit.
-class scratch_dir {
-public:
-  scratch_dir() {
-    std::random_device rd;
-    const auto ticks = std::chrono::steady_clock::now().time_since_epoch().count();
-    dir_ = std::filesystem::temp_directory_path()
-           / ("specdec_tok_" + std::to_string(ticks) + "_" + std::to_string(rd()));
-    std::filesystem::create_directories(dir_);
-  }
-  ~scratch_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  scratch_dir(const scratch_dir&) = delete;
-  scratch_dir& operator=(const scratch_dir&) = delete;
-  /// Writes `bytes` to `name` in the folder; returns the file's path.
-  std::string write(const std::string& name, const std::vector<char>& bytes) const {
-    const std::string p = (dir_ / name).string();
-    std::ofstream(p, std::ios::binary)
-        .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    return p;
-  }
-
-private:
-  std::filesystem::path dir_;
+/// The test's scratch folders (tests/support/scratch_dir.hpp), named after this file.
+struct scratch_dir : specdec_test::scratch_dir {
+  scratch_dir()
+      : specdec_test::scratch_dir("specdec_tok") {}
 };
 
 template <class T>
