@@ -16,7 +16,8 @@
 //    nothing (every output keeps its sentinel);
 //  - outputs in range: 0 <= accepted <= K_b, 0 <= next < V, only defined status flags; the
 //    status returned is the errc of the first request with an error flag;
-//  - each request's result equals cpu::verify_chain on batch.request(b), and equals the result
+//  - each request's result equals cpu::verify_chain on batch.request(b, needs_draft_rows), and the
+//  result
 //    of a batch holding only that request, with dense rows (so it depends neither on its slot
 //    nor on the other requests, and row padding, filled with NaN, is never read);
 //  - greedy: the outcome (accepted, token, flags) is brute-force greedy decoding of the target
@@ -340,7 +341,7 @@ void check(const Policy& policy, const char* name, chain_case<TT, TD>& c) {
   }
   errc first_bad = errc::ok;
   for (index_t i = 0; i < b.batch; ++i) {
-    const verify::chain_request<TT, TD> req = b.request(i);
+    const verify::chain_request<TT, TD> req = b.request(i, Policy::needs_draft_rows);
     const verify::chain_outcome got{c.accepted[static_cast<std::size_t>(i)],
                                     c.next[static_cast<std::size_t>(i)],
                                     c.status[static_cast<std::size_t>(i)]};

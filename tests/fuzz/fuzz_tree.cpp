@@ -1005,7 +1005,7 @@ void check_batch(const Policy& policy, const char* name, tree_case<TT, TD>& c) {
   }
   errc first_bad = errc::ok;
   for (index_t i = 0; i < b.batch; ++i) {
-    const verify::tree_request<TT, TD> req = b.request(i);
+    const verify::tree_request<TT, TD> req = b.request(i, Policy::needs_draft_rows);
     const i32 n = req.tree.num_nodes;
     const verify::tree_outcome got{
         c.accepted[ix(i)], c.last_node[ix(i)], c.next[ix(i)], c.status[ix(i)]};
