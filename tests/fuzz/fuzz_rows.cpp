@@ -537,14 +537,7 @@ std::vector<std::uint8_t> explicit_row(int dtype,
   for (int c = 0; c < 4; ++c)
     w.value(0.0f);
   for (float v : values) {
-    if (v == 0.0f && std::signbit(v))
-      w.special_value(1);
-    else if (std::isnan(v))
-      w.special_value(6);
-    else if (std::isinf(v))
-      w.special_value(v > 0 ? 4 : 5);
-    else
-      w.value(v);
+    w.any_value(v);
   }
   if (n > 0)
     w.u8(0);        // no overrides

@@ -288,6 +288,18 @@ public:
     u8(200);
     u32(bits);
   }
+  /// reader::value() of any float: -0, NaN and infinities as their one-byte specials, the rest
+  /// through value().
+  void any_value(float v) {
+    if (v == 0.0f && std::signbit(v))
+      special_value(1);
+    else if (std::isnan(v))
+      special_value(6);
+    else if (std::isinf(v))
+      special_value(v > 0 ? 4 : 5);
+    else
+      value(v);
+  }
   /// reader::unit() returning k * 2^-24.
   void unit(std::uint32_t k) {
     uint(k, 3);

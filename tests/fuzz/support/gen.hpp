@@ -147,14 +147,7 @@ inline void write_row(writer& w, const std::vector<float>& values) {
     w.value(0.0f);
   w.u8(0); // scale 1
   for (float v : values) {
-    if (v == 0.0f && std::signbit(v))
-      w.special_value(1);
-    else if (std::isnan(v))
-      w.special_value(6);
-    else if (std::isinf(v))
-      w.special_value(v > 0 ? 4 : 5);
-    else
-      w.value(v);
+    w.any_value(v);
   }
   if (!values.empty())
     w.u8(0); // no overrides
