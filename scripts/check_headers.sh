@@ -57,7 +57,8 @@ done < <(find "$inc" -type f -name '*.hpp' -not -path "$inc/cuda/*" -print0 | so
 # floor  folders                        may include
 #   0    config.hpp version.hpp         each other
 #   1    core/                          floor 0
-#   2    sampling/ tree/ kv/ calib/     floors 0-1 (no edges between these four folders)
+#   2    sampling/ tree/ kv/ calib/     floors 0-1 (no edges between these six folders)
+#        io/ train/
 #   3    verify/                        floors 0-2
 #   4    cpu/                           floors 0-3
 #   5    propose/                       floors 0-4
@@ -69,7 +70,7 @@ floor_of() { # path relative to include/specdec -> floor number (empty when unkn
   case "$1" in
     config.hpp | version.hpp) echo 0 ;;
     core/*) echo 1 ;;
-    sampling/* | tree/* | kv/* | calib/*) echo 2 ;;
+    sampling/* | tree/* | kv/* | calib/* | io/* | train/*) echo 2 ;;
     verify/*) echo 3 ;;
     cpu/*) echo 4 ;;
     propose/*) echo 5 ;;
