@@ -29,6 +29,10 @@ public:
   }
   scratch_dir(const scratch_dir&) = delete;
   scratch_dir& operator=(const scratch_dir&) = delete;
+  /// The path of `name` in the folder (nothing is created).
+  std::string file(const std::string& name) const {
+    return (dir_ / name).string();
+  }
   /// Writes `bytes` to `name` in the folder; returns the file's path.
   std::string write(const std::string& name, const std::vector<char>& bytes) const {
     const std::string p = (dir_ / name).string();

@@ -66,6 +66,8 @@ inline constexpr std::uint64_t early_exit = 0x9e3779b97f4a7c15ull;
 inline constexpr std::uint64_t semi_ar = 0xd5a4c3b2e1f00718ull;
 /// Separate draft model (propose/draft_model.hpp).
 inline constexpr std::uint64_t draft_model = 0x6a09e667f3bcc909ull;
+/// Drafters fed by target features: EAGLE-3, MTP (propose/feature_drafter.hpp).
+inline constexpr std::uint64_t feature_drafter = 0xbb67ae8584caa73bull;
 } // namespace stream_salt
 
 /// @brief The identity of a request's random stream: the sampling seed and the request id.

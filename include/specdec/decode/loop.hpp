@@ -9,7 +9,8 @@
 ///
 /// The loop, with n committed tokens c_0..c_{n-1} and the cache holding positions [0, n - 1):
 ///
-///     validate; prefill c_0..c_{n-2}; proposer.begin(id, prompt)       (stateful proposers)
+///     validate; proposer.begin(id, prompt)                             (stateful proposers)
+///     prefill c_0..c_{n-2}   (a prompt_feature_proposer gets each chunk's target features)
 ///     while tokens emitted < budget:
 ///         n > capacity                -> stop (context_full)
 ///         round(n, left, room)        -> drafted, accepted, depth, committed tokens, features
@@ -141,27 +142,50 @@ status validate_generate(const Target& target,
 }
 
 /// Rolls the cache back to 0 and scores every prompt token but the last (the first step's
-/// anchor) in chunks of cfg.prefill_chunk rows of `logits`; records the time in `stats`.
-template <class Target, class Cache>
+/// anchor) in chunks of cfg.prefill_chunk rows of `logits`; records the time in `stats`. When
+/// the proposer is a prompt_feature_proposer over a feature_target_model, each chunk is scored
+/// with the proposer's feature layers and handed to observe_prompt (the time it takes counts as
+/// drafting).
+template <class Target, class Cache, class Proposer>
 status prefill(Target& target,
                Cache& cache,
+               Proposer& proposer,
                std::span<const token_id> prompt,
                const decode_config& cfg,
                std::vector<float>& logits,
                decode_stats& stats) {
   const auto t0 = decode_clock::now();
+  double feature_seconds = 0.0;
   if (const status s = cache.rollback(0); !s.ok())
     return s;
   const index_t vocab = target.vocab_size();
   const index_t n = static_cast<index_t>(prompt.size()) - 1;
+  [[maybe_unused]] std::vector<float> features;
   for (index_t start = 0; start < n; start += cfg.prefill_chunk) {
     const index_t len = std::min<index_t>(cfg.prefill_chunk, n - start);
     const score_request req{cfg.request_id, {prompt.data() + start, len}, start};
     const matrix_view<float> view{logits.data(), len, vocab, vocab};
-    if (const status s = target.score(req, view); !s.ok())
-      return s;
+    if constexpr (prompt_feature_proposer<Proposer> && feature_target_model<Target>) {
+      const row_view<const std::int32_t> layers = proposer.feature_layers();
+      const index_t cols = layers.size * static_cast<index_t>(target.hidden_size());
+      features.resize(static_cast<std::size_t>(len * cols));
+      const feature_request f{layers, {features.data(), len, cols, cols}};
+      if (const status s = target.score_features(req, view, f); !s.ok())
+        return s;
+      const auto t1 = decode_clock::now();
+      if (const status s = proposer.observe_prompt(
+              cfg.request_id, start, matrix_view<const float>{features.data(), len, cols, cols});
+          !s.ok())
+        return s;
+      feature_seconds += seconds(t1, decode_clock::now());
+    } else {
+      (void)proposer;
+      if (const status s = target.score(req, view); !s.ok())
+        return s;
+    }
   }
-  stats.seconds_prefill = seconds(t0, decode_clock::now());
+  stats.seconds_prefill = seconds(t0, decode_clock::now()) - feature_seconds;
+  stats.seconds_draft += feature_seconds;
   return status{};
 }
 
@@ -277,9 +301,6 @@ private:
         static_cast<std::size_t>(std::min<std::int64_t>(cfg.max_new_tokens, 1 << 16)));
     out.stats.prompt_tokens = static_cast<std::int64_t>(prompt.size());
 
-    // Prefill every prompt token but the last (the last one is the first round's anchor).
-    if (const status s = prefill(*target_, *cache_, prompt, cfg, logits_, out.stats); !s.ok())
-      return s;
     if constexpr (proposer_lifecycle<Proposer>) {
       const auto t0 = decode_clock::now();
       const status s =
@@ -289,6 +310,10 @@ private:
         return s;
       begun = true;
     }
+    // Prefill every prompt token but the last (the last one is the first round's anchor).
+    if (const status s = prefill(*target_, *cache_, *proposer_, prompt, cfg, logits_, out.stats);
+        !s.ok())
+      return s;
     stop_.reset(cfg.stop_strings);
 
     while (static_cast<std::int64_t>(out.tokens.size()) < cfg.max_new_tokens) {

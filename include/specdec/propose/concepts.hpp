@@ -234,6 +234,67 @@ concept feature_proposer = stateful_proposer<P> && requires(const P& cp) {
   { cp.feature_layers() } -> std::convertible_to<row_view<const std::int32_t>>;
 };
 
+/// @brief A feature_proposer that also takes the target features of the prompt, which the loop
+///        computes while it prefills (EAGLE-style drafters attend over every earlier position).
+///
+/// Checked, besides feature_proposer: `status observe_prompt(std::uint64_t id, index_t start,
+/// matrix_view<const float> features)`. After `begin(id, prompt)` the loop prefills the prompt
+/// c_0..c_{n-2} in chunks with the proposer's feature_layers() and hands each chunk over: row j
+/// holds the features of position start + j. Its failure stops the loop with that status.
+/// @tparam P the candidate proposer type
+template <class P>
+concept prompt_feature_proposer = feature_proposer<P> && requires(P& p,
+                                                                  std::uint64_t id,
+                                                                  index_t start,
+                                                                  matrix_view<const float> f) {
+  { p.observe_prompt(id, start, f) } -> std::same_as<status>;
+};
+
+// --- feature drafter networks
+// ---------------------------------------------------------------------
+
+/// @brief One row a feature drafter network appends to its cache (feature_draft_network).
+///
+/// The row pairs a hidden state with the token that follows it and sits at RoPE position
+/// `position`. A target row carries the target's features of the requested layers
+/// (feature_size() floats); a draft row carries the hidden output of its parent
+/// (hidden_size() floats).
+struct feature_draft_step {
+  index_t position = 0;          ///< RoPE position of the entry
+  token_id token = 0;            ///< the token paired with the hidden state
+  const float* hidden = nullptr; ///< target features or the parent's hidden output
+  index_t parent = -1;           ///< the entry before it on its path (-1: none)
+  bool target_hidden = true;     ///< true: target features; false: an own hidden output
+};
+
+/// @brief A drafter network fed by target features (EAGLE-3, MTP): a small model with its own
+///        cache of entries, each an (hidden state, next token) pair at a position, on a path of
+///        parent links (a committed chain, then a token tree of drafts).
+///
+/// Checked: `row_view<const std::int32_t> feature_layers() const`, `index_t hidden_size() const`
+/// (width of an own hidden output), `index_t feature_size() const` (width of a target row),
+/// `index_t vocab_size() const`, `index_t size() const` (entries), `index_t capacity() const`,
+/// `status truncate(index_t n)` (drop entries >= n) and `status append(row_view<const
+/// feature_draft_step> rows, matrix_view<float> logits, matrix_view<float> hidden)`.
+///
+/// Semantics of append: the rows become entries size() .. size() + rows - 1; an entry attends to
+/// the entries on its own path (its parent's path, then itself); row i of `logits` receives the
+/// draft's logits for the token after the row's token, row i of `hidden` its hidden output (the
+/// input of a child draft row). One call holds rows of one kind (all target or all own).
+/// @tparam N the candidate network type
+template <class N>
+concept feature_draft_network = requires(
+    N& n, const N& cn, index_t k, row_view<const feature_draft_step> rows, matrix_view<float> out) {
+  { cn.feature_layers() } -> std::convertible_to<row_view<const std::int32_t>>;
+  { cn.hidden_size() } -> std::convertible_to<index_t>;
+  { cn.feature_size() } -> std::convertible_to<index_t>;
+  { cn.vocab_size() } -> std::convertible_to<index_t>;
+  { cn.size() } -> std::convertible_to<index_t>;
+  { cn.capacity() } -> std::convertible_to<index_t>;
+  { n.truncate(k) } -> std::same_as<status>;
+  { n.append(rows, out, out) } -> std::same_as<status>;
+};
+
 // --- diagnostics
 // ----------------------------------------------------------------------------------
 
@@ -313,6 +374,45 @@ consteval bool check_feature_proposer() {
         { p.feature_layers() } -> std::convertible_to<row_view<const std::int32_t>>;
       },
       "feature_proposer: P needs 'row_view<const std::int32_t> feature_layers() const'");
+  return true;
+}
+
+/// @brief Checks `feature_draft_network` clause by clause.
+/// @tparam N the type to check against feature_draft_network
+/// @return true when satisfied (else a static_assert fires).
+template <class N>
+consteval bool check_feature_draft_network() {
+  static_assert(
+      requires(const N& n) {
+        { n.feature_layers() } -> std::convertible_to<row_view<const std::int32_t>>;
+      },
+      "feature_draft_network: N needs 'row_view<const std::int32_t> feature_layers() const'");
+  static_assert(
+      requires(const N& n) {
+        { n.hidden_size() } -> std::convertible_to<index_t>;
+        { n.feature_size() } -> std::convertible_to<index_t>;
+        { n.vocab_size() } -> std::convertible_to<index_t>;
+      },
+      "feature_draft_network: N needs 'index_t hidden_size() const', 'index_t feature_size() "
+      "const' and 'index_t vocab_size() const'");
+  static_assert(
+      requires(const N& n) {
+        { n.size() } -> std::convertible_to<index_t>;
+        { n.capacity() } -> std::convertible_to<index_t>;
+      },
+      "feature_draft_network: N needs 'index_t size() const' and 'index_t capacity() const' (its "
+      "cache entries)");
+  static_assert(
+      requires(N & n, index_t k) {
+        { n.truncate(k) } -> std::same_as<status>;
+      },
+      "feature_draft_network: N needs 'status truncate(index_t entries)'");
+  static_assert(
+      requires(N & n, row_view<const feature_draft_step> rows, matrix_view<float> out) {
+        { n.append(rows, out, out) } -> std::same_as<status>;
+      },
+      "feature_draft_network: N needs 'status append(row_view<const feature_draft_step>, "
+      "matrix_view<float> logits, matrix_view<float> hidden)'");
   return true;
 }
 

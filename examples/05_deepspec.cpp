@@ -1,0 +1,438 @@
+// SPDX-License-Identifier: Apache-2.0
+// DeepSpec in miniature on stories260K: the target writes its own training data, trains EAGLE-3
+// (with and without training-time test) and MTP-1 drafters, and evaluates them by speculative
+// decoding. One program, four sub-commands (the build names it `deepspec`):
+//
+//   deepspec data  [--dir D] [--train N] [--heldout M] [--max-new K] [--seed S]
+//                  [--features 1,3,4,5] [--top-logits K] [--f32]
+//   deepspec train --drafter eagle3|mtp1 [--ttt K] [--dir D] [--out FILE] [--epochs E]
+//                  [--batch B] [--lr X] [--steps N] [--threads T] [--seed S]
+//   deepspec eval  [--dir D] [--drafters a.safetensors,b.safetensors] [--temps 0,0.7,1]
+//                  [--gamma G] [--eval-max-new K] [--prompts N] [--json FILE]
+//   deepspec all   [--dir D] [--train N] [--epochs E]   data, the three trainings, eval
+//
+// With no arguments it runs a small end-to-end pass (a few sequences, a few steps) as a smoke
+// test. The README section "DeepSpec in miniature" shows the full run and its table.
+#include "deepspec/checkpoint.hpp"
+#include "deepspec/data.hpp"
+#include "deepspec/eval.hpp"
+#include "deepspec/train.hpp"
+#include "llama2c/paths.hpp"
+#include "llama2c/tokenizer.hpp"
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace {
+
+using deepspec::arch;
+
+struct args {
+  std::map<std::string, std::string> kv;
+  bool has(const std::string& k) const {
+    return kv.count(k) != 0;
+  }
+  std::string str(const std::string& k, const std::string& def) const {
+    const auto it = kv.find(k);
+    return it == kv.end() ? def : it->second;
+  }
+  long long num(const std::string& k, long long def) const {
+    const auto it = kv.find(k);
+    return it == kv.end() ? def : std::atoll(it->second.c_str());
+  }
+  double real(const std::string& k, double def) const {
+    const auto it = kv.find(k);
+    return it == kv.end() ? def : std::atof(it->second.c_str());
+  }
+};
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t at = 0;
+  while (at <= s.size()) {
+    const std::size_t c = std::min(s.find(',', at), s.size());
+    if (c > at)
+      out.push_back(s.substr(at, c - at));
+    at = c + 1;
+  }
+  return out;
+}
+
+std::vector<std::int32_t> split_layers(const std::string& s) {
+  std::vector<std::int32_t> out;
+  for (const auto& x : split(s))
+    out.push_back(static_cast<std::int32_t>(std::atoi(x.c_str())));
+  return out;
+}
+
+int fail(const std::string& what, specdec::status s, const std::string& detail = {}) {
+  std::fprintf(stderr,
+               "deepspec: %s: %s%s%s\n",
+               what.c_str(),
+               specdec::message(s.code),
+               detail.empty() ? "" : ": ",
+               detail.c_str());
+  return 1;
+}
+
+struct env {
+  std::string model_path, tok_path;
+  llama2c::model target;
+  llama2c::tokenizer tok;
+  deepspec::mat<float> E;
+};
+
+int load_env(env& e) {
+  const std::string dir = llama2c::default_model_dir();
+  e.model_path = dir + "/stories260K.bin";
+  e.tok_path = dir + "/tok512.bin";
+  std::string detail;
+  if (const auto s = llama2c::model::load(e.model_path, e.target, &detail); !s.ok())
+    return fail("loading the target", s, detail);
+  if (const auto s = llama2c::tokenizer::load(e.tok_path, e.target.vocab_size(), e.tok, &detail);
+      !s.ok())
+    return fail("loading the tokenizer", s, detail);
+  if (const auto s = deepspec::load_embedding(e.model_path, e.target, e.E); !s.ok())
+    return fail("reading the target's embedding", s);
+  return 0;
+}
+
+int cmd_data(env& e, const args& a) {
+  const std::string dir = a.str("dir", "deepspec_out");
+  std::filesystem::create_directories(dir);
+  for (int split = 0; split < 2; ++split) {
+    deepspec::data_options o;
+    o.heldout = split == 1;
+    o.sequences = a.num(o.heldout ? "heldout" : "train", o.heldout ? 128 : 1024);
+    o.max_new = a.num("max-new", 192);
+    o.seed = static_cast<std::uint64_t>(a.num("seed", 42));
+    for (const auto& l : split_layers(a.str("features", "")))
+      o.feature_layers.push_back(l);
+    o.top_logits = static_cast<int>(a.num("top-logits", 0));
+    o.bf16_features = !a.has("f32");
+    deepspec::dataset d;
+    if (const auto s = deepspec::generate_dataset(e.target, e.tok, o, d); !s.ok())
+      return fail("generating data", s);
+    const std::string path = dir + (o.heldout ? "/heldout.safetensors" : "/train.safetensors");
+    std::string detail;
+    if (const auto s = deepspec::save_dataset(d, o, path, &detail); !s.ok())
+      return fail("writing " + path, s, detail);
+    std::printf("[data] wrote %s: %lld sequences, %zu tokens (%lld supervised)\n",
+                path.c_str(),
+                static_cast<long long>(d.size()),
+                d.tokens.size(),
+                static_cast<long long>(d.supervised_tokens()));
+  }
+  return 0;
+}
+
+int load_split(env& e, const std::string& dir, bool heldout, deepspec::dataset& d) {
+  const std::string path = dir + (heldout ? "/heldout.safetensors" : "/train.safetensors");
+  std::string detail;
+  if (const auto s = deepspec::load_dataset(
+          path, e.target.vocab_size(), e.target.hidden_size(), e.target.seq_len(), d, &detail);
+      !s.ok())
+    return fail("reading " + path + " (run 'deepspec data' first)", s, detail);
+  return 0;
+}
+
+// The drafter shape of the miniature mapping: the target's width, heads and FFN.
+deepspec::drafter_config shape_for(const env& e, arch kind) {
+  deepspec::drafter_config c;
+  c.kind = kind;
+  c.dim = static_cast<int>(e.target.hidden_size());
+  c.heads = e.target.cfg().n_heads;
+  c.kv_heads = e.target.cfg().n_kv_heads;
+  c.ffn = e.target.cfg().hidden_dim;
+  c.vocab = static_cast<int>(e.target.vocab_size());
+  const int L = e.target.num_layers();
+  // EAGLE-3: a low, a middle and a high layer output, never the last (DeepSpec's rule; stories260K:
+  // the outputs of layers 0, 2, 3 = residual streams 1, 3, 4). MTP-1: the last layer's output.
+  if (kind == arch::eagle3)
+    c.layers = {1, std::max(1, L / 2 + 1), std::max(1, L - 1)};
+  else
+    c.layers = {L};
+  return c;
+}
+
+int train_one(env& e,
+              const args& a,
+              arch kind,
+              int ttt,
+              const std::string& out,
+              deepspec::train_result& res) {
+  const std::string dir = a.str("dir", "deepspec_out");
+  deepspec::dataset train;
+  deepspec::dataset heldout;
+  if (int r = load_split(e, dir, false, train); r != 0)
+    return r;
+  if (int r = load_split(e, dir, true, heldout); r != 0)
+    return r;
+  deepspec::train_options o;
+  o.kind = kind;
+  o.ttt = ttt;
+  o.epochs = static_cast<int>(a.num("epochs", 3));
+  o.batch = static_cast<int>(a.num("batch", 16));
+  o.lr = a.real("lr", 3e-3);
+  o.max_steps = a.num("steps", -1);
+  o.threads = static_cast<int>(a.num("threads", 2));
+  o.seed = static_cast<std::uint64_t>(a.num("seed", 0));
+  o.log_every = static_cast<int>(a.num("log-every", 25));
+  deepspec::drafter_weights<float> W;
+  W.init(shape_for(e, kind), o.seed);
+  std::fprintf(stderr,
+               "[train] %s (ttt %d): %zu weights, %lld train / %lld held-out sequences\n",
+               deepspec::arch_name(kind),
+               ttt,
+               W.count(),
+               static_cast<long long>(train.size()),
+               static_cast<long long>(heldout.size()));
+  if (const auto s = deepspec::train_drafter(W, e.E, e.model_path, train, heldout, o, res); !s.ok())
+    return fail("training", s);
+  std::string detail;
+  std::map<std::string, std::string> md{{"ttt", std::to_string(ttt)},
+                                        {"steps", std::to_string(res.steps)},
+                                        {"seed", std::to_string(o.seed)},
+                                        {"train_seconds", std::to_string(res.seconds)}};
+  if (const auto s = deepspec::save_drafter(W, e.E, out, md, &detail); !s.ok())
+    return fail("writing " + out, s, detail);
+  std::printf("[train] wrote %s: %lld steps, %lld supervised tokens, %.1f s\n",
+              out.c_str(),
+              static_cast<long long>(res.steps),
+              static_cast<long long>(res.tokens),
+              res.seconds);
+  return 0;
+}
+
+int cmd_train(env& e, const args& a) {
+  const std::string d = a.str("drafter", "eagle3");
+  if (d != "eagle3" && d != "mtp1") {
+    std::fprintf(stderr, "deepspec train: --drafter must be eagle3 or mtp1\n");
+    return 2;
+  }
+  const arch kind = d == "eagle3" ? arch::eagle3 : arch::mtp1;
+  const int ttt = static_cast<int>(a.num("ttt", kind == arch::eagle3 ? 7 : 1));
+  const std::string out = a.str("out", a.str("dir", "deepspec_out") + "/" + d + ".safetensors");
+  deepspec::train_result res;
+  return train_one(e, a, kind, ttt, out, res);
+}
+
+struct eval_row {
+  std::string drafter, set;
+  float T;
+  deepspec::acceptance acc;
+  bool greedy_same = true;
+};
+
+int cmd_eval(env& e, const args& a) {
+  const std::string dir = a.str("dir", "deepspec_out");
+  deepspec::dataset heldout;
+  if (int r = load_split(e, dir, true, heldout); r != 0)
+    return r;
+  std::vector<std::string> files =
+      split(a.str("drafters",
+                  dir + "/eagle3.safetensors," + dir + "/eagle3_nottt.safetensors," + dir
+                      + "/mtp1.safetensors"));
+  std::vector<float> temps;
+  for (const auto& t : split(a.str("temps", "0,0.7,1")))
+    temps.push_back(static_cast<float>(std::atof(t.c_str())));
+  deepspec::eval_options eo;
+  eo.gamma = static_cast<int>(a.num("gamma", 5));
+  eo.max_new = a.num("eval-max-new", 128);
+  const auto sets = deepspec::eval_sets(heldout, e.tok, static_cast<int>(a.num("prompts", 12)));
+  // Plain greedy outputs, to check that greedy speculative decoding changes nothing.
+  std::vector<std::vector<std::vector<specdec::token_id>>> plain(sets.size());
+  {
+    specdec::propose::no_drafter none;
+    for (std::size_t s = 0; s < sets.size(); ++s) {
+      deepspec::acceptance acc;
+      if (const auto st = deepspec::run_set(e.target, none, sets[s], 0.0f, eo, acc, &plain[s]);
+          !st.ok())
+        return fail("plain decoding", st);
+    }
+  }
+  std::vector<eval_row> rows;
+  auto evaluate = [&](const std::string& name, auto& proposer) -> int {
+    for (std::size_t s = 0; s < sets.size(); ++s)
+      for (float T : temps) {
+        eval_row row{name, sets[s].name, T, {}, true};
+        std::vector<std::vector<specdec::token_id>> outs;
+        if (const auto st = deepspec::run_set(e.target, proposer, sets[s], T, eo, row.acc, &outs);
+            !st.ok())
+          return fail("evaluating " + name, st);
+        if (T == 0.0f)
+          row.greedy_same = outs == plain[s];
+        rows.push_back(std::move(row));
+      }
+    return 0;
+  };
+  {
+    specdec::propose::ngram_config nc;
+    nc.max_draft = eo.gamma;
+    specdec::propose::ngram_proposer ng(nc);
+    if (int r = evaluate("ngram", ng); r != 0)
+      return r;
+  }
+  for (const auto& f : files) {
+    deepspec::drafter_weights<float> W;
+    std::string detail;
+    if (const auto s = deepspec::load_drafter(f, W, &detail); !s.ok())
+      return fail("reading " + f + " (run 'deepspec train' first)", s, detail);
+    deepspec::drafter_net net(W, e.E, e.target.seq_len());
+    specdec::propose::feature_drafter_config fc;
+    fc.max_draft = eo.gamma;
+    specdec::propose::feature_chain_proposer<deepspec::drafter_net> prop(net, fc);
+    std::string name = std::filesystem::path(f).stem().string();
+    if (int r = evaluate(name, prop); r != 0)
+      return r;
+  }
+  // Markdown: tau per drafter x set x temperature, then accept_rate@i and conditional@k.
+  std::printf("\n| drafter | set | T | tau | verify rate | accept_rate@0..%d | conditional@1..%d | "
+              "greedy = plain |\n",
+              eo.gamma - 1,
+              eo.gamma);
+  std::printf("|---|---|---|---|---|---|---|---|\n");
+  for (const auto& r : rows) {
+    std::string ar, cd;
+    for (int i = 0; i < eo.gamma; ++i) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%s%.2f", i ? " " : "", r.acc.accept_rate(i));
+      ar += buf;
+      std::snprintf(buf, sizeof buf, "%s%.2f", i ? " " : "", r.acc.conditional(i + 1));
+      cd += buf;
+    }
+    std::printf("| %s | %s | %.1f | %.3f | %.3f | %s | %s | %s |\n",
+                r.drafter.c_str(),
+                r.set.c_str(),
+                static_cast<double>(r.T),
+                r.acc.tau(),
+                r.acc.verify_rate(),
+                ar.c_str(),
+                cd.c_str(),
+                r.T == 0.0f ? (r.greedy_same ? "yes" : "NO") : "-");
+  }
+  const std::string json = a.str("json", dir + "/eval.json");
+  if (std::FILE* f = std::fopen(json.c_str(), "w"); f != nullptr) {
+    std::fprintf(f,
+                 "{\"gamma\": %d, \"max_new\": %lld, \"rows\": [\n",
+                 eo.gamma,
+                 static_cast<long long>(eo.max_new));
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const auto& r = rows[i];
+      std::fprintf(
+          f,
+          "  {\"drafter\": \"%s\", \"set\": \"%s\", \"T\": %.2f, \"tau\": %.4f, \"verify_rate\": "
+          "%.4f, "
+          "\"rounds\": %lld, \"tokens\": %lld, \"seconds\": %.4f, \"draft_seconds\": %.4f, "
+          "\"greedy_equals_plain\": %s, \"accept_rate\": [",
+          r.drafter.c_str(),
+          r.set.c_str(),
+          static_cast<double>(r.T),
+          r.acc.tau(),
+          r.acc.verify_rate(),
+          static_cast<long long>(r.acc.rounds),
+          static_cast<long long>(r.acc.tokens),
+          r.acc.seconds,
+          r.acc.seconds_draft,
+          r.T == 0.0f ? (r.greedy_same ? "true" : "false") : "null");
+      for (int k = 0; k < eo.gamma; ++k)
+        std::fprintf(f, "%s%.4f", k ? ", " : "", r.acc.accept_rate(k));
+      std::fprintf(f, "], \"conditional\": [");
+      for (int k = 0; k < eo.gamma; ++k)
+        std::fprintf(f, "%s%.4f", k ? ", " : "", r.acc.conditional(k + 1));
+      std::fprintf(f, "]}%s\n", i + 1 < rows.size() ? "," : "");
+    }
+    std::fprintf(f, "]}\n");
+    std::fclose(f);
+    std::printf("\n[eval] wrote %s\n", json.c_str());
+  }
+  for (const auto& r : rows)
+    if (r.T == 0.0f && !r.greedy_same) {
+      std::fprintf(stderr,
+                   "deepspec eval: greedy output of %s on %s differs from plain decoding\n",
+                   r.drafter.c_str(),
+                   r.set.c_str());
+      return 1;
+    }
+  return 0;
+}
+
+int cmd_all(env& e, args a) {
+  if (int r = cmd_data(e, a); r != 0)
+    return r;
+  const std::string dir = a.str("dir", "deepspec_out");
+  deepspec::train_result res;
+  if (int r = train_one(
+          e, a, arch::eagle3, static_cast<int>(a.num("ttt", 7)), dir + "/eagle3.safetensors", res);
+      r != 0)
+    return r;
+  if (int r = train_one(e, a, arch::eagle3, 1, dir + "/eagle3_nottt.safetensors", res); r != 0)
+    return r;
+  if (int r = train_one(e, a, arch::mtp1, 1, dir + "/mtp1.safetensors", res); r != 0)
+    return r;
+  return cmd_eval(e, a);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  std::string cmd = argc > 1 ? argv[1] : "";
+  args a;
+  for (int i = 2; i < argc; ++i) {
+    std::string k = argv[i];
+    if (k.rfind("--", 0) != 0) {
+      std::fprintf(stderr, "deepspec: unexpected argument '%s'\n", argv[i]);
+      return 2;
+    }
+    k = k.substr(2);
+    if (k == "f32") {
+      a.kv[k] = "1";
+      continue;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "deepspec: --%s needs a value\n", k.c_str());
+      return 2;
+    }
+    a.kv[k] = argv[++i];
+  }
+  env e;
+  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    std::printf("usage: deepspec data|train|eval|all [options]  (see examples/05_deepspec.cpp)\n");
+    return 0;
+  }
+  if (int r = load_env(e); r != 0)
+    return r;
+  if (cmd == "data")
+    return cmd_data(e, a);
+  if (cmd == "train")
+    return cmd_train(e, a);
+  if (cmd == "eval")
+    return cmd_eval(e, a);
+  if (cmd == "all")
+    return cmd_all(e, a);
+  if (!cmd.empty()) {
+    std::fprintf(stderr, "deepspec: unknown command '%s' (data, train, eval, all)\n", cmd.c_str());
+    return 2;
+  }
+  // No arguments: a small end-to-end smoke run in a scratch directory.
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / "specdec_deepspec_smoke").string();
+  std::printf("deepspec: no command given; smoke run in %s (usage: deepspec data|train|eval|all)\n",
+              dir.c_str());
+  a.kv = {{"dir", dir},
+          {"train", "16"},
+          {"heldout", "8"},
+          {"max-new", "48"},
+          {"epochs", "1"},
+          {"batch", "4"},
+          {"ttt", "3"},
+          {"prompts", "2"},
+          {"eval-max-new", "24"},
+          {"log-every", "0"}};
+  const int r = cmd_all(e, a);
+  std::filesystem::remove_all(dir);
+  return r;
+}

@@ -1,0 +1,507 @@
+// SPDX-License-Identifier: Apache-2.0
+// The miniature DeepSpec path end to end on stories260K: self-distilled data and its file
+// format, a tiny EAGLE-3 / MTP-1 training run (the loss falls, held-out acceptance beats the
+// untrained drafter, one and two threads give the same weights), checkpoints, greedy speculative
+// decoding with the trained drafter (chain and EAGLE-2 tree) equal to plain decoding, and the
+// losslessness of rejection sampling with the trained drafter's rows (goodness of fit).
+#include <specdec/cpu/verify_chain.hpp>
+#include <specdec/decode/tree_decoder.hpp>
+#include <specdec/verify/greedy.hpp>
+#include <specdec/verify/rejection.hpp>
+
+#include <catch2/catch.hpp>
+
+#include "deepspec/checkpoint.hpp"
+#include "deepspec/data.hpp"
+#include "deepspec/eval.hpp"
+#include "deepspec/train.hpp"
+#include "support/gof.hpp"
+#include "support/llama2c.hpp"
+#include "support/sanitizer.hpp"
+#include "support/scratch_dir.hpp"
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+using namespace deepspec;
+using specdec::token_id;
+
+namespace {
+
+struct fixture {
+  llama2c::model& target = specdec_test::shared_model();
+  const llama2c::tokenizer& tok = specdec_test::shared_tokenizer();
+  mat<float> E;
+  dataset train, heldout;
+  drafter_weights<float> untrained, trained, mtp;
+  train_result res, mtp_res;
+
+  drafter_config shape(arch a) const {
+    drafter_config c;
+    c.kind = a;
+    c.dim = 64;
+    c.heads = 8;
+    c.kv_heads = 4;
+    c.ffn = 172;
+    c.vocab = 512;
+    c.layers =
+        a == arch::eagle3 ? std::vector<std::int32_t>{1, 3, 4} : std::vector<std::int32_t>{5};
+    return c;
+  }
+
+  fixture() {
+    REQUIRE(load_embedding(specdec_test::model_path(), target, E).ok());
+    data_options o;
+    o.sequences = 32;
+    o.max_new = 48;
+    o.progress = false;
+    REQUIRE(generate_dataset(target, tok, o, train).ok());
+    o.heldout = true;
+    o.sequences = 12;
+    REQUIRE(generate_dataset(target, tok, o, heldout).ok());
+    untrained.init(shape(arch::eagle3), 1);
+    trained = untrained;
+    train_options t;
+    t.ttt = 3;
+    t.batch = 4;
+    t.epochs = 20; // 160 steps
+    t.lr = 3e-3;
+    t.quiet = true;
+    t.log_every = 40;
+    t.eval_sequences = 8;
+    t.eval_steps = 3;
+    REQUIRE(train_drafter(trained, E, specdec_test::model_path(), train, heldout, t, res).ok());
+    mtp.init(shape(arch::mtp1), 2);
+    t.kind = arch::mtp1;
+    t.ttt = 1;
+    t.epochs = 10;
+    REQUIRE(train_drafter(mtp, E, specdec_test::model_path(), train, heldout, t, mtp_res).ok());
+  }
+};
+
+fixture& fx() {
+  static fixture f;
+  return f;
+}
+
+// Greedy tau of a drafter on held-out prompts by real decoding.
+double greedy_tau(const drafter_weights<float>& W) {
+  fixture& f = fx();
+  drafter_net net(W, f.E, f.target.seq_len());
+  specdec::propose::feature_drafter_config fc;
+  fc.max_draft = 4;
+  specdec::propose::feature_chain_proposer<drafter_net> p(net, fc);
+  const auto sets = eval_sets(f.heldout, f.tok, 6);
+  eval_options eo;
+  eo.gamma = 4;
+  eo.max_new = 48;
+  acceptance acc;
+  REQUIRE(run_set(f.target, p, sets[0], 0.0f, eo, acc).ok());
+  return acc.tau();
+}
+
+} // namespace
+
+SPECDEC_CHECK(feature_draft_network, drafter_net);
+static_assert(
+    specdec::prompt_feature_proposer<specdec::propose::feature_chain_proposer<drafter_net>>);
+static_assert(specdec::dense_draft_proposer<specdec::propose::feature_chain_proposer<drafter_net>>);
+static_assert(
+    specdec::prompt_feature_proposer<specdec::propose::feature_tree_proposer<drafter_net>>);
+static_assert(specdec::tree_draft_proposer<specdec::propose::feature_tree_proposer<drafter_net>>);
+static_assert(
+    !specdec::dense_tree_draft_proposer<specdec::propose::feature_tree_proposer<drafter_net>>);
+
+TEST_CASE("deepspec data: the split is deterministic, disjoint by seed, and its file round-trips",
+          "[deepspec]") {
+  fixture& f = fx();
+  CHECK(f.train.size() == 32);
+  CHECK(f.heldout.size() == 12);
+  // Same seed: the same data; the held-out stream differs from the training stream.
+  data_options o;
+  o.sequences = 4;
+  o.max_new = 16;
+  o.progress = false;
+  o.feature_layers = {1, 5};
+  o.top_logits = 8;
+  dataset a, b, h;
+  REQUIRE(generate_dataset(f.target, f.tok, o, a).ok());
+  REQUIRE(generate_dataset(f.target, f.tok, o, b).ok());
+  CHECK(a.tokens == b.tokens);
+  CHECK(a.features == b.features);
+  o.heldout = true;
+  REQUIRE(generate_dataset(f.target, f.tok, o, h).ok());
+  CHECK(h.tokens != a.tokens);
+  // Supervision starts after the prompt; stories start at BOS.
+  for (std::int64_t s = 0; s < a.size(); ++s)
+    CHECK(a.sequence(s)[0] == 1);
+
+  specdec_test::scratch_dir dir("deepspec_data");
+  const std::string path = dir.file("a.safetensors");
+  o.heldout = false;
+  o.bf16_features = false;
+  REQUIRE(save_dataset(a, o, path).ok());
+  dataset back;
+  std::string detail;
+  REQUIRE(load_dataset(path, 512, 64, 512, back, &detail).ok());
+  CHECK(back.tokens == a.tokens);
+  CHECK(back.offsets == a.offsets);
+  CHECK(back.prompt_lengths == a.prompt_lengths);
+  CHECK(back.feature_layers == a.feature_layers);
+  CHECK(back.features == a.features);
+  CHECK(back.top_ids == a.top_ids);
+  CHECK(back.top_logits == a.top_logits);
+
+  // A smaller vocabulary or context than the data needs: a clear status.
+  CHECK(load_dataset(path, 100, 64, 512, back, &detail).code == specdec::errc::corrupt_data);
+  CHECK(detail.find("vocabulary") != std::string::npos);
+  CHECK(load_dataset(path, 512, 64, 8, back, &detail).code == specdec::errc::corrupt_data);
+  CHECK(load_dataset(path, 512, 32, 512, back, &detail).code != specdec::errc::ok);
+  // Truncated files: never ok, never a crash.
+  std::ifstream in(path, std::ios::binary);
+  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
+                                std::istreambuf_iterator<char>());
+  for (std::size_t cut :
+       {std::size_t{0}, std::size_t{7}, std::size_t{100}, bytes.size() / 2, bytes.size() - 1}) {
+    const std::string p2 = dir.file("cut.safetensors");
+    std::ofstream(p2, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(cut));
+    const specdec::status s = load_dataset(p2, 512, 64, 512, back, &detail);
+    CAPTURE(cut, detail);
+    CHECK_FALSE(s.ok());
+  }
+  // A token outside the vocabulary, written as a valid file: refused.
+  dataset bad = a;
+  bad.tokens[3] = 600;
+  REQUIRE(save_dataset(bad, o, path).ok());
+  CHECK(load_dataset(path, 512, 64, 512, back, &detail).code == specdec::errc::corrupt_data);
+  // A prompt length of 0.
+  bad = a;
+  bad.prompt_lengths[0] = 0;
+  REQUIRE(save_dataset(bad, o, path).ok());
+  CHECK(load_dataset(path, 512, 64, 512, back, &detail).code == specdec::errc::corrupt_data);
+  CHECK(load_dataset(dir.file("missing.safetensors"), 512, 64, 512, back, &detail).code
+        == specdec::errc::io_error);
+}
+
+TEST_CASE("deepspec training: the loss falls and held-out acceptance beats the untrained drafter",
+          "[deepspec]") {
+  fixture& f = fx();
+  REQUIRE(f.res.curve.size() >= 3);
+  const curve_point& first = f.res.curve[1]; // step 40 (step 0 has no training loss)
+  const curve_point& last = f.res.curve.back();
+  CAPTURE(first.train_loss,
+          last.train_loss,
+          f.res.curve[0].heldout_accept,
+          last.heldout_accept,
+          last.heldout_tau);
+  CHECK(f.res.steps == 160);
+  CHECK(last.train_loss < first.train_loss);
+  CHECK(last.heldout_loss < f.res.curve[0].heldout_loss);
+  // Teacher-forced held-out acceptance of the first draft: far above the untrained drafter's.
+  CHECK(last.heldout_accept > f.res.curve[0].heldout_accept + 0.1);
+  // Real decoding on held-out prompts.
+  const double tau_untrained = greedy_tau(f.untrained);
+  const double tau_trained = greedy_tau(f.trained);
+  CAPTURE(tau_untrained, tau_trained);
+  CHECK(tau_trained > tau_untrained + 0.1);
+  // MTP-1 learns too.
+  CHECK(f.mtp_res.curve.back().heldout_accept > f.mtp_res.curve[0].heldout_accept + 0.1);
+}
+
+TEST_CASE("deepspec training: one thread and two give the same weights bit for bit", "[deepspec]") {
+  fixture& f = fx();
+  train_options t;
+  t.ttt = 2;
+  t.batch = 5;
+  t.max_steps = 3;
+  t.quiet = true;
+  t.log_every = 0;
+  t.eval_sequences = 0;
+  drafter_weights<float> a = f.untrained;
+  drafter_weights<float> b = f.untrained;
+  train_result ra, rb;
+  t.threads = 1;
+  REQUIRE(train_drafter(a, f.E, specdec_test::model_path(), f.train, f.heldout, t, ra).ok());
+  t.threads = 2;
+  REQUIRE(train_drafter(b, f.E, specdec_test::model_path(), f.train, f.heldout, t, rb).ok());
+  bool same = true;
+  bool moved = false;
+  for (int p = 0; p < p_count; ++p) {
+    same = same && a.w[p] == b.w[p];
+    moved = moved || a.w[p] != f.untrained.w[p];
+  }
+  CHECK(same);
+  CHECK(moved);
+}
+
+TEST_CASE("deepspec checkpoints: safetensors round trip with the field's names; bad files refused",
+          "[deepspec]") {
+  fixture& f = fx();
+  specdec_test::scratch_dir dir("deepspec_ckpt");
+  for (const drafter_weights<float>* W : {&f.trained, &f.mtp}) {
+    const std::string path = dir.file("d.safetensors");
+    REQUIRE(save_drafter(*W, f.E, path, {{"note", "test"}}).ok());
+    drafter_weights<float> back;
+    std::string detail;
+    REQUIRE(load_drafter(path, back, &detail).ok());
+    CHECK(back.cfg.kind == W->cfg.kind);
+    CHECK(back.cfg.layers == W->cfg.layers);
+    for (int p = 0; p < p_count; ++p)
+      CHECK(back.w[p] == W->w[p]);
+    specdec::io::safetensors_file sf;
+    REQUIRE(specdec::io::safetensors_file::load(path, sf).ok());
+    const bool eagle = W->cfg.kind == arch::eagle3;
+    CHECK(sf.find(eagle ? "fc.weight" : "eh_proj.weight") != nullptr);
+    CHECK(sf.find(eagle ? "layers.0.hidden_norm.weight" : "hnorm.weight") != nullptr);
+    CHECK(sf.find("layers.0.self_attn.q_proj.weight") != nullptr);
+    CHECK(sf.find(eagle ? "norm.weight" : "shared_head.norm.weight") != nullptr);
+    CHECK(sf.find("lm_head.weight") != nullptr);
+  }
+  // A file with a missing tensor, or a lying shape in the metadata: corrupt_data with a reason.
+  specdec::io::safetensors_writer w;
+  w.set_metadata("format", "specdec-drafter");
+  w.set_metadata("arch", "eagle3");
+  for (const char* k : {"dim", "ffn", "vocab"})
+    w.set_metadata(k, "8");
+  w.set_metadata("heads", "2");
+  w.set_metadata("kv_heads", "1");
+  w.set_metadata("target_layer_ids", "1,2");
+  const std::string path = dir.file("bad.safetensors");
+  REQUIRE(w.write(path).ok());
+  drafter_weights<float> back;
+  std::string detail;
+  CHECK(load_drafter(path, back, &detail).code == specdec::errc::corrupt_data);
+  CHECK(detail.find("fc.weight") != std::string::npos);
+  specdec::io::safetensors_writer w2;
+  w2.set_metadata("format", "specdec-drafter");
+  w2.set_metadata("arch", "eagle3");
+  w2.set_metadata("dim", "99999999999");
+  REQUIRE(w2.write(path).ok());
+  CHECK(load_drafter(path, back, &detail).code == specdec::errc::corrupt_data);
+}
+
+TEST_CASE("deepspec eval: greedy decoding with the trained EAGLE-3 (chain and EAGLE-2 tree) and "
+          "MTP-1 equals plain decoding",
+          "[deepspec]") {
+  using namespace specdec;
+  fixture& f = fx();
+  const auto sets = eval_sets(f.heldout, f.tok, 3);
+  eval_options eo;
+  eo.gamma = 5;
+  eo.max_new = 40;
+  for (const auto& set : sets) {
+    propose::no_drafter none;
+    acceptance acc;
+    std::vector<std::vector<token_id>> plain, spec, mtp_out;
+    REQUIRE(run_set(f.target, none, set, 0.0f, eo, acc, &plain).ok());
+    drafter_net net(f.trained, f.E, f.target.seq_len());
+    propose::feature_drafter_config fc;
+    fc.max_draft = 5;
+    propose::feature_chain_proposer<drafter_net> p(net, fc);
+    REQUIRE(run_set(f.target, p, set, 0.0f, eo, acc, &spec).ok());
+    CHECK(spec == plain);
+    CHECK(acc.drafted > 0);
+    CHECK(acc.tau() > 1.0);
+    drafter_net mnet(f.mtp, f.E, f.target.seq_len());
+    propose::feature_chain_proposer<drafter_net> mp(mnet, fc);
+    REQUIRE(run_set(f.target, mp, set, 0.0f, eo, acc, &mtp_out).ok());
+    CHECK(mtp_out == plain);
+    // The EAGLE-2 tree through the tree decoder.
+    fc.top_k = 3;
+    fc.depth = 4;
+    fc.max_nodes = 10;
+    drafter_net tnet(f.trained, f.E, f.target.seq_len());
+    propose::feature_tree_proposer<drafter_net> tp(tnet, fc);
+    for (std::size_t i = 0; i < set.prompts.size(); ++i) {
+      decode::decode_config cfg;
+      cfg.max_new_tokens = eo.max_new;
+      cfg.params.temperature = 0.0f;
+      cfg.request_id = i;
+      cfg.end_tokens = {1};
+      cfg.max_draft = 10;
+      decode::tree_decoder dec(f.target, f.target.cache(), tp, verify::greedy{});
+      decode::decode_result r;
+      REQUIRE(dec.generate(set.prompts[i], cfg, r).ok());
+      CHECK(r.tokens == plain[i]);
+      CHECK(r.stats.drafted > 0);
+    }
+  }
+}
+
+namespace {
+
+// Law of the first emitted token (and of the second given a first accepted draft) when the
+// trained EAGLE-3 drafts two tokens after a held-out context and verify::rejection_sampling
+// verifies at T = 1. `misreport` hands the verifier rows sharpened to T = 0.5 instead of the
+// rows the drafts were drawn from (a biased drafter).
+struct gof_result {
+  std::vector<std::uint64_t> first, second;
+  std::vector<double> law_first, law_second;
+  std::uint64_t second_total = 0;
+};
+
+std::vector<double> softmax_d(const float* row, specdec::index_t V) {
+  std::vector<double> p(static_cast<std::size_t>(V));
+  double mx = row[0];
+  for (specdec::index_t v = 1; v < V; ++v)
+    mx = std::max(mx, static_cast<double>(row[v]));
+  double s = 0;
+  for (specdec::index_t v = 0; v < V; ++v)
+    s += p[static_cast<std::size_t>(v)] = std::exp(static_cast<double>(row[v]) - mx);
+  for (auto& x : p)
+    x /= s;
+  return p;
+}
+
+gof_result rejection_gof(std::uint64_t draws, bool misreport) {
+  using namespace specdec;
+  fixture& f = fx();
+  llama2c::model& m = f.target;
+  const index_t V = m.vocab_size();
+  const std::vector<token_id> ctx = f.heldout.sequence(3);
+  const index_t n = 20; // context c_0 .. c_19
+  const std::vector<token_id> c(ctx.begin(), ctx.begin() + n);
+  // Target: features of c_0..c_{n-2} for the drafter, then the rows after c.
+  std::vector<float> logits(static_cast<std::size_t>(n * V));
+  std::vector<float> feats(static_cast<std::size_t>(n * 192));
+  const std::vector<std::int32_t> layers{1, 3, 4};
+  m.reset();
+  REQUIRE(m.score_features({0, {c.data(), n}, 0},
+                           {logits.data(), n, V, V},
+                           {{layers.data(), 3}, {feats.data(), n, 192, 192}})
+              .ok());
+  const std::vector<float> p1(logits.end() - V, logits.end());
+  drafter_net net(f.trained, f.E, 64);
+  std::vector<feature_draft_step> rows;
+  for (index_t t = 0; t + 1 < n; ++t)
+    rows.push_back({t, c[static_cast<std::size_t>(t + 1)], feats.data() + t * 192, t - 1, true});
+  std::vector<float> dl(static_cast<std::size_t>((n - 1) * V)),
+      dh(static_cast<std::size_t>((n - 1) * 64));
+  REQUIRE(
+      net.append({rows.data(), n - 1}, {dl.data(), n - 1, V, V}, {dh.data(), n - 1, 64, 64}).ok());
+  const std::vector<float> q1(dl.end() - V, dl.end());
+  const std::vector<float> h1(dh.end() - 64, dh.end());
+  // Memoised per d1: q2(d1) from a draft entry (with its sampling stats) and the verifier's
+  // draft block [q1; q2(d1)] (sharpened when misreporting); per (d1, d2): the target block
+  // [p1; p2(d1); p3(d1, d2)].
+  const cpu::serial_executor ex{};
+  sampling::sampling_params sp;
+  sp.temperature = 1.0f;
+  const float scale = misreport ? 2.0f : 1.0f;
+  struct per_d1 {
+    std::vector<float> q2, block;
+    sampling::row_stats st{};
+  };
+  std::map<token_id, per_d1> d1_rows;
+  std::map<std::int64_t, std::vector<float>> targets;
+  auto rows_of = [&](token_id d1) -> per_d1& {
+    auto it = d1_rows.find(d1);
+    if (it != d1_rows.end())
+      return it->second;
+    per_d1 r;
+    REQUIRE(net.truncate(n - 1).ok());
+    const feature_draft_step s{n - 1, d1, h1.data(), n - 2, false};
+    r.q2.resize(static_cast<std::size_t>(V));
+    std::vector<float> hid(64);
+    REQUIRE(net.append({&s, 1}, {r.q2.data(), 1, V, V}, {hid.data(), 1, 64, 64}).ok());
+    r.st = sampling::prepare_row(
+        ex, sampling::dist_row<float>{r.q2.data(), V, distribution_kind::logits}, sp);
+    REQUIRE(r.st.status.ok());
+    r.block.resize(static_cast<std::size_t>(2 * V));
+    for (index_t v = 0; v < V; ++v) {
+      r.block[static_cast<std::size_t>(v)] = q1[static_cast<std::size_t>(v)] * scale;
+      r.block[static_cast<std::size_t>(V + v)] = r.q2[static_cast<std::size_t>(v)] * scale;
+    }
+    return d1_rows.emplace(d1, std::move(r)).first->second;
+  };
+  auto target_block = [&](token_id d1, token_id d2) -> const std::vector<float>& {
+    const std::int64_t key = static_cast<std::int64_t>(d1) * V + d2;
+    auto it = targets.find(key);
+    if (it != targets.end())
+      return it->second;
+    const token_id two[2] = {d1, d2};
+    std::vector<float> b(static_cast<std::size_t>(3 * V));
+    std::copy(p1.begin(), p1.end(), b.begin());
+    REQUIRE(m.score({0, {two, 2}, n}, {b.data() + V, 2, V, V}).ok());
+    return targets.emplace(key, std::move(b)).first->second;
+  };
+  gof_result g;
+  g.first.assign(static_cast<std::size_t>(V), 0);
+  g.second.assign(static_cast<std::size_t>(V), 0);
+  g.law_first = softmax_d(p1.data(), V);
+  // The most likely first token: its second-token law is checked.
+  const token_id focus = static_cast<token_id>(
+      std::max_element(g.law_first.begin(), g.law_first.end()) - g.law_first.begin());
+  const sampling::dist_row<float> r1{q1.data(), V, distribution_kind::logits};
+  const sampling::row_stats st1 = sampling::prepare_row(ex, r1, sp);
+  REQUIRE(st1.status.ok());
+  for (std::uint64_t i = 0; i < draws; ++i) {
+    // The drafter's draws (its own stream), as feature_chain_proposer makes them.
+    const rng_key dkey{i * 2654435761u + 7, 99};
+    const auto d1 = static_cast<token_id>(
+        sampling::sample_row(ex, r1, st1, uniform_at(dkey, n, draw_purpose::sample)));
+    const per_d1& r = rows_of(d1);
+    const sampling::dist_row<float> r2{r.q2.data(), V, distribution_kind::logits};
+    const auto d2 = static_cast<token_id>(
+        sampling::sample_row(ex, r2, r.st, uniform_at(dkey, n + 1, draw_purpose::sample)));
+    const std::vector<float>& target = target_block(d1, d2);
+    const token_id toks[2] = {d1, d2};
+    verify::chain_request<float, float> req{};
+    req.target = target.data();
+    req.target_stride = V;
+    req.draft = r.block.data();
+    req.draft_stride = V;
+    req.tokens = toks;
+    req.num_drafts = 2;
+    req.vocab = V;
+    req.params = sp;
+    req.position = n;
+    const verify::chain_outcome o =
+        cpu::verify_chain(verify::rejection_sampling{}, req, rng_key{i, 5});
+    REQUIRE(o.status.ok());
+    const token_id first = o.accepted >= 1 ? d1 : o.next;
+    ++g.first[static_cast<std::size_t>(first)];
+    if (o.accepted >= 1 && first == focus) {
+      const token_id second = o.accepted >= 2 ? d2 : o.next;
+      ++g.second[static_cast<std::size_t>(second)];
+      ++g.second_total;
+    }
+  }
+  // Second-token law after the focus token.
+  {
+    const token_id one[1] = {focus};
+    std::vector<float> out(static_cast<std::size_t>(V));
+    REQUIRE(m.score({0, {one, 1}, n}, {out.data(), 1, V, V}).ok());
+    g.law_second = softmax_d(out.data(), V);
+  }
+  return g;
+}
+
+} // namespace
+
+TEST_CASE("deepspec: rejection sampling with the trained EAGLE-3's rows is lossless (1e6 draws); "
+          "a drafter that misreports its rows fails",
+          "[deepspec][stat]") {
+  const std::uint64_t draws = specdec_test::by_build<std::uint64_t>(1000000, 100000);
+  const double alpha = 1e-6;
+  {
+    const gof_result g = rejection_gof(draws, false);
+    const auto fa =
+        specdec_test::pooled_chi_square(g.first, specdec_test::expected_counts(g.law_first, draws));
+    const double bound = specdec_test::chi_square_upper_quantile(fa.degrees_of_freedom, alpha);
+    CAPTURE(fa.statistic, fa.degrees_of_freedom, bound, fa.min_expected);
+    CHECK(specdec_test::fits(fa, alpha));
+    REQUIRE(g.second_total > 20000 / (specdec_test::address_sanitized ? 10 : 1));
+    const auto fb = specdec_test::pooled_chi_square(
+        g.second, specdec_test::expected_counts(g.law_second, g.second_total));
+    CAPTURE(fb.statistic, fb.degrees_of_freedom, g.second_total);
+    CHECK(specdec_test::fits(fb, alpha));
+  }
+  {
+    const gof_result g = rejection_gof(draws, true);
+    const auto fa =
+        specdec_test::pooled_chi_square(g.first, specdec_test::expected_counts(g.law_first, draws));
+    CAPTURE(fa.statistic, fa.degrees_of_freedom);
+    CHECK_FALSE(specdec_test::fits(fa, alpha));
+  }
+}
