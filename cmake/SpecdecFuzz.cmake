@@ -77,6 +77,7 @@ set(_specdec_fuzz_common_args
     "-seed=1 -max_total_time=${SPECDEC_FUZZ_SECONDS} -timeout=10 -rss_limit_mb=2048 -print_final_stats=1")
 set(_specdec_fuzz_args_heads "-malloc_limit_mb=64")
 set(_specdec_fuzz_args_llama2c "-malloc_limit_mb=1024")
+set(_specdec_fuzz_args_safetensors "-malloc_limit_mb=64")
 
 if(_specdec_fuzz_sources)
   add_library(specdec.fuzz.replay_main OBJECT "${_specdec_fuzz_dir}/replay_main.cpp")

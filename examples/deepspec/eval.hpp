@@ -157,6 +157,8 @@ specdec::status run_set(llama2c::model& m,
     cfg.on_step = [&](const decode::step_record& r) { acc.add(r.drafted, r.accepted); };
     if constexpr (requires { proposer.set_seed(std::uint64_t{}); })
       proposer.set_seed(o.seed * 31 + i);
+    if constexpr (requires { proposer.set_params(cfg.params); })
+      proposer.set_params(cfg.params); // draft from the row the verifier processes alike
     decode::decode_result r;
     status s{};
     if (T == 0.0f) {

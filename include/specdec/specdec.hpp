@@ -25,6 +25,7 @@
 #include <specdec/decode/stats.hpp>
 #include <specdec/decode/stop.hpp>
 #include <specdec/decode/tree_decoder.hpp>
+#include <specdec/io/safetensors.hpp>
 #include <specdec/kv/concepts.hpp>
 #include <specdec/kv/contiguous_cache.hpp>
 #include <specdec/kv/paged_cache.hpp>
@@ -34,6 +35,7 @@
 #include <specdec/propose/draft_model.hpp>
 #include <specdec/propose/early_exit.hpp>
 #include <specdec/propose/early_exit_tree.hpp>
+#include <specdec/propose/feature_drafter.hpp>
 #include <specdec/propose/ngram.hpp>
 #include <specdec/propose/ngram_tree.hpp>
 #include <specdec/propose/no_draft.hpp>
@@ -50,6 +52,8 @@
 #include <specdec/sched/draft_length.hpp>
 #include <specdec/sched/prefix_scheduler.hpp>
 #include <specdec/sched/sps_profile.hpp>
+#include <specdec/train/loss.hpp>
+#include <specdec/train/optim.hpp>
 #include <specdec/tree/builder.hpp>
 #include <specdec/tree/mask.hpp>
 #include <specdec/tree/token_tree.hpp>

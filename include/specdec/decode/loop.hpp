@@ -154,6 +154,11 @@ status prefill(Target& target,
                const decode_config& cfg,
                std::vector<float>& logits,
                decode_stats& stats) {
+  static_assert(
+      !requires { &Proposer::observe_prompt; } || prompt_feature_proposer<Proposer>,
+      "specdec: the proposer has an observe_prompt member that is not 'status "
+      "observe_prompt(std::uint64_t, index_t, matrix_view<const float>)' of a "
+      "feature_proposer (prompt_feature_proposer): the loop would never call it");
   const auto t0 = decode_clock::now();
   double feature_seconds = 0.0;
   if (const status s = cache.rollback(0); !s.ok())

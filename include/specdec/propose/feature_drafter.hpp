@@ -225,6 +225,12 @@ public:
   void set_seed(std::uint64_t seed) noexcept {
     this->config_.seed = seed;
   }
+  /// @brief Sets how drafts are drawn: pass the decode's sampling parameters, so the drafter
+  ///        draws from the row the verifier processes the same way (temperature 0: argmax).
+  ///        O(1).
+  void set_params(const sampling::sampling_params& params) noexcept {
+    this->config_.params = params;
+  }
 
   /// @brief Drafts up to min(r.max_tokens, max_draft, b.tokens.size, b.probs.rows, the cache's
   ///        room) tokens; none when the network is not in step with r.context (see the file
@@ -436,10 +442,13 @@ private:
   // Adds the top_k children of a row (log-softmax at temperature 1) as nodes at `depth`.
   void expand(const float* row, index_t vocab, std::int32_t parent, double score, int depth) {
     double mx = -HUGE_VAL;
-    for (index_t v = 0; v < vocab; ++v)
+    for (index_t v = 0; v < vocab; ++v) {
+      if (std::isnan(row[v]))
+        return; // one NaN makes the row unusable (as for the chain form): no children
       mx = std::max(mx, static_cast<double>(row[v]));
+    }
     if (!(mx > -HUGE_VAL) || !std::isfinite(mx))
-      return; // no mass or a NaN / +inf row: no children
+      return; // no mass or a +inf row: no children
     double sum = 0;
     for (index_t v = 0; v < vocab; ++v)
       sum += std::exp(static_cast<double>(row[v]) - mx);
@@ -453,8 +462,8 @@ private:
     });
     for (index_t i = 0; i < k; ++i) {
       const token_id t = cand_[static_cast<std::size_t>(i)];
-      if (std::isnan(row[t]))
-        continue;
+      if (!(row[t] > -HUGE_VALF))
+        break; // probability 0 (and every later candidate too): never a draft
       nodes_.push_back(node{t, parent, score + (static_cast<double>(row[t]) - lse), depth});
     }
   }
