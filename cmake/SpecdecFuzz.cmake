@@ -75,6 +75,7 @@ endif()
 # checked against the file fails there).
 set(_specdec_fuzz_common_args
     "-seed=1 -max_total_time=${SPECDEC_FUZZ_SECONDS} -timeout=10 -rss_limit_mb=2048 -print_final_stats=1")
+set(_specdec_fuzz_args_deepspec "-malloc_limit_mb=64")
 set(_specdec_fuzz_args_heads "-malloc_limit_mb=64")
 set(_specdec_fuzz_args_llama2c "-malloc_limit_mb=1024")
 set(_specdec_fuzz_args_safetensors "-malloc_limit_mb=64")
@@ -94,7 +95,7 @@ foreach(src IN LISTS _specdec_fuzz_sources)
   string(REGEX REPLACE "^fuzz_" "" name "${stem}")
   set(corpus "${_specdec_fuzz_dir}/corpus/${name}")
   set(libs specdec::specdec specdec_dev_flags)
-  if(name STREQUAL "llama2c")
+  if(name STREQUAL "llama2c" OR name STREQUAL "deepspec") # example code under examples/
     list(APPEND libs specdec_llama2c)
   endif()
   set(replay "specdec.fuzz.${name}.replay")

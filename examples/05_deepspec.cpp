@@ -106,7 +106,7 @@ int cmd_data(env& e, const args& a) {
   for (int split = 0; split < 2; ++split) {
     deepspec::data_options o;
     o.heldout = split == 1;
-    o.sequences = a.num(o.heldout ? "heldout" : "train", o.heldout ? 128 : 1024);
+    o.sequences = a.num(o.heldout ? "heldout" : "train", o.heldout ? 128 : 2048);
     o.max_new = a.num("max-new", 192);
     o.seed = static_cast<std::uint64_t>(a.num("seed", 42));
     for (const auto& l : split_layers(a.str("features", "")))
@@ -199,6 +199,35 @@ int train_one(env& e,
                                         {"train_seconds", std::to_string(res.seconds)}};
   if (const auto s = deepspec::save_drafter(W, e.E, out, md, &detail); !s.ok())
     return fail("writing " + out, s, detail);
+  // The loss curve beside the checkpoint (<out without .safetensors>.curve.json).
+  const std::string curve = (out.size() > 12 && out.substr(out.size() - 12) == ".safetensors"
+                                 ? out.substr(0, out.size() - 12)
+                                 : out)
+                            + ".curve.json";
+  if (std::FILE* f = std::fopen(curve.c_str(), "w"); f != nullptr) {
+    std::fprintf(
+        f,
+        "{\"drafter\": \"%s\", \"ttt\": %d, \"steps\": %lld, \"seconds\": %.1f, \"points\": [\n",
+        deepspec::arch_name(kind),
+        ttt,
+        static_cast<long long>(res.steps),
+        res.seconds);
+    for (std::size_t i = 0; i < res.curve.size(); ++i) {
+      const auto& c = res.curve[i];
+      std::fprintf(f,
+                   "  {\"step\": %lld, \"train_loss\": %.5f, \"heldout_loss\": %.5f, "
+                   "\"heldout_accept1\": %.4f, \"heldout_tau_tf\": %.4f, \"seconds\": %.1f}%s\n",
+                   static_cast<long long>(c.step),
+                   c.train_loss,
+                   c.heldout_loss,
+                   c.heldout_accept,
+                   c.heldout_tau,
+                   c.seconds,
+                   i + 1 < res.curve.size() ? "," : "");
+    }
+    std::fprintf(f, "]}\n");
+    std::fclose(f);
+  }
   std::printf("[train] wrote %s: %lld steps, %lld supervised tokens, %.1f s\n",
               out.c_str(),
               static_cast<long long>(res.steps),

@@ -18,6 +18,8 @@
 #include <specdec/io/safetensors.hpp>
 
 #include "deepspec/drafter.hpp"
+#include "deepspec/tagged_file.hpp"
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <string>
@@ -25,14 +27,14 @@
 
 namespace deepspec {
 
-/// @brief Writes the weights (and the frozen embedding E as embed_tokens / lm_head) to `path`,
-///        with `extra` metadata. @return the writer's status
-inline specdec::status save_drafter(const drafter_weights<float>& W,
-                                    const mat<float>& E,
-                                    const std::string& path,
-                                    const std::map<std::string, std::string>& extra = {},
-                                    std::string* detail = nullptr) {
-  specdec::io::safetensors_writer w;
+/// @brief The safetensors form of a drafter, what save_drafter writes: the metadata (the shape,
+///        `extra`) and every weight, with the frozen embedding E as embed_tokens / lm_head, added
+///        to `w`.
+/// @return ok, or the writer's status (then `w` may hold part of the drafter)
+inline specdec::status encode_drafter(const drafter_weights<float>& W,
+                                      const mat<float>& E,
+                                      const std::map<std::string, std::string>& extra,
+                                      specdec::io::safetensors_writer& w) {
   const drafter_config& c = W.cfg;
   w.set_metadata("format", "specdec-drafter");
   w.set_metadata("arch", arch_name(c.kind));
@@ -64,7 +66,18 @@ inline specdec::status save_drafter(const drafter_weights<float>& W,
   const std::span<const float> e{E.data(), static_cast<std::size_t>(E.size())};
   if (const specdec::status s = w.add_f32("embed_tokens.weight", {E.rows(), E.cols()}, e); !s.ok())
     return s;
-  if (const specdec::status s = w.add_f32("lm_head.weight", {E.rows(), E.cols()}, e); !s.ok())
+  return w.add_f32("lm_head.weight", {E.rows(), E.cols()}, e);
+}
+
+/// @brief Writes the weights (and the frozen embedding E as embed_tokens / lm_head) to `path`,
+///        with `extra` metadata (encode_drafter, then the file). @return the writer's status
+inline specdec::status save_drafter(const drafter_weights<float>& W,
+                                    const mat<float>& E,
+                                    const std::string& path,
+                                    const std::map<std::string, std::string>& extra = {},
+                                    std::string* detail = nullptr) {
+  specdec::io::safetensors_writer w;
+  if (const specdec::status s = encode_drafter(W, E, extra, w); !s.ok())
     return s;
   return w.write(path, detail);
 }
@@ -73,30 +86,36 @@ inline specdec::status save_drafter(const drafter_weights<float>& W,
 /// loader allocate more than a few such matrices).
 inline constexpr int max_checkpoint_width = 1 << 14;
 
-/// @brief Reads a drafter written by save_drafter (or laid out the same way): the metadata gives
-///        the shape, which must validate and stay within max_checkpoint_width; every tensor must
-///        be present with exactly its shape and finite values.
-/// @return the file's status; corrupt_data with a one-line `detail` otherwise
-inline specdec::status
-load_drafter(const std::string& path, drafter_weights<float>& out, std::string* detail = nullptr) {
+/// @brief Reads a drafter held in a parsed safetensors file (what load_drafter does once the file
+///        is read).
+///
+/// Checks: the format tag (check_tag); metadata `arch` eagle3 or mtp1; `dim`, `heads`,
+/// `kv_heads`, `ffn`, `vocab` decimal integers (at most 6 digits) in [1, max_checkpoint_width];
+/// `target_layer_ids` comma-separated decimal layers (at most 64 characters, 4 digits each); the
+/// shape they give validates (drafter_config::validate); every weight slot of that shape is present
+/// under its param_name with exactly the shape drafter_weights::shape gives (a norm as a vector
+/// [d]), of a floating-point dtype, every value finite. Other tensors (embed_tokens, lm_head) and
+/// metadata are ignored.
+/// @param[in] f the file
+/// @param[out] out receives the weights on success (absent slots 0 x 0); unchanged on error
+/// @param[in] name what `*detail` is prefixed with (the path)
+/// @param[out] detail optional: "name: " and a one-line reason on error; cleared on success
+/// @return ok; corrupt_data, shape_mismatch (a tensor of another shape) or unsupported (memory)
+inline specdec::status drafter_from(const specdec::io::safetensors_file& f,
+                                    drafter_weights<float>& out,
+                                    const std::string& name,
+                                    std::string* detail) {
   using specdec::errc;
   using specdec::status;
-  auto fail = [&](errc c, const std::string& why) {
-    if (detail != nullptr)
-      *detail = path + ": " + why;
-    return status{c};
-  };
-  specdec::io::safetensors_file f;
+  auto fail = [&](errc c, const std::string& why) { return fail_with(c, name, why, detail); };
+  if (const status s = check_tag(f, "specdec-drafter", name, detail); !s.ok())
+    return s;
   std::string why;
-  if (const status s = specdec::io::safetensors_file::load(path, f, &why); !s.ok())
-    return fail(s.code, why);
   const auto& md = f.metadata();
   auto get = [&](const char* key) -> const std::string* {
     const auto it = md.find(key);
     return it == md.end() ? nullptr : &it->second;
   };
-  if (const std::string* fmt = get("format"); fmt == nullptr || *fmt != "specdec-drafter")
-    return fail(errc::corrupt_data, "not a specdec-drafter file (metadata 'format')");
   auto int_of = [&](const char* key, int& v) {
     const std::string* s = get(key);
     if (s == nullptr || s->empty() || s->size() > 6
@@ -136,24 +155,36 @@ load_drafter(const std::string& path, drafter_weights<float>& out, std::string* 
     const auto sh = W.shape(p);
     if (sh[0] == 0)
       continue;
-    const std::string name = param_name(c.kind, p);
+    const std::string tensor = param_name(c.kind, p);
     std::vector<std::int64_t> want;
     if (is_norm(p))
       want = {sh[1]};
     else
       want = {sh[0], sh[1]};
     std::vector<float> v;
-    if (const status s = f.read_f32(name, want, v, &why); !s.ok())
+    if (const status s = f.read_f32(tensor, want, v, &why); !s.ok())
       return fail(s.code, why);
     for (float x : v)
       if (!std::isfinite(x))
-        return fail(errc::corrupt_data, name + " holds a NaN or infinite value");
+        return fail(errc::corrupt_data, tensor + " holds a NaN or infinite value");
     W.w[p] = Eigen::Map<const mat<float>>(v.data(), sh[0], sh[1]);
   }
   out = std::move(W);
   if (detail != nullptr)
     detail->clear();
   return status{};
+}
+
+/// @brief Reads a drafter written by save_drafter (or laid out the same way): loads `path`
+///        (open_tagged), then drafter_from (whose checks and outputs it has; `detail` is prefixed
+///        with the path).
+/// @return io_error / corrupt_data / shape_mismatch / unsupported with a one-line `detail`
+inline specdec::status
+load_drafter(const std::string& path, drafter_weights<float>& out, std::string* detail = nullptr) {
+  specdec::io::safetensors_file f;
+  if (const specdec::status s = open_tagged(path, "specdec-drafter", f, detail); !s.ok())
+    return s;
+  return drafter_from(f, out, path, detail);
 }
 
 } // namespace deepspec

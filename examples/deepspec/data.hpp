@@ -25,7 +25,8 @@
 ///  - optionally `top_ids` I32 [N, K] and `top_logits` F32 [N, K]: the target's K largest logits
 ///    at every token (row t predicts token t + 1), so training need not rerun the target;
 /// and metadata `format` = "specdec-deepspec-data", `version` = "1", the split, seed and sampling
-/// settings. load_dataset() checks every size and id against the file and the target.
+/// settings. load_dataset() (dataset_from() for a file parsed from memory) checks every size and id
+/// against the file and the target.
 
 #include <specdec/core/rng.hpp>
 #include <specdec/core/status.hpp>
@@ -37,6 +38,7 @@
 #include <specdec/verify/greedy.hpp>
 #include <specdec/verify/rejection.hpp>
 
+#include "deepspec/tagged_file.hpp"
 #include "llama2c/model.hpp"
 #include "llama2c/tokenizer.hpp"
 #include <algorithm>
@@ -266,13 +268,13 @@ inline specdec::status generate_dataset(llama2c::model& m,
   return status{};
 }
 
-/// @brief Writes a split (see the file comment for the layout).
-inline specdec::status save_dataset(const dataset& d,
-                                    const data_options& o,
-                                    const std::string& path,
-                                    std::string* detail = nullptr) {
-  using specdec::io::safetensors_writer;
-  safetensors_writer w;
+/// @brief The safetensors form of a split, what save_dataset writes (see the file comment for
+///        the layout): metadata and tensors added to `w` (features as BF16 or F32 per
+///        `o.bf16_features`).
+/// @return ok; the writer's status when a block's size does not match its shape (then `w` may
+///   hold part of the split)
+inline specdec::status
+encode_dataset(const dataset& d, const data_options& o, specdec::io::safetensors_writer& w) {
   w.set_metadata("format", "specdec-deepspec-data");
   w.set_metadata("version", "1");
   w.set_metadata("split", o.heldout ? "heldout" : "train");
@@ -298,7 +300,17 @@ inline specdec::status save_dataset(const dataset& d,
     if (s.ok())
       s = w.add_f32("top_logits", {N, d.top_k}, d.top_logits);
   }
-  if (!s.ok()) {
+  return s;
+}
+
+/// @brief Writes a split (encode_dataset, then the file).
+/// @return encode_dataset's status (detail "cannot encode the dataset"), else the writer's
+inline specdec::status save_dataset(const dataset& d,
+                                    const data_options& o,
+                                    const std::string& path,
+                                    std::string* detail = nullptr) {
+  specdec::io::safetensors_writer w;
+  if (const specdec::status s = encode_dataset(d, o, w); !s.ok()) {
     if (detail != nullptr)
       *detail = "cannot encode the dataset";
     return s;
@@ -306,34 +318,37 @@ inline specdec::status save_dataset(const dataset& d,
   return w.write(path, detail);
 }
 
-/// @brief Reads and validates a split written by save_dataset for a target of `vocab` tokens,
-///        `dim` wide, with a context of `seq_len`.
+/// @brief Validates a split held in a parsed safetensors file (what load_dataset does once the
+///        file is read) for a target of `vocab` tokens, `dim` wide, with a context of `seq_len`.
 ///
-/// Checks: the format tag; offsets start at 0, rise by at least 2 per sequence, end at N; each
-/// prompt length in [1, sequence length); every token in [0, vocab); no sequence longer than
-/// seq_len; feature blocks [N, dim] named features.<l> with l >= 0; top_ids / top_logits both or
-/// neither, [N, K] with K <= vocab and ids in range; every feature and logit finite.
-/// @return io_error / corrupt_data / unsupported with a one-line `detail`
-inline specdec::status load_dataset(const std::string& path,
+/// Checks: the format tag (check_tag); offsets start at 0, rise by at least 2 and at most
+/// seq_len per sequence, end at N; each prompt length in [1, sequence length); every token in
+/// [0, vocab); feature blocks [N, dim] (F32, BF16, F16 or F64) named features.<l> with l a
+/// decimal layer number >= 0 without leading zeros (at most 6 digits); top_ids / top_logits both
+/// or neither, [N, K] with 1 <= K <= vocab and ids in [0, vocab); every feature and logit finite.
+/// Other tensors are ignored. A split of no sequences (offsets [0], no tokens) is valid.
+/// @param[in] f the file
+/// @param[in] vocab the target's vocabulary
+/// @param[in] dim the target's width (out.dim on success)
+/// @param[in] seq_len the target's context
+/// @param[out] out receives the split on success (features in data-offset order of the
+///   file's tensors); unchanged on error
+/// @param[in] name what `*detail` is prefixed with (the path)
+/// @param[out] detail optional: "name: " and a one-line reason on error; cleared on success
+/// @return ok; corrupt_data, shape_mismatch (a block of another shape) or unsupported (memory)
+inline specdec::status dataset_from(const specdec::io::safetensors_file& f,
                                     std::int64_t vocab,
                                     std::int64_t dim,
                                     std::int64_t seq_len,
                                     dataset& out,
-                                    std::string* detail = nullptr) {
+                                    const std::string& name,
+                                    std::string* detail) {
   using specdec::errc;
   using specdec::status;
-  auto fail = [&](errc c, const std::string& why) {
-    if (detail != nullptr)
-      *detail = path + ": " + why;
-    return status{c};
-  };
-  specdec::io::safetensors_file f;
+  auto fail = [&](errc c, const std::string& why) { return fail_with(c, name, why, detail); };
+  if (const status s = check_tag(f, "specdec-deepspec-data", name, detail); !s.ok())
+    return s;
   std::string why;
-  if (const status s = specdec::io::safetensors_file::load(path, f, &why); !s.ok())
-    return fail(s.code, why);
-  const auto it = f.metadata().find("format");
-  if (it == f.metadata().end() || it->second != "specdec-deepspec-data")
-    return fail(errc::corrupt_data, "not a specdec-deepspec-data file (metadata 'format')");
   dataset d;
   if (const status s = f.read_i32("tokens", {}, d.tokens, &why); !s.ok())
     return fail(s.code, why);
@@ -349,12 +364,15 @@ inline specdec::status load_dataset(const std::string& path,
                 "offsets must have S + 1 = " + std::to_string(S + 1)
                     + " entries from 0 to the token count " + std::to_string(N));
   for (std::int64_t s = 0; s < S; ++s) {
-    const std::int64_t len =
-        d.offsets[static_cast<std::size_t>(s) + 1] - d.offsets[static_cast<std::size_t>(s)];
-    if (len < 2 || len > seq_len)
+    // offsets[s] >= 0 here (they rise from 0), so b - a cannot overflow once b >= a.
+    const std::int64_t a = d.offsets[static_cast<std::size_t>(s)];
+    const std::int64_t b = d.offsets[static_cast<std::size_t>(s) + 1];
+    if (b < a || b - a < 2 || b - a > seq_len)
       return fail(errc::corrupt_data,
-                  "sequence " + std::to_string(s) + " has " + std::to_string(len)
-                      + " tokens (must be 2 .. " + std::to_string(seq_len) + ")");
+                  "sequence " + std::to_string(s) + " runs from offset " + std::to_string(a)
+                      + " to " + std::to_string(b) + " (must be 2 .. " + std::to_string(seq_len)
+                      + " tokens)");
+    const std::int64_t len = b - a;
     const std::int32_t p = d.prompt_lengths[static_cast<std::size_t>(s)];
     if (p < 1 || p >= len)
       return fail(errc::corrupt_data,
@@ -372,8 +390,11 @@ inline specdec::status load_dataset(const std::string& path,
     if (ti.name.rfind("features.", 0) != 0)
       continue;
     const std::string num = ti.name.substr(9);
-    if (num.empty() || num.size() > 6 || num.find_first_not_of("0123456789") != std::string::npos)
-      return fail(errc::corrupt_data, "bad feature tensor name '" + ti.name + "'");
+    // Canonical numbers only: "features.1" and "features.01" would be the same layer twice.
+    if (num.empty() || num.size() > 6 || num.find_first_not_of("0123456789") != std::string::npos
+        || (num.size() > 1 && num[0] == '0'))
+      return fail(errc::corrupt_data,
+                  "bad feature tensor name " + specdec::io::detail::st_quote(ti.name));
     d.feature_layers.push_back(std::stoi(num));
     d.features.emplace_back();
     const std::int64_t shape[2] = {N, dim};
@@ -407,6 +428,21 @@ inline specdec::status load_dataset(const std::string& path,
   if (detail != nullptr)
     detail->clear();
   return status{};
+}
+
+/// @brief Reads and validates a split written by save_dataset: loads `path` (open_tagged), then
+///        dataset_from (whose checks and outputs it has; `detail` is prefixed with the path).
+/// @return io_error / corrupt_data / shape_mismatch / unsupported with a one-line `detail`
+inline specdec::status load_dataset(const std::string& path,
+                                    std::int64_t vocab,
+                                    std::int64_t dim,
+                                    std::int64_t seq_len,
+                                    dataset& out,
+                                    std::string* detail = nullptr) {
+  specdec::io::safetensors_file f;
+  if (const specdec::status s = open_tagged(path, "specdec-deepspec-data", f, detail); !s.ok())
+    return s;
+  return dataset_from(f, vocab, dim, seq_len, out, path, detail);
 }
 
 } // namespace deepspec

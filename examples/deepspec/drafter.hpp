@@ -428,14 +428,11 @@ struct train_metrics {
       steps[k].accept += o.steps[k].accept;
     }
   }
-  /// Weighted total loss / weighted rows (the optimised objective's scale).
+  /// The optimised objective: the step-weighted loss summed over steps, per supervised step-0 row.
   [[nodiscard]] double loss() const {
     double n = 0;
-    double w = 0;
-    for (const auto& s : steps) {
+    for (const auto& s : steps)
       n += s.loss;
-      w += s.rows > 0 && !steps.empty() ? s.rows : 0;
-    }
     return steps.empty() || steps[0].rows <= 0 ? 0.0 : n / steps[0].rows;
   }
   /// Expected tau under teacher forcing: 1 + sum_k prod_{i<=k} mean c*_i (a summary only).
@@ -577,7 +574,8 @@ specdec::status train_sequence(const drafter_weights<T>& W,
           tm = v;
       }
       sm.argmax += am == tm ? 1 : 0;
-      sm.accept += static_cast<double>(specdec::train::acceptance_estimate<T>(row, tp));
+      if (G == nullptr) // c* costs a softmax per row: evaluation only
+        sm.accept += static_cast<double>(specdec::train::acceptance_estimate<T>(row, tp));
     }
     steps_run = k + 1;
   }

@@ -289,10 +289,7 @@ inline specdec::status train_drafter(drafter_weights<float>& W,
       train_metrics bm = workers[0].metrics;
       bm.add(workers[1].metrics);
       if (!bm.steps.empty() && bm.steps[0].rows > 0) {
-        double l = 0;
-        for (const auto& sm : bm.steps)
-          l += sm.loss * 1.0;
-        loss_sum += l / bm.steps[0].rows;
+        loss_sum += bm.loss();
         loss_n += 1;
         res.tokens += static_cast<std::int64_t>(bm.steps[0].rows);
       }

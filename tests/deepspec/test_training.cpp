@@ -114,9 +114,8 @@ static_assert(
 
 TEST_CASE("deepspec data: the split is deterministic, disjoint by seed, and its file round-trips",
           "[deepspec]") {
-  fixture& f = fx();
-  CHECK(f.train.size() == 32);
-  CHECK(f.heldout.size() == 12);
+  llama2c::model& target = specdec_test::shared_model();
+  const llama2c::tokenizer& tok = specdec_test::shared_tokenizer();
   // Same seed: the same data; the held-out stream differs from the training stream.
   data_options o;
   o.sequences = 4;
@@ -125,12 +124,12 @@ TEST_CASE("deepspec data: the split is deterministic, disjoint by seed, and its 
   o.feature_layers = {1, 5};
   o.top_logits = 8;
   dataset a, b, h;
-  REQUIRE(generate_dataset(f.target, f.tok, o, a).ok());
-  REQUIRE(generate_dataset(f.target, f.tok, o, b).ok());
+  REQUIRE(generate_dataset(target, tok, o, a).ok());
+  REQUIRE(generate_dataset(target, tok, o, b).ok());
   CHECK(a.tokens == b.tokens);
   CHECK(a.features == b.features);
   o.heldout = true;
-  REQUIRE(generate_dataset(f.target, f.tok, o, h).ok());
+  REQUIRE(generate_dataset(target, tok, o, h).ok());
   CHECK(h.tokens != a.tokens);
   // Supervision starts after the prompt; stories start at BOS.
   for (std::int64_t s = 0; s < a.size(); ++s)
@@ -183,8 +182,7 @@ TEST_CASE("deepspec data: the split is deterministic, disjoint by seed, and its 
         == specdec::errc::io_error);
 }
 
-TEST_CASE("deepspec training: the loss falls and held-out acceptance beats the untrained drafter",
-          "[deepspec]") {
+static void check_training_run() {
   fixture& f = fx();
   REQUIRE(f.res.curve.size() >= 3);
   const curve_point& first = f.res.curve[1]; // step 40 (step 0 has no training loss)
@@ -208,7 +206,7 @@ TEST_CASE("deepspec training: the loss falls and held-out acceptance beats the u
   CHECK(f.mtp_res.curve.back().heldout_accept > f.mtp_res.curve[0].heldout_accept + 0.1);
 }
 
-TEST_CASE("deepspec training: one thread and two give the same weights bit for bit", "[deepspec]") {
+static void check_thread_invariance() {
   fixture& f = fx();
   train_options t;
   t.ttt = 2;
@@ -234,8 +232,7 @@ TEST_CASE("deepspec training: one thread and two give the same weights bit for b
   CHECK(moved);
 }
 
-TEST_CASE("deepspec checkpoints: safetensors round trip with the field's names; bad files refused",
-          "[deepspec]") {
+static void check_checkpoints() {
   fixture& f = fx();
   specdec_test::scratch_dir dir("deepspec_ckpt");
   for (const drafter_weights<float>* W : {&f.trained, &f.mtp}) {
@@ -280,9 +277,7 @@ TEST_CASE("deepspec checkpoints: safetensors round trip with the field's names; 
   CHECK(load_drafter(path, back, &detail).code == specdec::errc::corrupt_data);
 }
 
-TEST_CASE("deepspec eval: greedy decoding with the trained EAGLE-3 (chain and EAGLE-2 tree) and "
-          "MTP-1 equals plain decoding",
-          "[deepspec]") {
+static void check_greedy_equals_plain() {
   using namespace specdec;
   fixture& f = fx();
   const auto sets = eval_sets(f.heldout, f.tok, 3);
@@ -328,9 +323,7 @@ TEST_CASE("deepspec eval: greedy decoding with the trained EAGLE-3 (chain and EA
   }
 }
 
-TEST_CASE("deepspec eval: every greedy round of the trained EAGLE-3 accepts what the "
-          "teacher-forced replay of the same text predicts",
-          "[deepspec]") {
+static void check_replay() {
   // Greedy decoding with the chain proposer, then the training forward (ttt = gamma unroll
   // steps) over the generated text: draft j of the round anchored at n - 1 is step j - 1 at row
   // n - 2, and greedy verification accepts it iff its argmax is the emitted token. Any error in
@@ -556,9 +549,7 @@ gof_result rejection_gof(std::uint64_t draws, bool misreport) {
 
 } // namespace
 
-TEST_CASE("deepspec: rejection sampling with the trained EAGLE-3's rows is lossless (1e6 draws); "
-          "a drafter that misreports its rows fails",
-          "[deepspec][stat]") {
+static void check_rejection_gof() {
   const std::uint64_t draws = specdec_test::by_build<std::uint64_t>(1000000, 100000);
   const double alpha = 1e-6;
   {
@@ -581,5 +572,31 @@ TEST_CASE("deepspec: rejection sampling with the trained EAGLE-3's rows is lossl
         specdec_test::pooled_chi_square(g.first, specdec_test::expected_counts(g.law_first, draws));
     CAPTURE(fa.statistic, fa.degrees_of_freedom);
     CHECK_FALSE(specdec_test::fits(fa, alpha));
+  }
+}
+
+TEST_CASE("deepspec: a tiny EAGLE-3 / MTP-1 training run on stories260K, then its checks",
+          "[deepspec][stat]") {
+  // One process trains once (the fixture); each section is a separate check of that run.
+  SECTION("the loss falls and held-out acceptance beats the untrained drafter") {
+    check_training_run();
+  }
+  SECTION("one thread and two give the same weights bit for bit") {
+    check_thread_invariance();
+  }
+  SECTION("checkpoints: safetensors round trip with the field's names; bad files refused") {
+    check_checkpoints();
+  }
+  SECTION("greedy decoding with the trained EAGLE-3 (chain and EAGLE-2 tree) and MTP-1 equals "
+          "plain decoding") {
+    check_greedy_equals_plain();
+  }
+  SECTION("every greedy round of the trained EAGLE-3 accepts what the teacher-forced replay of the "
+          "same text predicts") {
+    check_replay();
+  }
+  SECTION("rejection sampling with the trained EAGLE-3's rows is lossless (1e6 draws); a drafter "
+          "that misreports its rows fails") {
+    check_rejection_gof();
   }
 }

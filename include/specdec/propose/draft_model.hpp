@@ -176,13 +176,12 @@ public:
     const cpu::serial_executor ex{};
     for (index_t j = 0; j < cap; ++j) {
       float* row = b.probs.data + j * b.probs.row_stride;
-      const sampling::dist_row<float> dr{row, vocab, distribution_kind::logits};
-      const sampling::row_stats st = sampling::prepare_row(ex, dr, config_.params);
-      if (!st.status.ok())
-        break;
       const index_t next =
-          sampling::sample_row(ex, dr, st, uniform_at(key, n + j, draw_purpose::sample));
-      if (next < 0 || next >= vocab)
+          sampling::draw_token(ex,
+                               sampling::dist_row<float>{row, vocab, distribution_kind::logits},
+                               config_.params,
+                               uniform_at(key, n + j, draw_purpose::sample));
+      if (next < 0)
         break;
       const auto tok = static_cast<token_id>(next);
       b.tokens[j] = tok;

@@ -18,7 +18,8 @@
 ///  3. observe(): the draft entries are dropped and the anchor and the accepted tokens are
 ///     appended with the target features the round computed, so every committed entry is a
 ///     target entry. A request the drafter lost track of (features missing, a rewritten or
-///     resumed context) drafts nothing from then on rather than draft from a stale cache.
+///     resumed context, a context longer than the network's cache) drafts nothing from then on
+///     rather than draft from a stale cache; decoding goes on.
 ///
 /// Draws (chain form) follow propose::draft_model_proposer: the row is processed with the config's
 /// sampling parameters and draft j + 1 at position n + j uses the Philox uniform keyed by
@@ -177,7 +178,8 @@ protected:
                                       {hidden_.data(), rows, hid, hid});
         !s.ok()) {
       synced_ = false;
-      return s;
+      // A context longer than the network's cache: the drafter stops drafting, decoding goes on.
+      return s.code == errc::overflow ? status{} : s;
     }
     row_.assign(logits_.end() - vocab, logits_.end());
     row_hidden_.assign(hidden_.end() - hid, hidden_.end());
@@ -270,13 +272,12 @@ public:
     const cpu::serial_executor ex{};
     for (index_t j = 0; j < cap; ++j) {
       float* row = b.probs.data + j * b.probs.row_stride;
-      const sampling::dist_row<float> dr{row, vocab, distribution_kind::logits};
-      const sampling::row_stats st = sampling::prepare_row(ex, dr, this->config_.params);
-      if (!st.status.ok())
-        break;
       const index_t next =
-          sampling::sample_row(ex, dr, st, uniform_at(key, n + j, draw_purpose::sample));
-      if (next < 0 || next >= vocab)
+          sampling::draw_token(ex,
+                               sampling::dist_row<float>{row, vocab, distribution_kind::logits},
+                               this->config_.params,
+                               uniform_at(key, n + j, draw_purpose::sample));
+      if (next < 0)
         break;
       const auto tok = static_cast<token_id>(next);
       b.tokens[j] = tok;

@@ -514,6 +514,27 @@ SPECDEC_HD index_t sample_row(const E& ex, const dist_row<T>& row, const row_sta
       });
 }
 
+/// @brief Processes a row with `params` and draws one token with `u` (a drafter's draw: the row
+///        it hands the verifier is then exactly the law it drew from).
+/// @tparam E a row_executor
+/// @tparam T the element type (a row_element)
+/// @param[in] ex executor
+/// @param[in] row the row
+/// @param[in] params the sampling parameters (the decode's)
+/// @param[in] u a uniform in [0, 1)
+/// @return the token, or -1 when the row is invalid or has no mass
+/// @par Complexity
+/// prepare_row then sample_row. @hd
+template <row_executor E, class T>
+SPECDEC_HD index_t
+draw_token(const E& ex, const dist_row<T>& row, const sampling_params& params, float u) {
+  const row_stats st = prepare_row(ex, row, params);
+  if (!st.status.ok())
+    return -1;
+  const index_t x = sample_row(ex, row, st, u);
+  return x >= 0 && x < row.vocab ? x : -1;
+}
+
 /// @brief Shannon entropy (nats) of a processed row; 0 for greedy rows. Used by typical
 /// acceptance.
 /// @tparam E a row_executor
