@@ -43,6 +43,7 @@
 #include <specdec/propose/semi_ar.hpp>
 #include <specdec/propose/semi_ar_heads.hpp>
 #include <specdec/propose/semi_ar_heads_io.hpp>
+#include <specdec/propose/semi_ar_heads_safetensors.hpp>
 #include <specdec/propose/suffix_automaton.hpp>
 #include <specdec/sampling/distribution.hpp>
 #include <specdec/sampling/params.hpp>

@@ -216,20 +216,25 @@ public:
   static constexpr std::uint64_t seed_salt = stream_salt::feature_drafter;
 
   /// @brief Binds the network and the settings.
+  /// @param[in] net the drafter network (it must outlive the proposer)
+  /// @param[in] config the settings (max_draft, params, seed)
   explicit feature_chain_proposer(Net& net, feature_drafter_config config = {})
       : base(net, config) {}
 
-  /// @brief config().max_draft. O(1).
+  /// @brief config().max_draft: what it offers per round (the loop decides). O(1).
+  /// @return the largest draft per round
   [[nodiscard]] int max_draft_len() const noexcept {
     return this->config_.max_draft;
   }
   /// @brief Re-keys the drafter's stream. O(1).
+  /// @param[in] seed the new seed
   void set_seed(std::uint64_t seed) noexcept {
     this->config_.seed = seed;
   }
   /// @brief Sets how drafts are drawn: pass the decode's sampling parameters, so the drafter
   ///        draws from the row the verifier processes the same way (temperature 0: argmax).
   ///        O(1).
+  /// @param[in] params the sampling parameters of the decode
   void set_params(const sampling::sampling_params& params) noexcept {
     this->config_.params = params;
   }
@@ -237,6 +242,8 @@ public:
   /// @brief Drafts up to min(r.max_tokens, max_draft, b.tokens.size, b.probs.rows, the cache's
   ///        room) tokens; none when the network is not in step with r.context (see the file
   ///        comment).
+  /// @param[in] r the context and budget
+  /// @param[out] b receives tokens, dense logit rows and length
   /// @return invalid_argument for an empty context, a negative budget or invalid params;
   ///   shape_mismatch when b.probs is not vocabulary-wide; the network's status. A row without
   ///   mass (NaN logits) ends the draft early.
@@ -309,16 +316,21 @@ class feature_tree_proposer : public detail::feature_drafter_base<Net> {
 
 public:
   /// @brief Binds the network and the settings (top_k, depth, max_nodes).
+  /// @param[in] net the drafter network (it must outlive the proposer)
+  /// @param[in] config the settings
   explicit feature_tree_proposer(Net& net, feature_drafter_config config = {})
       : base(net, config) {}
 
   /// @brief The most draft nodes per step: config().max_nodes, clamped to the tree limit. O(1).
+  /// @return the node budget per step
   [[nodiscard]] int max_draft_nodes() const noexcept {
     return std::clamp(this->config_.max_nodes, 0, tree::max_nodes - 1);
   }
 
   /// @brief Drafts an EAGLE-2 tree of up to min(r.max_nodes, max_nodes) nodes no deeper than
   ///        min(r.max_depth, depth); the root only when the network is not in step.
+  /// @param[in] r the context and limits
+  /// @param[out] d receives the tree (its root is the anchor)
   /// @return invalid_argument for an empty context or negative limits, or top_k outside
   ///   [1, tree::max_siblings]; the network's status
   /// @par Complexity

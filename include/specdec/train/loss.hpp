@@ -139,6 +139,25 @@ T weighted(double w, double loss) noexcept {
   return w == 0.0 ? T(0) : static_cast<T>(w * loss);
 }
 
+// The checks shared by the losses against a target row, in their documented order: sizes,
+// weight, logits (scanned into `r`), target probabilities (their sum in `psum`).
+template <class T>
+errc check_pair(std::span<const T> logits,
+                std::span<const T> target_probs,
+                T weight,
+                std::span<T> grad,
+                row_scan& r,
+                double& psum) noexcept {
+  if (target_probs.size() != logits.size() || (!grad.empty() && grad.size() != logits.size()))
+    return errc::shape_mismatch;
+  if (!valid_weight(weight))
+    return errc::invalid_argument;
+  r = scan_logits(logits);
+  if (r.code != errc::ok)
+    return r.code;
+  return check_probs(target_probs, psum);
+}
+
 // The L1 distance sum_v |q_v - p_v| of a scanned row, and S = sum_v sign(q_v - p_v) q_v.
 template <class T>
 void l1_terms(
@@ -198,15 +217,9 @@ loss_result<T> soft_cross_entropy(std::span<const T> logits,
                                   std::span<const T> target_probs,
                                   T weight,
                                   std::span<T> grad) noexcept {
-  if (target_probs.size() != logits.size() || (!grad.empty() && grad.size() != logits.size()))
-    return detail::fail<T>(errc::shape_mismatch);
-  if (!detail::valid_weight(weight))
-    return detail::fail<T>(errc::invalid_argument);
-  const detail::row_scan r = detail::scan_logits(logits);
-  if (r.code != errc::ok)
-    return detail::fail<T>(r.code);
+  detail::row_scan r{};
   double psum = 0.0;
-  if (const errc e = detail::check_probs(target_probs, psum); e != errc::ok)
+  if (const errc e = detail::check_pair(logits, target_probs, weight, grad, r, psum); e != errc::ok)
     return detail::fail<T>(e);
 
   double loss = 0.0;
@@ -284,15 +297,9 @@ loss_result<T> l1_probability_distance(std::span<const T> logits,
                                        std::span<const T> target_probs,
                                        T weight,
                                        std::span<T> grad) noexcept {
-  if (target_probs.size() != logits.size() || (!grad.empty() && grad.size() != logits.size()))
-    return detail::fail<T>(errc::shape_mismatch);
-  if (!detail::valid_weight(weight))
-    return detail::fail<T>(errc::invalid_argument);
-  const detail::row_scan r = detail::scan_logits(logits);
-  if (r.code != errc::ok)
-    return detail::fail<T>(r.code);
+  detail::row_scan r{};
   double psum = 0.0;
-  if (const errc e = detail::check_probs(target_probs, psum); e != errc::ok)
+  if (const errc e = detail::check_pair(logits, target_probs, weight, grad, r, psum); e != errc::ok)
     return detail::fail<T>(e);
 
   double l1 = 0.0;
