@@ -33,6 +33,7 @@
 #include "llama2c/paths.hpp"
 #include "llama2c/tokenizer.hpp"
 #include "support/fuzz_input.hpp"
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -283,6 +284,16 @@ errc expected_model_status(const std::vector<std::uint8_t>& head_and_body,
   n_floats_out = static_cast<std::uint64_t>(n);
   if (file_size < 28 || file_size != 28 + 4 * static_cast<std::uint64_t>(n))
     return errc::corrupt_data;
+  { // rule 3: the context state (KV planes, attention scores) against the file's allowance
+    const u128 lanes = static_cast<u128>(llama2c::detail::lanes);
+    const u128 s = static_cast<u128>(seq);
+    const u128 kv_planes = 2 * static_cast<u128>(nl) * kvd + (s % lanes != 0 ? lanes : 0);
+    const u128 att_stride = (s + lanes - 1) / lanes * lanes + lanes;
+    const u128 state = 4 * (s * kv_planes + static_cast<u128>(heads) * att_stride);
+    const u128 allowed = std::min<u128>(u128{1} << 33, std::max<u128>(u128{1} << 28, file_size));
+    if (state > allowed)
+      return errc::unsupported;
+  }
   if (weights_present) { // finite weights; the RoPE tables (after the final norm) are skipped
     const std::uint64_t rope_begin =
         static_cast<std::uint64_t>(n)
@@ -351,11 +362,11 @@ void load_model(const std::vector<std::uint8_t>& head_and_body,
                            + specdec::message(want);
   if (specdec_fuzz::verbose())
     std::fprintf(stderr, "  %s\n", what.c_str());
-  if (want == errc::corrupt_data)
-    FUZZ_CHECK(s.code == errc::corrupt_data, what);
-  else if (file_size <= (std::uint64_t{1} << 20)) // context state far below 256 MiB
+  if (want == errc::corrupt_data || want == errc::unsupported)
+    FUZZ_CHECK(s.code == want, what);
+  else if (file_size <= (std::uint64_t{1} << 20)) // small: nothing may fail to allocate
     FUZZ_CHECK(s.ok(), what);
-  else // rule 3 may refuse the context state of a large header
+  else // a large model may still meet an allocation failure (unsupported)
     FUZZ_CHECK(s.ok() || s.code == errc::unsupported, what);
   if (!s.ok()) {
     FUZZ_CHECK(!detail.empty() && detail != "(untouched)", what + ": no explanation");
