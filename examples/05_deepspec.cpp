@@ -5,23 +5,34 @@
 //
 //   deepspec data  [--dir D] [--train N] [--heldout M] [--max-new K] [--seed S]
 //                  [--features 1,3,4,5] [--top-logits K] [--f32]
-//   deepspec train --drafter eagle3|mtp1 [--ttt K] [--dir D] [--out FILE] [--epochs E]
-//                  [--batch B] [--lr X] [--steps N] [--threads T] [--seed S]
+//   deepspec train --drafter eagle3|mtp1|dflash|dspark [--ttt K] [--dir D] [--out FILE]
+//                  [--epochs E] [--batch B] [--lr X] [--steps N] [--threads T] [--seed S]
+//                  block drafters: [--head markov|gated|rnn|none] [--rank R] [--confidence 0|1]
+//                  [--block G] [--draft-layers N] [--anchors A]
 //   deepspec eval  [--dir D] [--drafters a.safetensors,b.safetensors] [--temps 0,0.7,1]
-//                  [--gamma G] [--eval-max-new K] [--prompts N] [--json FILE]
+//                  [--gamma G] [--block-gammas 5,7] [--eval-max-new K] [--prompts N]
+//                  [--json FILE]
 //   deepspec all   [--dir D] [--train N] [--epochs E]   data, the three trainings, eval
 //
 // With no arguments it runs a small end-to-end pass (a few sequences, a few steps) as a smoke
 // test. The README section "DeepSpec in miniature" shows the full run and its table.
+#include <specdec/calib/reliability.hpp>
+#include <specdec/calib/sts.hpp>
+#include <specdec/propose/semi_ar.hpp>
+
+#include "deepspec/block_checkpoint.hpp"
+#include "deepspec/block_train.hpp"
 #include "deepspec/checkpoint.hpp"
 #include "deepspec/data.hpp"
 #include "deepspec/eval.hpp"
 #include "deepspec/train.hpp"
 #include "llama2c/paths.hpp"
 #include "llama2c/tokenizer.hpp"
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -236,10 +247,138 @@ int train_one(env& e,
   return 0;
 }
 
+// The drafter shape of a block drafter: the target's width, heads and FFN, EAGLE-3's feature
+// layers (paper 4.1: every drafter reads the same target layers).
+deepspec::block_config block_shape_for(const env& e, const args& a, bool dspark) {
+  deepspec::block_config c;
+  const deepspec::drafter_config d = shape_for(e, arch::eagle3);
+  c.dim = d.dim;
+  c.heads = d.heads;
+  c.kv_heads = d.kv_heads;
+  c.ffn = d.ffn;
+  c.vocab = d.vocab;
+  c.layers = d.layers;
+  c.n_layers = static_cast<int>(a.num("draft-layers", 2));
+  c.block = static_cast<int>(a.num("block", 7));
+  c.mask_token = 0; // <unk>: never a label
+  if (dspark) {
+    const std::string h = a.str("head", "markov");
+    c.head = h == "gated"  ? deepspec::block_head::gated
+             : h == "rnn"  ? deepspec::block_head::rnn
+             : h == "none" ? deepspec::block_head::none
+                           : deepspec::block_head::markov;
+    c.rank = c.head == deepspec::block_head::none ? 0 : static_cast<int>(a.num("rank", 32));
+    c.confidence = a.num("confidence", 1) != 0;
+  }
+  return c;
+}
+
+void write_curve(const std::string& out,
+                 const std::string& drafter,
+                 const deepspec::train_result& res) {
+  const std::string curve = (out.size() > 12 && out.substr(out.size() - 12) == ".safetensors"
+                                 ? out.substr(0, out.size() - 12)
+                                 : out)
+                            + ".curve.json";
+  std::FILE* f = std::fopen(curve.c_str(), "w");
+  if (f == nullptr)
+    return;
+  std::fprintf(f,
+               "{\"drafter\": \"%s\", \"steps\": %lld, \"seconds\": %.1f, \"points\": [\n",
+               drafter.c_str(),
+               static_cast<long long>(res.steps),
+               res.seconds);
+  for (std::size_t i = 0; i < res.curve.size(); ++i) {
+    const auto& c = res.curve[i];
+    std::fprintf(f,
+                 "  {\"step\": %lld, \"train_loss\": %.5f, \"heldout_loss\": %.5f, "
+                 "\"heldout_accept1\": %.4f, \"heldout_tau_tf\": %.4f, \"seconds\": %.1f}%s\n",
+                 static_cast<long long>(c.step),
+                 c.train_loss,
+                 c.heldout_loss,
+                 c.heldout_accept,
+                 c.heldout_tau,
+                 c.seconds,
+                 i + 1 < res.curve.size() ? "," : "");
+  }
+  std::fprintf(f, "]}\n");
+  std::fclose(f);
+}
+
+int train_block_one(env& e,
+                    const args& a,
+                    const deepspec::block_config& c,
+                    const std::string& out,
+                    deepspec::train_result& res) {
+  const std::string dir = a.str("dir", "deepspec_out");
+  deepspec::dataset train;
+  deepspec::dataset heldout;
+  if (int r = load_split(e, dir, false, train); r != 0)
+    return r;
+  if (int r = load_split(e, dir, true, heldout); r != 0)
+    return r;
+  if (!c.validate().ok()) {
+    std::fprintf(stderr, "deepspec train: invalid block drafter shape\n");
+    return 2;
+  }
+  deepspec::block_train_options o;
+  o.epochs = static_cast<int>(a.num("epochs", 3));
+  o.batch = static_cast<int>(a.num("batch", 16));
+  o.lr = a.real("lr", 3e-3);
+  o.max_steps = a.num("steps", -1);
+  o.threads = static_cast<int>(a.num("threads", 2));
+  o.seed = static_cast<std::uint64_t>(a.num("seed", 0));
+  o.log_every = static_cast<int>(a.num("log-every", 25));
+  o.anchors = static_cast<int>(a.num("anchors", 64));
+  deepspec::block_weights<float> W;
+  W.init(c, o.seed);
+  const std::string name = std::filesystem::path(out).stem().string();
+  std::fprintf(stderr,
+               "[train] %s (%d layers, block %d, head %s r=%d, confidence %d): %zu weights, "
+               "%lld train / %lld held-out sequences\n",
+               name.c_str(),
+               c.n_layers,
+               c.block,
+               deepspec::block_head_name(c.head),
+               c.r(),
+               c.confidence ? 1 : 0,
+               W.count(),
+               static_cast<long long>(train.size()),
+               static_cast<long long>(heldout.size()));
+  if (const auto s = deepspec::train_block_drafter(W, e.E, e.model_path, train, heldout, o, res);
+      !s.ok())
+    return fail("training", s);
+  std::string detail;
+  const std::map<std::string, std::string> md{{"steps", std::to_string(res.steps)},
+                                              {"seed", std::to_string(o.seed)},
+                                              {"anchors", std::to_string(o.anchors)},
+                                              {"train_seconds", std::to_string(res.seconds)}};
+  if (const auto s = deepspec::save_block_drafter(W, e.E, out, md, &detail); !s.ok())
+    return fail("writing " + out, s, detail);
+  write_curve(out, name, res);
+  std::printf("[train] wrote %s: %lld steps, %lld supervised blocks, %.1f s\n",
+              out.c_str(),
+              static_cast<long long>(res.steps),
+              static_cast<long long>(res.tokens),
+              res.seconds);
+  return 0;
+}
+
 int cmd_train(env& e, const args& a) {
   const std::string d = a.str("drafter", "eagle3");
+  if (d == "dflash" || d == "dspark") {
+    const deepspec::block_config c = block_shape_for(e, a, d == "dspark");
+    const std::string stem =
+        d == "dflash"
+            ? std::string("dflash")
+            : "dspark_" + std::string(deepspec::block_head_name(c.head)) + std::to_string(c.r());
+    const std::string out =
+        a.str("out", a.str("dir", "deepspec_out") + "/" + stem + ".safetensors");
+    deepspec::train_result res;
+    return train_block_one(e, a, c, out, res);
+  }
   if (d != "eagle3" && d != "mtp1") {
-    std::fprintf(stderr, "deepspec train: --drafter must be eagle3 or mtp1\n");
+    std::fprintf(stderr, "deepspec train: --drafter must be eagle3, mtp1, dflash or dspark\n");
     return 2;
   }
   const arch kind = d == "eagle3" ? arch::eagle3 : arch::mtp1;
@@ -247,6 +386,22 @@ int cmd_train(env& e, const args& a) {
   const std::string out = a.str("out", a.str("dir", "deepspec_out") + "/" + d + ".safetensors");
   deepspec::train_result res;
   return train_one(e, a, kind, ttt, out, res);
+}
+
+// One confidence drafter's reliability on the evaluation sets' T = 1 rounds, raw and after STS.
+struct conf_row {
+  std::string drafter;
+  specdec::calib::reliability_accumulator raw, sts;
+  std::vector<double> temperatures;
+  std::int64_t calibration_rounds = 0;
+};
+
+bool is_block_file(const std::string& path) {
+  specdec::io::safetensors_file f;
+  if (!specdec::io::safetensors_file::load(path, f, nullptr).ok())
+    return false;
+  const auto it = f.metadata().find("format");
+  return it != f.metadata().end() && it->second == "specdec-block-drafter";
 }
 
 struct eval_row {
@@ -261,10 +416,19 @@ int cmd_eval(env& e, const args& a) {
   deepspec::dataset heldout;
   if (int r = load_split(e, dir, true, heldout); r != 0)
     return r;
-  std::vector<std::string> files =
-      split(a.str("drafters",
-                  dir + "/eagle3.safetensors," + dir + "/eagle3_nottt.safetensors," + dir
-                      + "/mtp1.safetensors"));
+  // Default: every drafter file in the directory (the data splits excepted), by name.
+  std::vector<std::string> files;
+  if (a.has("drafters")) {
+    files = split(a.str("drafters", ""));
+  } else {
+    for (const auto& de : std::filesystem::directory_iterator(dir)) {
+      const std::string n = de.path().filename().string();
+      if (de.path().extension() == ".safetensors" && n != "train.safetensors"
+          && n != "heldout.safetensors")
+        files.push_back(de.path().string());
+    }
+    std::sort(files.begin(), files.end());
+  }
   std::vector<float> temps;
   for (const auto& t : split(a.str("temps", "0,0.7,1")))
     temps.push_back(static_cast<float>(std::atof(t.c_str())));
@@ -284,12 +448,17 @@ int cmd_eval(env& e, const args& a) {
     }
   }
   std::vector<eval_row> rows;
-  auto evaluate = [&](const std::string& name, auto& proposer) -> int {
+  std::vector<conf_row> confs;
+  auto evaluate_with = [&](const std::string& name,
+                           auto& proposer,
+                           const deepspec::eval_options& o,
+                           const std::function<void(int, int)>& at_t1) -> int {
     for (std::size_t s = 0; s < sets.size(); ++s)
       for (float T : temps) {
         eval_row row{name, sets[s].name, T, {}, true};
         std::vector<std::vector<specdec::token_id>> outs;
-        if (const auto st = deepspec::run_set(e.target, proposer, sets[s], T, eo, row.acc, &outs);
+        if (const auto st = deepspec::run_set(
+                e.target, proposer, sets[s], T, o, row.acc, &outs, T == 1.0f ? at_t1 : nullptr);
             !st.ok())
           return fail("evaluating " + name, st);
         if (T == 0.0f)
@@ -298,6 +467,9 @@ int cmd_eval(env& e, const args& a) {
       }
     return 0;
   };
+  auto evaluate = [&](const std::string& name, auto& proposer) -> int {
+    return evaluate_with(name, proposer, eo, nullptr);
+  };
   {
     specdec::propose::ngram_config nc;
     nc.max_draft = eo.gamma;
@@ -305,7 +477,92 @@ int cmd_eval(env& e, const args& a) {
     if (int r = evaluate("ngram", ng); r != 0)
       return r;
   }
+  // Calibration prompts for STS: held-out sequences from the middle of the split, disjoint from
+  // the "stories" (first) and "copy" (last) evaluation prompts.
+  deepspec::prompt_set calib_set;
+  calib_set.name = "calibration";
+  for (std::int64_t s = heldout.size() / 4;
+       s < heldout.size()
+       && static_cast<int>(calib_set.prompts.size()) < a.num("calib-prompts", 24);
+       ++s) {
+    const auto seq = heldout.sequence(s);
+    if (seq.size() >= 24)
+      calib_set.prompts.emplace_back(seq.begin(), seq.begin() + 16);
+  }
+  const std::vector<int> block_gammas = [&] {
+    std::vector<int> g;
+    for (const auto& x : split(a.str("block-gammas", std::to_string(eo.gamma) + ",7")))
+      g.push_back(std::atoi(x.c_str()));
+    return g;
+  }();
   for (const auto& f : files) {
+    if (is_block_file(f)) {
+      deepspec::block_weights<float> W;
+      std::string detail;
+      if (const auto s = deepspec::load_block_drafter(f, W, &detail); !s.ok())
+        return fail("reading " + f, s, detail);
+      deepspec::block_backbone bb(W, e.E, e.target.seq_len());
+      const std::string stem = std::filesystem::path(f).stem().string();
+      for (int g : block_gammas) {
+        if (g < 1 || g > W.cfg.block)
+          continue;
+        specdec::propose::semi_ar_config sc;
+        sc.gamma = g;
+        specdec::propose::semi_ar_drafter<deepspec::block_backbone> dr(
+            bb, deepspec::to_sequential_head(W), deepspec::to_confidence_head(W), sc);
+        deepspec::eval_options o = eo;
+        o.gamma = g;
+        const std::string name = g == eo.gamma ? stem : stem + "@g" + std::to_string(g);
+        if (!W.cfg.confidence) {
+          if (int r = evaluate_with(name, dr, o, nullptr); r != 0)
+            return r;
+          continue;
+        }
+        // Confidence: STS fitted on calibration rounds at T = 1 (theta = 0), then ECE / AUROC /
+        // Brier of prod sigmoid(z / T_k) per position on the evaluation sets' T = 1 rounds.
+        std::vector<std::vector<double>> zs;
+        std::vector<int> ns;
+        auto collect = [&](int P, int n) {
+          const auto z = dr.confidence_logits();
+          zs.emplace_back(z.begin(), z.begin() + std::min<std::ptrdiff_t>(P, std::ssize(z)));
+          ns.push_back(n);
+        };
+        deepspec::acceptance cal_acc;
+        if (const auto st =
+                deepspec::run_set(e.target, dr, calib_set, 1.0f, o, cal_acc, nullptr, collect);
+            !st.ok())
+          return fail("calibration rounds of " + name, st);
+        std::vector<specdec::calib::sts_round> cr;
+        for (std::size_t i = 0; i < zs.size(); ++i)
+          cr.push_back({zs[i], ns[i], {}});
+        specdec::calib::sts_config stc;
+        stc.positions = g;
+        specdec::calib::sts_result sts;
+        if (const auto st = specdec::calib::fit_sts(cr, stc, sts); !st.ok())
+          return fail("fitting STS for " + name, st);
+        zs.clear();
+        ns.clear();
+        if (int r = evaluate_with(name, dr, o, collect); r != 0)
+          return r;
+        conf_row c{name,
+                   specdec::calib::reliability_accumulator(g),
+                   specdec::calib::reliability_accumulator(g),
+                   sts.temperatures,
+                   static_cast<std::int64_t>(cr.size())};
+        for (std::size_t i = 0; i < zs.size(); ++i) {
+          const auto len = static_cast<specdec::index_t>(zs[i].size());
+          if (!c.raw.add_round_logits(std::span<const double>(zs[i]), ns[i], len, {}).ok()
+              || !c.sts
+                      .add_round_logits(
+                          std::span<const double>(zs[i]), ns[i], len, sts.temperatures)
+                      .ok())
+            return fail("scoring confidences of " + name,
+                        specdec::status{specdec::errc::invalid_value});
+        }
+        confs.push_back(std::move(c));
+      }
+      continue;
+    }
     deepspec::drafter_weights<float> W;
     std::string detail;
     if (const auto s = deepspec::load_drafter(f, W, &detail); !s.ok())
@@ -326,7 +583,7 @@ int cmd_eval(env& e, const args& a) {
   std::printf("|---|---|---|---|---|---|---|---|\n");
   for (const auto& r : rows) {
     std::string ar, cd;
-    for (int i = 0; i < eo.gamma; ++i) {
+    for (int i = 0; i < r.acc.gamma; ++i) {
       char buf[32];
       std::snprintf(buf, sizeof buf, "%s%.2f", i ? " " : "", r.acc.accept_rate(i));
       ar += buf;
@@ -342,6 +599,58 @@ int cmd_eval(env& e, const args& a) {
                 ar.c_str(),
                 cd.c_str(),
                 r.T == 0.0f ? (r.greedy_same ? "yes" : "NO") : "-");
+  }
+  // The headline form: tau per drafter (rows) x set and temperature (columns).
+  {
+    std::vector<std::string> names;
+    for (const auto& r : rows)
+      if (std::find(names.begin(), names.end(), r.drafter) == names.end())
+        names.push_back(r.drafter);
+    std::printf("\n| tau | ");
+    for (const auto& st : sets)
+      for (float T : temps)
+        std::printf("%s T=%.1f | ", st.name.c_str(), static_cast<double>(T));
+    std::printf("\n|---|");
+    for (std::size_t i = 0; i < sets.size() * temps.size(); ++i)
+      std::printf("---|");
+    std::printf("\n");
+    for (const auto& n : names) {
+      std::printf("| %s | ", n.c_str());
+      for (const auto& st : sets)
+        for (float T : temps)
+          for (const auto& r : rows)
+            if (r.drafter == n && r.set == st.name && r.T == T)
+              std::printf("%.2f | ", r.acc.tau());
+      std::printf("\n");
+    }
+  }
+  // Confidence heads: per position, ECE / AUROC / Brier of prod sigmoid(z / T_k), raw -> STS.
+  for (const auto& c : confs) {
+    std::printf(
+        "\n%s: confidence on the evaluation sets' T = 1 rounds (STS fitted on %lld "
+        "calibration rounds)\n| position | pairs | T_k | ECE raw -> STS | AUROC raw -> STS | "
+        "Brier raw -> STS | predicted (STS) / realised |\n|---|---|---|---|---|---|---|\n",
+        c.drafter.c_str(),
+        static_cast<long long>(c.calibration_rounds));
+    for (specdec::index_t k = 0; k < c.raw.positions(); ++k) {
+      const auto m0 = c.raw.metrics(k);
+      const auto m1 = c.sts.metrics(k);
+      std::printf(
+          "| %lld | %lld | %.2f | %.3f -> %.3f | %.3f -> %.3f | %.3f -> %.3f | %.3f / %.3f |\n",
+          static_cast<long long>(k + 1),
+          static_cast<long long>(m0.count),
+          k < static_cast<specdec::index_t>(c.temperatures.size())
+              ? c.temperatures[static_cast<std::size_t>(k)]
+              : 1.0,
+          m0.ece,
+          m1.ece,
+          m0.auroc,
+          m1.auroc,
+          m0.brier,
+          m1.brier,
+          m1.pred_mean,
+          m1.target_mean);
+    }
   }
   const std::string json = a.str("json", dir + "/eval.json");
   if (std::FILE* f = std::fopen(json.c_str(), "w"); f != nullptr) {
@@ -367,12 +676,45 @@ int cmd_eval(env& e, const args& a) {
           r.acc.seconds,
           r.acc.seconds_draft,
           r.T == 0.0f ? (r.greedy_same ? "true" : "false") : "null");
-      for (int k = 0; k < eo.gamma; ++k)
+      for (int k = 0; k < r.acc.gamma; ++k)
         std::fprintf(f, "%s%.4f", k ? ", " : "", r.acc.accept_rate(k));
       std::fprintf(f, "], \"conditional\": [");
-      for (int k = 0; k < eo.gamma; ++k)
+      for (int k = 0; k < r.acc.gamma; ++k)
         std::fprintf(f, "%s%.4f", k ? ", " : "", r.acc.conditional(k + 1));
       std::fprintf(f, "]}%s\n", i + 1 < rows.size() ? "," : "");
+    }
+    std::fprintf(f, "], \"confidence\": [\n");
+    for (std::size_t i = 0; i < confs.size(); ++i) {
+      const auto& c = confs[i];
+      std::fprintf(f,
+                   "  {\"drafter\": \"%s\", \"calibration_rounds\": %lld, \"positions\": [",
+                   c.drafter.c_str(),
+                   static_cast<long long>(c.calibration_rounds));
+      for (specdec::index_t k = 0; k < c.raw.positions(); ++k) {
+        const auto m0 = c.raw.metrics(k);
+        const auto m1 = c.sts.metrics(k);
+        std::fprintf(f,
+                     "%s{\"k\": %lld, \"pairs\": %lld, \"T\": %.4f, \"ece_raw\": %.4f, "
+                     "\"ece_sts\": %.4f, \"auroc_raw\": %.4f, \"auroc_sts\": %.4f, "
+                     "\"brier_raw\": %.4f, \"brier_sts\": %.4f, \"pred_raw\": %.4f, "
+                     "\"pred_sts\": %.4f, \"realised\": %.4f}",
+                     k ? ", " : "",
+                     static_cast<long long>(k + 1),
+                     static_cast<long long>(m0.count),
+                     k < static_cast<specdec::index_t>(c.temperatures.size())
+                         ? c.temperatures[static_cast<std::size_t>(k)]
+                         : 1.0,
+                     m0.ece,
+                     m1.ece,
+                     m0.auroc,
+                     m1.auroc,
+                     m0.brier,
+                     m1.brier,
+                     m0.pred_mean,
+                     m1.pred_mean,
+                     m1.target_mean);
+      }
+      std::fprintf(f, "]}%s\n", i + 1 < confs.size() ? "," : "");
     }
     std::fprintf(f, "]}\n");
     std::fclose(f);

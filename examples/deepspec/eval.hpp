@@ -30,6 +30,7 @@
 #include "llama2c/model.hpp"
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -132,7 +133,8 @@ struct eval_options {
 
 /// @brief Decodes every prompt of `set` with the proposer at temperature T (greedy at 0,
 ///        rejection sampling with the drafter's dense rows otherwise) and records each round.
-///        `outputs` receives each prompt's tokens. @return the decoder's status
+///        `outputs` receives each prompt's tokens; `on_round(P, n)` is called after each round
+///        (the proposer still describes that round's block). @return the decoder's status
 template <class Proposer>
 specdec::status run_set(llama2c::model& m,
                         Proposer& proposer,
@@ -140,7 +142,8 @@ specdec::status run_set(llama2c::model& m,
                         float T,
                         const eval_options& o,
                         acceptance& acc,
-                        std::vector<std::vector<specdec::token_id>>* outputs = nullptr) {
+                        std::vector<std::vector<specdec::token_id>>* outputs = nullptr,
+                        const std::function<void(int, int)>& on_round = {}) {
   using namespace specdec;
   acc = acceptance{};
   acc.gamma = o.gamma;
@@ -154,7 +157,11 @@ specdec::status run_set(llama2c::model& m,
     cfg.request_id = i;
     cfg.max_draft = o.gamma;
     cfg.end_tokens = {1};
-    cfg.on_step = [&](const decode::step_record& r) { acc.add(r.drafted, r.accepted); };
+    cfg.on_step = [&](const decode::step_record& r) {
+      acc.add(r.drafted, r.accepted);
+      if (on_round)
+        on_round(r.drafted, r.accepted);
+    };
     if constexpr (requires { proposer.set_seed(std::uint64_t{}); })
       proposer.set_seed(o.seed * 31 + i);
     if constexpr (requires { proposer.set_params(cfg.params); })

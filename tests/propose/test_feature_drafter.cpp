@@ -12,6 +12,7 @@
 #include <specdec/decode/tree_decoder.hpp>
 #include <specdec/propose/feature_drafter.hpp>
 #include <specdec/propose/no_draft.hpp>
+#include <specdec/propose/semi_ar.hpp>
 #include <specdec/sampling/distribution.hpp>
 #include <specdec/tree/token_tree.hpp>
 #include <specdec/verify/greedy.hpp>
@@ -1204,6 +1205,144 @@ TEST_CASE("feature chain: through speculative_decoder, greedy output equals plai
   CHECK(target_rows == kept);
   CHECK(net.size() == 0); // end()
   CHECK(net.violations == 0);
+}
+
+namespace {
+
+/// A feature-fed block backbone (DFlash / DSpark shape): it keeps the committed tokens and the
+/// target feature rows it was handed, checks every row against the toy target's feature of that
+/// token and position, and checks at every block that it knows the features of exactly the
+/// positions before the anchor. Its base logits favour (anchor + 1 + k + rows known) mod V.
+struct toy_feature_backbone {
+  std::vector<std::int32_t> layers{1, 2};
+  std::vector<token_id> tokens; // committed context
+  std::vector<float> rows;      // feature rows known, position-major
+  std::int64_t violations = 0;  // rows or blocks that broke the contract
+  std::int64_t blocks = 0;      // run_block calls
+  std::int64_t begins = 0, ends = 0, prompt_chunks = 0, observed = 0;
+  index_t known() const {
+    return static_cast<index_t>(rows.size()) / feature_width;
+  }
+  void take(const float* f, index_t n) {
+    for (index_t j = 0; j < n; ++j) {
+      const index_t p = known();
+      for (index_t l = 0; l < 2; ++l)
+        for (index_t h = 0; h < target_hidden; ++h)
+          if (p >= static_cast<index_t>(tokens.size())
+              || f[j * feature_width + l * target_hidden + h]
+                     != target_feature(layers[static_cast<std::size_t>(l)],
+                                       tokens[static_cast<std::size_t>(p)],
+                                       p,
+                                       h))
+            ++violations;
+      rows.insert(rows.end(), f + j * feature_width, f + (j + 1) * feature_width);
+    }
+  }
+  status begin(std::uint64_t, row_view<const token_id> prompt) {
+    ++begins;
+    tokens.assign(prompt.data, prompt.data + prompt.size);
+    rows.clear();
+    return status{};
+  }
+  status observe_prompt(std::uint64_t, index_t start, matrix_view<const float> f) {
+    ++prompt_chunks;
+    if (start != known() || f.cols != feature_width)
+      ++violations;
+    take(f.data, f.rows);
+    return status{};
+  }
+  status observe(const round_outcome& o) {
+    ++observed;
+    if (o.position - 1 != known() || o.features.rows != o.accepted + 1)
+      ++violations;
+    tokens.insert(tokens.end(), o.tokens.data, o.tokens.data + o.tokens.size);
+    take(o.features.data, o.features.rows);
+    return status{};
+  }
+  void end(std::uint64_t) {
+    ++ends;
+  }
+  row_view<const std::int32_t> feature_layers() const {
+    return {layers.data(), 2};
+  }
+  status run_block(const propose::backbone_request& r, matrix_view<float> U, matrix_view<float> H) {
+    ++blocks;
+    if (known() != r.context.size - 1 || static_cast<index_t>(tokens.size()) != r.context.size)
+      ++violations;
+    const token_id anchor = r.context[r.context.size - 1];
+    for (index_t k = 0; k < r.gamma; ++k) {
+      for (index_t v = 0; v < toy_vocab; ++v)
+        U(k, v) = v == (anchor + 1 + k + known()) % toy_vocab ? 4.0f : 0.0f;
+      H(k, 0) = static_cast<float>(k);
+    }
+    return status{};
+  }
+  index_t vocab_size() const {
+    return toy_vocab;
+  }
+  index_t hidden_size() const {
+    return 1;
+  }
+  int block_size() const {
+    return 4;
+  }
+};
+static_assert(propose::prompt_feature_backbone<toy_feature_backbone>);
+static_assert(prompt_feature_proposer<propose::semi_ar_drafter<toy_feature_backbone>>);
+
+/// A backbone without a lifecycle: the drafter over it is not stateful.
+struct stateless_backbone {
+  status run_block(const propose::backbone_request&, matrix_view<float>, matrix_view<float>) {
+    return status{};
+  }
+  index_t vocab_size() const {
+    return toy_vocab;
+  }
+  index_t hidden_size() const {
+    return 1;
+  }
+  int block_size() const {
+    return 4;
+  }
+};
+static_assert(propose::parallel_backbone<stateless_backbone>);
+static_assert(!propose::stateful_backbone<stateless_backbone>);
+static_assert(!stateful_proposer<propose::semi_ar_drafter<stateless_backbone>>);
+static_assert(draft_proposer<propose::semi_ar_drafter<stateless_backbone>>);
+
+} // namespace
+
+TEST_CASE("semi_ar_drafter over a feature backbone: the loop feeds the backbone the prompt's and "
+          "every kept row's target features; greedy output equals plain decoding",
+          "[propose][feature_drafter][semi_ar][decode]") {
+  toy_feature_target target(256);
+  toy_feature_backbone bb;
+  propose::semi_ar_config sc;
+  sc.gamma = 4;
+  sc.params.temperature = 0.0f;
+  propose::semi_ar_drafter<toy_feature_backbone> drafter(
+      bb, propose::sequential_head<float>{}, std::nullopt, sc);
+  decode::speculative_decoder dec(
+      target, target.cache, drafter, verify::greedy{}, sched::fixed_draft_length{4});
+  decode::decode_config cfg = loop_config(4);
+  std::int64_t rounds = 0;
+  std::int64_t kept = 0;
+  cfg.on_step = [&](const decode::step_record& s) {
+    ++rounds;
+    kept += s.accepted + 1;
+  };
+  decode::decode_result out;
+  REQUIRE(dec.generate(loop_prompt, cfg, out).ok());
+  CHECK(out.tokens == plain_tokens());
+  CHECK(out.stats.drafted > 0);
+  CHECK(bb.begins == 1);
+  CHECK(bb.ends == 1);
+  CHECK(bb.prompt_chunks == 3); // prefill chunks of 3: positions 0..7
+  CHECK(bb.observed == rounds);
+  CHECK(bb.blocks >= 1);
+  CHECK(bb.violations == 0);
+  // The prompt minus its last token, then the anchor and the kept drafts of every round.
+  CHECK(bb.known() == static_cast<index_t>(loop_prompt.size()) - 1 + kept);
 }
 
 TEST_CASE("feature tree: through tree_decoder, greedy output equals plain decoding",

@@ -71,6 +71,37 @@ concept parallel_backbone = requires(
   { cb.block_size() } -> std::convertible_to<int>;
 };
 
+/// @brief A parallel backbone that keeps per-request state and is fed by the target (DFlash and
+///        DSpark condition every block on the target's hidden states of the committed context).
+///
+/// Checked, besides parallel_backbone: proposer_lifecycle's `status begin(std::uint64_t,
+/// row_view<const token_id>)`, `status observe(const round_outcome&)` and `end(std::uint64_t)`,
+/// with the same contract as a stateful_proposer's. semi_ar_drafter forwards them, so the drafter
+/// over such a backbone is a stateful_proposer; when the backbone also has `feature_layers()`
+/// (and `observe_prompt`), the drafter forwards those too and is a feature_proposer (and a
+/// prompt_feature_proposer): the loop then hands the backbone the target features of the prompt
+/// and of every kept row.
+/// @tparam B the candidate backbone type
+template <class B>
+concept stateful_backbone = parallel_backbone<B> && proposer_lifecycle<B>;
+
+/// @brief A stateful_backbone that names the target layers it reads (see stateful_backbone).
+/// @tparam B the candidate backbone type
+template <class B>
+concept feature_backbone = stateful_backbone<B> && requires(const B& cb) {
+  { cb.feature_layers() } -> std::convertible_to<row_view<const std::int32_t>>;
+};
+
+/// @brief A feature_backbone that also takes the prompt's target features (see stateful_backbone).
+/// @tparam B the candidate backbone type
+template <class B>
+concept prompt_feature_backbone = feature_backbone<B> && requires(B& b,
+                                                                  std::uint64_t id,
+                                                                  index_t start,
+                                                                  matrix_view<const float> f) {
+  { b.observe_prompt(id, start, f) } -> std::same_as<status>;
+};
+
 } // namespace propose
 
 namespace diag {
@@ -321,6 +352,14 @@ public:
     config_ = std::move(config);
     checked_ = false;
   }
+  /// @brief Replaces the sampling parameters drafts are drawn with (set them to the verifier's,
+  ///        so that the L rows are the law the drafts came from); checked by the next propose().
+  ///        O(1).
+  /// @param[in] params the new parameters
+  void set_params(const sampling::sampling_params& params) noexcept {
+    config_.params = params;
+    checked_ = false;
+  }
   /// @brief Re-keys the drafter's random stream (per request or per run): the drafts must be
   ///        random draws whose stream is independent of the verifier's. O(1).
   /// @param[in] seed the new stream seed
@@ -495,6 +534,49 @@ public:
     b.length = static_cast<std::int32_t>(length);
     return status{};
   }
+
+  /// @name Lifecycle, forwarded to a stateful backbone
+  /// Present only when the backbone has them (stateful_backbone, feature_backbone,
+  /// prompt_feature_backbone); each forwards the call unchanged. O(1) plus the backbone's cost.
+  /// @{
+
+  /// @brief Starts (or resumes) request `id` at `prompt`: the backbone's begin.
+  /// @param[in] id the request
+  /// @param[in] prompt its context (the last token is the first anchor)
+  /// @return the backbone's status
+  [[nodiscard]] status begin(std::uint64_t id,
+                             row_view<const token_id> prompt) requires stateful_backbone<Backbone> {
+    return backbone_->begin(id, prompt);
+  }
+  /// @brief Reports a verified round (its committed tokens and kept target features).
+  /// @param[in] o the round
+  /// @return the backbone's status
+  [[nodiscard]] status observe(const round_outcome& o) requires stateful_backbone<Backbone> {
+    return backbone_->observe(o);
+  }
+  /// @brief Releases request `id`.
+  /// @param[in] id the request
+  void end(std::uint64_t id) requires stateful_backbone<Backbone> {
+    backbone_->end(id);
+  }
+  /// @brief The target layers the backbone reads.
+  /// @return the backbone's feature_layers()
+  [[nodiscard]] row_view<const std::int32_t>
+  feature_layers() const requires feature_backbone<Backbone> {
+    return backbone_->feature_layers();
+  }
+  /// @brief Hands over the target features of prompt positions [start, start + f.rows).
+  /// @param[in] id the request
+  /// @param[in] start position of row 0
+  /// @param[in] f the features
+  /// @return the backbone's status
+  [[nodiscard]] status
+  observe_prompt(std::uint64_t id,
+                 index_t start,
+                 matrix_view<const float> f) requires prompt_feature_backbone<Backbone> {
+    return backbone_->observe_prompt(id, start, f);
+  }
+  /// @}
 
   /// @brief The last block's sampled tokens x_1 .. x_gamma (all of them, also past max_tokens).
   ///        Empty after an error or an empty budget. O(1).
