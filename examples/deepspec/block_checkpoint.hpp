@@ -33,15 +33,15 @@ inline bool block_head_slot(int p) {
          || p == bg_conf_b;
 }
 
-/// @brief Writes a block drafter to `path` (see the file comment) with `extra` metadata.
+/// @brief The safetensors form of a block drafter (see the file comment), added to `w`, with
+///        `extra` metadata and the frozen embedding E as embed_tokens / lm_head.
 /// @return the writer's or the head writer's status (`detail` says why)
-inline specdec::status save_block_drafter(const block_weights<float>& W,
-                                          const mat<float>& E,
-                                          const std::string& path,
-                                          const std::map<std::string, std::string>& extra = {},
-                                          std::string* detail = nullptr) {
+inline specdec::status encode_block_drafter(const block_weights<float>& W,
+                                            const mat<float>& E,
+                                            const std::map<std::string, std::string>& extra,
+                                            specdec::io::safetensors_writer& w,
+                                            std::string* detail = nullptr) {
   const block_config& c = W.cfg;
-  specdec::io::safetensors_writer w;
   w.set_metadata("format", "specdec-block-drafter");
   w.set_metadata("architecture", "LlamaDSparkModel");
   w.set_metadata("dim", std::to_string(c.dim));
@@ -57,8 +57,11 @@ inline specdec::status save_block_drafter(const block_weights<float>& W,
                  c.head == block_head::markov ? "vanilla" : block_head_name(c.head));
   w.set_metadata("enable_confidence_head", c.confidence ? "True" : "False");
   std::string ids;
-  for (std::size_t i = 0; i < c.layers.size(); ++i)
-    ids += (i ? "," : "") + std::to_string(c.layers[i]);
+  for (std::size_t i = 0; i < c.layers.size(); ++i) {
+    if (i > 0)
+      ids += ',';
+    ids += std::to_string(c.layers[i]);
+  }
   w.set_metadata("target_layer_ids", ids);
   for (const auto& [k, v] : extra)
     w.set_metadata(k, v);
@@ -85,27 +88,44 @@ inline specdec::status save_block_drafter(const block_weights<float>& W,
   const std::span<const float> e{E.data(), static_cast<std::size_t>(E.size())};
   if (const specdec::status s = w.add_f32("embed_tokens.weight", {E.rows(), E.cols()}, e); !s.ok())
     return s;
-  if (const specdec::status s = w.add_f32("lm_head.weight", {E.rows(), E.cols()}, e); !s.ok())
+  return w.add_f32("lm_head.weight", {E.rows(), E.cols()}, e);
+}
+
+/// @brief Writes a block drafter to `path` (encode_block_drafter, then the file).
+/// @return the writer's or the head writer's status (`detail` says why)
+inline specdec::status save_block_drafter(const block_weights<float>& W,
+                                          const mat<float>& E,
+                                          const std::string& path,
+                                          const std::map<std::string, std::string>& extra = {},
+                                          std::string* detail = nullptr) {
+  specdec::io::safetensors_writer w;
+  if (const specdec::status s = encode_block_drafter(W, E, extra, w, detail); !s.ok())
     return s;
   return w.write(path, detail);
 }
 
-/// @brief Reads a block drafter written by save_block_drafter (or laid out the same way).
+/// @brief Reads a block drafter held in a parsed safetensors file (what load_block_drafter does
+///        once the file is read).
 ///
-/// Checks: the format tag; integer metadata in [1, max_checkpoint_width] (markov_rank and
-/// mask_token_id may be 0); the layer list; the shape validates; every backbone tensor present
-/// with its exact shape and finite values; the heads through
-/// specdec::propose::load_deepspec_heads, whose kind, rank and confidence head must agree with
-/// the metadata.
-/// @return io_error / corrupt_data / shape_mismatch / unsupported with a one-line `detail`
-inline specdec::status load_block_drafter(const std::string& path,
+/// Checks: the format tag; integer metadata (at most 6 digits) in [1, max_checkpoint_width]
+/// (markov_rank and mask_token_id may be 0), num_draft_layers and block_size at most 64; the
+/// layer list (comma-separated, at most 64 characters, 4 digits each); a known markov_head_type;
+/// the shape validates; every backbone tensor present with its exact shape and finite values;
+/// the heads through specdec::propose::load_deepspec_heads, whose kind, rank, vocabulary and
+/// confidence head must agree with the metadata. Other tensors are ignored.
+/// @param[in] f the file
+/// @param[out] out receives the weights on success; unchanged on error
+/// @param[in] name what `*detail` is prefixed with (the path)
+/// @param[out] detail optional: "name: " and a one-line reason on error; cleared on success
+/// @return ok; corrupt_data, shape_mismatch or unsupported (a head tensor our heads cannot hold)
+inline specdec::status block_drafter_from(const specdec::io::safetensors_file& f,
                                           block_weights<float>& out,
-                                          std::string* detail = nullptr) {
+                                          const std::string& name,
+                                          std::string* detail) {
   using specdec::errc;
   using specdec::status;
-  auto fail = [&](errc c, const std::string& why) { return fail_with(c, path, why, detail); };
-  specdec::io::safetensors_file f;
-  if (const status s = open_tagged(path, "specdec-block-drafter", f, detail); !s.ok())
+  auto fail = [&](errc c, const std::string& why) { return fail_with(c, name, why, detail); };
+  if (const status s = check_tag(f, "specdec-block-drafter", name, detail); !s.ok())
     return s;
   const auto& md = f.metadata();
   auto get = [&](const char* key) -> const std::string* {
@@ -177,7 +197,7 @@ inline specdec::status load_block_drafter(const std::string& path,
   specdec::propose::deepspec_heads_options ho;
   ho.hidden = c.dim;
   if (const status s = specdec::propose::load_deepspec_heads(f, head, ch, &why, ho); !s.ok())
-    return fail(s.code, why);
+    return fail(s.code == errc::invalid_value ? errc::corrupt_data : s.code, why);
   const int r = c.r();
   using specdec::propose::head_kind;
   const head_kind want = c.head == block_head::markov  ? head_kind::markov
@@ -210,6 +230,19 @@ inline specdec::status load_block_drafter(const std::string& path,
   if (detail != nullptr)
     detail->clear();
   return status{};
+}
+
+/// @brief Reads a block drafter written by save_block_drafter (or laid out the same way): loads
+///        `path` (open_tagged), then block_drafter_from (its checks and outputs; `detail` is
+///        prefixed with the path).
+/// @return io_error / corrupt_data / shape_mismatch / unsupported with a one-line `detail`
+inline specdec::status load_block_drafter(const std::string& path,
+                                          block_weights<float>& out,
+                                          std::string* detail = nullptr) {
+  specdec::io::safetensors_file f;
+  if (const specdec::status s = open_tagged(path, "specdec-block-drafter", f, detail); !s.ok())
+    return s;
+  return block_drafter_from(f, out, path, detail);
 }
 
 } // namespace deepspec

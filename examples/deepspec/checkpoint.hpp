@@ -46,8 +46,11 @@ inline specdec::status encode_drafter(const drafter_weights<float>& W,
   w.set_metadata("ffn", std::to_string(c.ffn));
   w.set_metadata("vocab", std::to_string(c.vocab));
   std::string ids;
-  for (std::size_t i = 0; i < c.layers.size(); ++i)
-    ids += (i ? "," : "") + std::to_string(c.layers[i]);
+  for (std::size_t i = 0; i < c.layers.size(); ++i) {
+    if (i > 0)
+      ids += ',';
+    ids += std::to_string(c.layers[i]);
+  }
   w.set_metadata("target_layer_ids", ids);
   for (const auto& [k, v] : extra)
     w.set_metadata(k, v);

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // Fuzz target: the DeepSpec example's loaders (examples/deepspec/data.hpp, checkpoint.hpp;
-// header-only example code). The first byte picks the loader: even, a data split (dataset_from
-// for a target of vocabulary 512, width 64, context 512); odd, a drafter checkpoint
-// (drafter_from). The rest of the input is a safetensors file, parsed from memory
-// (io::safetensors_file::parse); when it parses, the from-memory loader runs on it, and the
-// path loader (load_dataset / load_drafter) on the same bytes in an in-memory file.
+// block_checkpoint.hpp; header-only example code). The first byte picks the loader: even, a data
+// split (dataset_from for a target of vocabulary 512, width 64, context 512); low bits 01, a
+// drafter checkpoint (drafter_from); low bits 11, a block drafter checkpoint (block_drafter_from,
+// whose heads go through the library's load_deepspec_heads). The rest of the input is a safetensors
+// file, parsed from memory (io::safetensors_file::parse); when it parses, the from-memory loader
+// runs on it, and the path loader (load_dataset / load_drafter) on the same bytes in an in-memory
+// file.
 //
 // Properties checked:
 //  - the status is ok, corrupt_data or shape_mismatch; on failure the output is unchanged (a
@@ -19,7 +21,11 @@
 //  - a drafter that loads has a config that validates, within max_checkpoint_width, the
 //    metadata's; every slot exactly drafter_weights::shape(p) (absent slots 0 x 0), the file's
 //    values, all finite;
-//  - round trip: encode_dataset (F32 features) / encode_drafter, serialized and parsed again,
+//  - a block drafter that loads has a config that validates and agrees with the metadata, every
+//    slot exactly block_weights::shape(p), all finite; its failures may also be unsupported (a
+//    head tensor our heads cannot hold);
+//  - round trip: encode_dataset (F32 features) / encode_drafter / encode_block_drafter,
+//    serialized and parsed again,
 //    loads the same object bit for bit; with BF16 features the split loads with the features
 //    rounded to bfloat16, or is refused exactly when one rounds to infinity;
 //  - load_dataset / load_drafter on the file give the from-memory loader's status, object and
@@ -29,6 +35,7 @@
 
 #include <specdec/io/safetensors.hpp>
 
+#include "deepspec/block_checkpoint.hpp"
 #include "deepspec/checkpoint.hpp"
 #include "deepspec/data.hpp"
 #include "support/fuzz_input.hpp"
@@ -277,6 +284,95 @@ void check_dataset(const safetensors_file& f) {
   }
 }
 
+// --- block drafter checkpoints ----------------------------------------------------------------
+
+bool same_block(const deepspec::block_weights<float>& a, const deepspec::block_weights<float>& b) {
+  const deepspec::block_config& x = a.cfg;
+  const deepspec::block_config& y = b.cfg;
+  if (x.dim != y.dim || x.heads != y.heads || x.kv_heads != y.kv_heads || x.ffn != y.ffn
+      || x.vocab != y.vocab || x.n_layers != y.n_layers || x.block != y.block
+      || x.mask_token != y.mask_token || x.layers != y.layers || x.head != y.head
+      || x.rank != y.rank || x.confidence != y.confidence || a.w.size() != b.w.size())
+    return false;
+  for (std::size_t p = 0; p < a.w.size(); ++p)
+    if (a.w[p].rows() != b.w[p].rows() || a.w[p].cols() != b.w[p].cols()
+        || !specdec_fuzz::same_bits(
+            a.w[p].data(), b.w[p].data(), static_cast<std::size_t>(a.w[p].size())))
+      return false;
+  return true;
+}
+
+deepspec::block_weights<float> sentinel_block() {
+  deepspec::block_weights<float> w;
+  w.cfg.dim = 5;
+  w.cfg.vocab = 9;
+  w.cfg.layers = {7};
+  w.w.assign(2, mat<float>::Constant(1, 3, 0.75f));
+  return w;
+}
+
+void check_block(const safetensors_file& f) {
+  const std::string& name = input_file().path();
+  const deepspec::block_weights<float> sentinel = sentinel_block();
+  deepspec::block_weights<float> W = sentinel;
+  std::string detail = "stale";
+  const status s = deepspec::block_drafter_from(f, W, name, &detail);
+  if (specdec_fuzz::verbose())
+    std::fprintf(stderr, "  block drafter: %s %s\n", s.message(), detail.c_str());
+  check_path_loader(
+      s,
+      W,
+      detail,
+      sentinel,
+      [](const std::string& path, deepspec::block_weights<float>& out, std::string* why) {
+        return deepspec::load_block_drafter(path, out, why);
+      },
+      same_block);
+  if (!s.ok()) {
+    // The heads' loader may also refuse a tensor our heads cannot hold (unsupported).
+    if (s.code == errc::unsupported) {
+      FUZZ_CHECK(same_block(W, sentinel), "a failed load changed its output: " + detail);
+      FUZZ_CHECK(!detail.empty() && detail.find('\n') == std::string::npos,
+                 "detail is not one line: " + detail);
+    } else {
+      check_failure(s, detail, W, sentinel, same_block);
+    }
+    return;
+  }
+  FUZZ_CHECK(detail.empty(), "detail not cleared on success: " + detail);
+  const deepspec::block_config& c = W.cfg;
+  FUZZ_CHECK(c.validate().ok(), "the loaded block config does not validate");
+  const auto& md = f.metadata();
+  const auto meta = [&md](const char* key) {
+    const auto it = md.find(key);
+    return it == md.end() ? std::string("<none>") : it->second;
+  };
+  FUZZ_CHECK(std::stoi(meta("dim")) == c.dim && std::stoi(meta("vocab")) == c.vocab
+                 && std::stoi(meta("markov_rank")) == c.rank
+                 && std::stoi(meta("num_draft_layers")) == c.n_layers
+                 && std::stoi(meta("block_size")) == c.block,
+             "sizes differ from the metadata");
+  FUZZ_CHECK(static_cast<int>(W.w.size()) == W.slots(), "wrong slot count");
+  for (int p = 0; p < W.slots(); ++p) {
+    const auto sh = W.shape(p);
+    const mat<float>& m = W[p];
+    FUZZ_CHECK(m.rows() == sh[0] && m.cols() == sh[1], W.name(p) + ": not the shape of shape(p)");
+    for (Eigen::Index i = 0; i < m.size(); ++i)
+      FUZZ_CHECK(std::isfinite(m.data()[i]), W.name(p) + " holds a non-finite value");
+  }
+  safetensors_writer w;
+  std::string why;
+  FUZZ_CHECK(deepspec::encode_block_drafter(W, mat<float>(0, 0), {}, w, &why).ok(),
+             "encode_block_drafter refuses a loaded drafter: " + why);
+  safetensors_file back_file;
+  FUZZ_CHECK(safetensors_file::parse(serialized(w), back_file, &why).ok(),
+             "the encoded block drafter does not parse: " + why);
+  deepspec::block_weights<float> back = sentinel;
+  FUZZ_CHECK(deepspec::block_drafter_from(back_file, back, name, &why).ok(),
+             "the encoded block drafter does not load: " + why);
+  FUZZ_CHECK(same_block(back, W), "the round trip changes the block drafter");
+}
+
 // --- drafter checkpoints ----------------------------------------------------------------------
 
 void check_drafter(const safetensors_file& f) {
@@ -365,6 +461,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size == 0)
     return 0;
   const bool drafter = (data[0] & 1u) != 0;
+  const bool block = (data[0] & 3u) == 3u;
   const std::span<const std::uint8_t> file(data + 1, size - 1);
   input_file().write(file);
   safetensors_file f;
@@ -373,14 +470,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (specdec_fuzz::verbose())
     std::fprintf(stderr,
                  "%s, %zu bytes: parse %s %s\n",
-                 drafter ? "drafter" : "data",
+                 block     ? "block drafter"
+                 : drafter ? "drafter"
+                           : "data",
                  file.size(),
                  parsed.message(),
                  why.c_str());
   if (!parsed.ok()) {
     // The path loaders refuse it with the parser's status, their output unchanged.
     std::string detail;
-    if (drafter) {
+    if (block) {
+      deepspec::block_weights<float> W = sentinel_block();
+      const status s = deepspec::load_block_drafter(input_file().path(), W, &detail);
+      FUZZ_CHECK(s.code == parsed.code && same_block(W, sentinel_block()) && !detail.empty(),
+                 std::string("load_block_drafter on an unparsable file: ") + s.message());
+    } else if (drafter) {
       drafter_weights<float> W = sentinel_drafter();
       const status s = deepspec::load_drafter(input_file().path(), W, &detail);
       FUZZ_CHECK(s.code == parsed.code && same_drafter(W, sentinel_drafter()) && !detail.empty(),
@@ -394,7 +498,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     return 0;
   }
-  if (drafter)
+  if (block)
+    check_block(f);
+  else if (drafter)
     check_drafter(f);
   else
     check_dataset(f);
@@ -494,6 +600,65 @@ std::vector<std::uint8_t> drafter_seed(const drafter_weights<float>& W,
       std::abort();
   }
   return with_mode(1, w);
+}
+
+deepspec::block_weights<float> tiny_block(deepspec::block_head h, int rank, bool conf) {
+  deepspec::block_config c;
+  c.dim = 8;
+  c.heads = 2;
+  c.kv_heads = 1;
+  c.ffn = 12;
+  c.vocab = 16;
+  c.n_layers = 1;
+  c.block = 3;
+  c.layers = {1, 3};
+  c.head = h;
+  c.rank = rank;
+  c.confidence = conf;
+  deepspec::block_weights<float> W;
+  W.init(c, 9);
+  return W;
+}
+
+/// A block drafter file (mode 3); `meta` overrides metadata, `drop` leaves a tensor out, `extra`
+/// adds a tensor of that name (shape [2]), `poison` gets a NaN in its second value.
+std::vector<std::uint8_t> block_seed(const deepspec::block_weights<float>& W,
+                                     const std::map<std::string, std::string>& meta = {},
+                                     const std::string& drop = "",
+                                     const std::string& extra = "",
+                                     const std::string& poison = "") {
+  mat<float> E(W.cfg.vocab, W.cfg.dim);
+  specdec_fuzz::splitmix g{5};
+  for (Eigen::Index i = 0; i < E.size(); ++i)
+    E.data()[i] = static_cast<float>(g.unit() - 0.5);
+  safetensors_writer full;
+  std::string why;
+  if (const status st = deepspec::encode_block_drafter(W, E, {}, full, &why); !st.ok()) {
+    std::fprintf(stderr, "block_seed: %s %s\n", st.message(), why.c_str());
+    std::abort();
+  }
+  safetensors_file f;
+  if (!safetensors_file::parse(serialized(full), f).ok())
+    std::abort();
+  safetensors_writer w;
+  for (const auto& [k, v] : f.metadata())
+    w.set_metadata(k, v);
+  for (const auto& [k, v] : meta)
+    w.set_metadata(k, v);
+  for (const io::tensor_info& t : f.tensors()) {
+    if (t.name == drop)
+      continue;
+    std::vector<float> v;
+    if (!f.read_f32(t.name, {}, v).ok())
+      std::abort();
+    if (t.name == poison && v.size() > 1)
+      v[1] = std::numeric_limits<float>::quiet_NaN();
+    if (!w.add_f32(t.name, t.shape, v).ok())
+      std::abort();
+  }
+  if (!extra.empty() && !w.add_f32(extra, {2}, std::vector<float>{1.0f, 2.0f}).ok())
+    std::abort();
+  return with_mode(3, w);
 }
 
 } // namespace
@@ -606,5 +771,27 @@ std::vector<specdec_fuzz::seed> specdec_fuzz::seeds() {
   out.push_back({"ckpt_bad_ffn_lies", drafter_seed(ffn)});
   out.push_back(
       {"ckpt_leading_zeros", drafter_seed(eagle, {{"dim", "0008"}, {"target_layer_ids", "01,3"}})});
+  // Block drafters (first byte 3).
+  using deepspec::block_head;
+  const auto markov = tiny_block(block_head::markov, 2, true);
+  out.push_back({"block_dflash_tiny", block_seed(tiny_block(block_head::none, 0, false))});
+  out.push_back({"block_dspark_markov_tiny", block_seed(markov)});
+  out.push_back({"block_dspark_gated_tiny", block_seed(tiny_block(block_head::gated, 2, true))});
+  out.push_back({"block_dspark_rnn_tiny", block_seed(tiny_block(block_head::rnn, 3, false))});
+  out.push_back({"block_conf_only_tiny", block_seed(tiny_block(block_head::none, 0, true))});
+  out.push_back({"block_bad_rank_lies", block_seed(markov, {{"markov_rank", "3"}})});
+  out.push_back({"block_bad_kind_lies", block_seed(markov, {{"markov_head_type", "gated"}})});
+  out.push_back({"block_bad_kind_unknown", block_seed(markov, {{"markov_head_type", "lstm"}})});
+  out.push_back(
+      {"block_bad_no_confidence", block_seed(markov, {{"enable_confidence_head", "False"}})});
+  out.push_back({"block_bad_missing_w2", block_seed(markov, {}, "markov_head.markov_w2.weight")});
+  out.push_back({"block_bad_missing_layer", block_seed(markov, {}, "layers.0.mlp.up_proj.weight")});
+  out.push_back(
+      {"block_bad_extra_head_tensor", block_seed(markov, {}, "", "markov_head.markov_w2.bias")});
+  out.push_back({"block_bad_mask_token_16", block_seed(markov, {{"mask_token_id", "16"}})});
+  out.push_back({"block_bad_block_size_0", block_seed(markov, {{"block_size", "0"}})});
+  out.push_back(
+      {"block_bad_head_nan", block_seed(markov, {}, "", "", "markov_head.markov_w1.weight")});
+  out.push_back({"block_bad_backbone_nan", block_seed(markov, {}, "", "", "fc.weight")});
   return out;
 }
