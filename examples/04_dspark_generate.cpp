@@ -1,19 +1,25 @@
 // SPDX-License-Identifier: Apache-2.0
 // 04_dspark_generate: the whole DSpark round on a real transformer (stories260K, llama2.c format):
-// a parallel draft block with a Markov head, the confidence head calibrated by Sequential
-// Temperature Scaling, the draft length chosen by a threshold or by the hardware-aware prefix
-// scheduler over the backend's profiled steps-per-second curve, rejection verification, and the
-// DSpark statistics. Ends with a simulated load sweep: R concurrent requests drawing rounds
-// logged from the real decoder, verified with the profiled SPS(B) of this backend.
+// a trained DSpark drafter (the miniature DeepSpec path's parallel block backbone fed by the
+// target's features, a Markov head, a confidence head), Sequential Temperature Scaling, the draft
+// length chosen by a threshold or by the hardware-aware prefix scheduler over the backend's
+// profiled steps-per-second curve, rejection verification, and the DSpark statistics. Ends with
+// a simulated load sweep: R concurrent requests drawing rounds logged from the real decoder,
+// verified with the profiled SPS(B) of this backend (a simulation: no batched backend yet).
 //
 //   04_dspark_generate [--model F] [--tokenizer F] [--prompt TEXT] [--steps N] [--gamma G]
-//                      [--layers L] [--rank R] [--theta X] [--seed S] [--heads FILE]
-//                      [--save-heads FILE] [--fit-stories N] [--fit-length N] [--sweep-steps N]
+//                      [--drafter FILE] [--train-steps N] [--rank R] [--theta X] [--seed S]
+//                      [--sweep-steps N]
+//                      [--fit] [--layers L] [--heads FILE] [--save-heads FILE]
+//                      [--fit-stories N] [--fit-length N]
 //
-// The drafter (examples/llama2c/dspark_fit.hpp) is fitted in closed form at start-up on stories
-// the model samples itself, unless --heads loads a file written by --save-heads (the heads in
-// specdec's head format, the backbone maps in FILE.maps). Exit code 2 when a greedy run differs
-// from plain greedy decoding.
+// The drafter: --drafter loads a block drafter written by `deepspec train --drafter dspark`
+// (examples/05_deepspec.cpp; its block size bounds --gamma); without it a small one is trained at
+// start-up on stories the target writes itself (--train-steps optimizer steps, a few seconds).
+// --fit uses instead the closed-form drafter of examples/llama2c/dspark_fit.hpp (the baseline of
+// earlier versions: block maps over the target's first --layers layers, fitted in closed form;
+// --heads / --save-heads load or save it). Exit code 2 when a greedy run differs from plain
+// greedy decoding.
 
 // GCC 12 reports -W(maybe-)uninitialized inside Eigen's AVX-512 double GEMM and LLT kernels with
 // -march=native (a false positive in its own intrinsics headers); the fit below uses them.
@@ -35,6 +41,9 @@
 #include <specdec/verify/greedy.hpp>
 #include <specdec/verify/rejection.hpp>
 
+#include "deepspec/block_checkpoint.hpp"
+#include "deepspec/block_train.hpp"
+#include "deepspec/data.hpp"
 #include "llama2c/dspark_fit.hpp"
 #include "llama2c/model.hpp"
 #include "llama2c/paths.hpp"
@@ -59,11 +68,14 @@ namespace decode = specdec::decode;
 namespace propose = specdec::propose;
 namespace sched = specdec::sched;
 namespace calib = specdec::calib;
-using drafter_t = propose::semi_ar_drafter<llama2c::dspark::block_backbone>;
+using fit_drafter = propose::semi_ar_drafter<llama2c::dspark::block_backbone>;
+using trained_drafter = propose::semi_ar_drafter<deepspec::block_backbone>;
 
 struct options {
   std::string model, tokenizer, prompt = "Once upon a time";
-  std::string heads, save_heads;
+  std::string heads, save_heads, drafter;
+  bool fit = false;
+  int train_steps = 120;
   std::int64_t steps = 200;
   int gamma = 5, layers = 3, fit_stories = 6, sweep_steps = 400;
   index_t rank = 32, fit_length = 200;
@@ -79,10 +91,14 @@ int parse(int argc, char** argv, options& o) {
     const std::string a = argv[i];
     if (a == "--help" || a == "-h") {
       std::printf("usage: 04_dspark_generate [--model F] [--tokenizer F] [--prompt TEXT] "
-                  "[--steps N] [--gamma G] [--layers L] [--rank R] [--theta X] [--seed S] "
-                  "[--heads FILE] [--save-heads FILE] [--fit-stories N] [--fit-length N] "
-                  "[--sweep-steps N]\n");
+                  "[--steps N] [--gamma G] [--drafter FILE] [--train-steps N] [--rank R] "
+                  "[--theta X] [--seed S] [--sweep-steps N] [--fit] [--layers L] [--heads FILE] "
+                  "[--save-heads FILE] [--fit-stories N] [--fit-length N]\n");
       return 0;
+    }
+    if (a == "--fit") {
+      o.fit = true;
+      continue;
     }
     if (i + 1 >= argc) {
       std::fprintf(stderr, "dspark_generate: %s needs a value (see --help)\n", a.c_str());
@@ -97,6 +113,10 @@ int parse(int argc, char** argv, options& o) {
       o.prompt = v;
     else if (a == "--heads")
       o.heads = v;
+    else if (a == "--drafter")
+      o.drafter = v;
+    else if (a == "--train-steps")
+      o.train_steps = std::atoi(v.c_str());
     else if (a == "--save-heads")
       o.save_heads = v;
     else if (a == "--steps")
@@ -123,7 +143,7 @@ int parse(int argc, char** argv, options& o) {
     }
   }
   if (o.gamma < 1 || o.gamma > 16 || o.layers < 1 || o.rank < 1 || o.steps < 1 || o.fit_stories < 1
-      || o.fit_length < 8 || o.sweep_steps < 1) {
+      || o.fit_length < 8 || o.sweep_steps < 1 || o.train_steps < 1) {
     std::fprintf(stderr, "dspark_generate: an option is out of range (see --help)\n");
     return 1;
   }
@@ -177,9 +197,9 @@ struct run_result {
 
 // Decodes `steps` tokens after `prompt` with the DSpark drafter and a length policy, logging every
 // round.
-template <class Policy, class Length>
+template <class Policy, class Length, class Drafter>
 status run(llama2c::model& m,
-           drafter_t& drafter,
+           Drafter& drafter,
            const std::vector<token_id>& prompt,
            decode::decode_config cfg,
            Length length,
@@ -309,6 +329,61 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 
 } // namespace
 
+template <class Drafter>
+int demo(llama2c::model& m,
+         const llama2c::tokenizer& tok,
+         const options& o,
+         const std::vector<token_id>& prompt,
+         Drafter& drafter,
+         Drafter& dflash);
+
+// A small DSpark drafter trained at start-up (the miniature DeepSpec path, examples/deepspec):
+// the target writes 96 short stories, a 2-layer block drafter with a rank-`o.rank` Markov head and
+// a confidence head learns them for `o.train_steps` steps with DeepSpec's loss.
+status train_small(const options& o,
+                   const llama2c::tokenizer& tok,
+                   const deepspec::mat<float>& E,
+                   deepspec::block_weights<float>& W) {
+  llama2c::model target;
+  if (const status s = llama2c::model::load(o.model, target); !s.ok())
+    return s;
+  deepspec::data_options d;
+  d.sequences = 96;
+  d.max_new = 64;
+  d.seed = o.seed + 1000;
+  d.progress = false;
+  deepspec::dataset train, none;
+  if (const status s = deepspec::generate_dataset(target, tok, d, train); !s.ok())
+    return s;
+  deepspec::block_config c;
+  c.dim = static_cast<int>(target.hidden_size());
+  c.heads = target.cfg().n_heads;
+  c.kv_heads = target.cfg().n_kv_heads;
+  c.ffn = target.cfg().hidden_dim;
+  c.vocab = static_cast<int>(target.vocab_size());
+  const int L = target.num_layers();
+  c.layers = {1, std::max(1, L / 2 + 1), std::max(1, L - 1)};
+  c.n_layers = 2;
+  c.block = o.gamma;
+  c.head = deepspec::block_head::markov;
+  c.rank = static_cast<int>(o.rank);
+  c.confidence = true;
+  if (const status s = c.validate(); !s.ok())
+    return s;
+  W.init(c, o.seed);
+  deepspec::block_train_options t;
+  t.batch = 8;
+  t.max_steps = o.train_steps;
+  t.epochs = o.train_steps * t.batch / static_cast<int>(train.size()) + 1;
+  t.anchors = 32;
+  t.seed = o.seed;
+  t.quiet = true;
+  t.log_every = 0;
+  t.eval_sequences = 0;
+  deepspec::train_result r;
+  return deepspec::train_block_drafter(W, E, o.model, train, none, t, r);
+}
+
 int main(int argc, char** argv) {
   options o;
   if (const int rc = parse(argc, argv, o); rc >= 0)
@@ -336,7 +411,57 @@ int main(int argc, char** argv) {
   const std::vector<token_id> prompt = tok.encode(o.prompt, true, false);
   const index_t V = m.vocab_size(), d = m.hidden_size();
 
-  // 1. The drafter: fitted at start-up, or loaded.
+  // 1. The drafter: trained (loaded, or trained at start-up), or the closed-form fit.
+  if (!o.fit) {
+    deepspec::mat<float> E;
+    if (const status s = deepspec::load_embedding(o.model, m, E); !s.ok()) {
+      std::fprintf(stderr, "dspark_generate: cannot read the embedding: %s\n", s.message());
+      return 1;
+    }
+    deepspec::block_weights<float> W;
+    const auto t0 = std::chrono::steady_clock::now();
+    if (!o.drafter.empty()) {
+      if (const status s = deepspec::load_block_drafter(o.drafter, W, &detail); !s.ok()) {
+        std::fprintf(stderr, "dspark_generate: %s\n", detail.c_str());
+        return 1;
+      }
+      if (!W.cfg.confidence || W.cfg.vocab != V || W.cfg.dim != d) {
+        std::fprintf(stderr,
+                     "dspark_generate: %s is not a DSpark drafter of this target with a "
+                     "confidence head\n",
+                     o.drafter.c_str());
+        return 1;
+      }
+      o.gamma = std::min(o.gamma, W.cfg.block);
+      std::printf("loaded the DSpark drafter %s (%d layers, block %d, %s head r = %d)\n",
+                  o.drafter.c_str(),
+                  W.cfg.n_layers,
+                  W.cfg.block,
+                  deepspec::block_head_name(W.cfg.head),
+                  W.cfg.r());
+    } else {
+      if (const status s = train_small(o, tok, E, W); !s.ok()) {
+        std::fprintf(stderr, "dspark_generate: training failed: %s\n", s.message());
+        return 1;
+      }
+      std::printf("trained a DSpark drafter (2 layers, block %d, Markov head r = %lld, confidence "
+                  "head) for %d steps on 96 stories the target wrote, in %.1f s\n",
+                  o.gamma,
+                  static_cast<long long>(o.rank),
+                  o.train_steps,
+                  seconds_since(t0));
+    }
+    deepspec::block_backbone bb(W, E, m.seq_len());
+    propose::semi_ar_config dcfg;
+    dcfg.gamma = o.gamma;
+    dcfg.seed = o.seed;
+    trained_drafter drafter(
+        bb, deepspec::to_sequential_head(W), deepspec::to_confidence_head(W), dcfg);
+    // The same backbone without the sequential head and the confidence head (r = 0 at
+    // inference; not a trained DFlash, which `deepspec train --drafter dflash` gives).
+    trained_drafter dflash(bb, propose::sequential_head<float>{}, std::nullopt, dcfg);
+    return demo(m, tok, o, prompt, drafter, dflash);
+  }
   llama2c::dspark::fitted f;
   propose::sequential_head<float> head;
   std::optional<propose::confidence_head<float>> conf;
@@ -400,15 +525,27 @@ int main(int argc, char** argv) {
   propose::semi_ar_config dcfg;
   dcfg.gamma = o.gamma;
   dcfg.seed = o.seed;
-  drafter_t drafter(backbone, head, conf, dcfg);
+  fit_drafter drafter(backbone, head, conf, dcfg);
+  // The same block without the sequential head and without confidence: DFlash (r = 0).
+  fit_drafter dflash(backbone, propose::sequential_head<float>{}, std::nullopt, dcfg);
+  return demo(m, tok, o, prompt, drafter, dflash);
+}
 
+// Steps 2 .. 5 with either drafter: STS, profiling, decoding, the load sweep.
+template <class Drafter>
+int demo(llama2c::model& m,
+         const llama2c::tokenizer& tok,
+         const options& o,
+         const std::vector<token_id>& prompt,
+         Drafter& drafter,
+         Drafter& dflash) {
+  const index_t V = m.vocab_size();
+  const propose::semi_ar_config dcfg = drafter.config();
   decode::decode_config base;
   base.max_new_tokens = o.steps;
   base.max_draft = o.gamma;
   base.seed = o.seed;
-  // The same block without the sequential head and without confidence: DFlash (r = 0).
-  drafter_t dflash(backbone, propose::sequential_head<float>{}, std::nullopt, dcfg);
-  const auto configure = [&](drafter_t& which, float t, std::uint64_t seed) {
+  const auto configure = [&](Drafter& which, float t, std::uint64_t seed) {
     propose::semi_ar_config dc = dcfg;
     dc.params.temperature = t;
     dc.seed = seed * 31 + 7;
@@ -557,7 +694,7 @@ int main(int argc, char** argv) {
                   t == 0.0f ? (same ? "yes" : "NO") : "-");
     };
     run_result r;
-    const auto go = [&](auto length, const char* name, drafter_t& which) {
+    const auto go = [&](auto length, const char* name, Drafter& which) {
       const decode::decode_config c = with_temperature(t, o.seed);
       const status st = t == 0.0f ? run<greedy>(m, which, prompt, c, length, r)
                                   : run<rejection>(m, which, prompt, c, length, r);
