@@ -25,10 +25,12 @@
 #include "deepspec/checkpoint.hpp"
 #include "deepspec/data.hpp"
 #include "deepspec/eval.hpp"
+#include "deepspec/svg.hpp"
 #include "deepspec/train.hpp"
 #include "llama2c/paths.hpp"
 #include "llama2c/tokenizer.hpp"
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -650,6 +652,68 @@ int cmd_eval(env& e, const args& a) {
           m1.brier,
           m1.pred_mean,
           m1.target_mean);
+    }
+  }
+  // Plots: conditional acceptance by position (T = 1, pooled over the sets) per drafter, and a
+  // reliability diagram per confidence drafter (positions 1-3, raw and after STS).
+  {
+    std::vector<deepspec::svg_series> ser;
+    std::vector<std::string> names;
+    int kmax = 1;
+    for (const auto& r : rows)
+      if (r.T == 1.0f && std::find(names.begin(), names.end(), r.drafter) == names.end())
+        names.push_back(r.drafter);
+    for (const auto& n : names) {
+      deepspec::svg_series sr;
+      sr.name = n;
+      std::vector<std::int64_t> surv, reach;
+      for (const auto& r : rows)
+        if (r.drafter == n && r.T == 1.0f) {
+          surv.resize(std::max(surv.size(), r.acc.survive.size()));
+          reach.resize(std::max(reach.size(), r.acc.reached.size()));
+          for (std::size_t k = 0; k < r.acc.survive.size(); ++k) {
+            surv[k] += r.acc.survive[k];
+            reach[k] += r.acc.reached[k];
+          }
+        }
+      for (std::size_t k = 0; k < surv.size(); ++k) {
+        sr.x.push_back(static_cast<double>(k + 1));
+        sr.y.push_back(reach[k] > 0 ? static_cast<double>(surv[k]) / static_cast<double>(reach[k])
+                                    : std::nan(""));
+      }
+      kmax = std::max(kmax, static_cast<int>(surv.size()));
+      ser.push_back(std::move(sr));
+    }
+    deepspec::svg_axes ax;
+    ax.title = "conditional acceptance by draft position (T = 1, all sets)";
+    ax.xlabel = "draft position k";
+    ax.ylabel = "P(accept k | 1..k-1 accepted)";
+    ax.x0 = 1;
+    ax.x1 = std::max(2, kmax);
+    if (!ser.empty() && deepspec::write_svg_chart(dir + "/acceptance.svg", ax, ser))
+      std::printf("\n[eval] wrote %s/acceptance.svg\n", dir.c_str());
+    for (const auto& c : confs) {
+      std::vector<deepspec::svg_series> rs;
+      rs.push_back({"perfect calibration", {0, 1}, {0, 1}, true});
+      for (specdec::index_t k = 0; k < std::min<specdec::index_t>(3, c.raw.positions()); ++k)
+        for (int which = 0; which < 2; ++which) {
+          deepspec::svg_series sr;
+          sr.name = "k=" + std::to_string(k + 1) + (which == 0 ? " raw" : " STS");
+          sr.dashed = which == 0;
+          for (const auto& b : (which == 0 ? c.raw : c.sts).diagram(k))
+            if (b.count > 0) {
+              sr.x.push_back(b.mean_pred);
+              sr.y.push_back(b.mean_label);
+            }
+          rs.push_back(std::move(sr));
+        }
+      deepspec::svg_axes ra;
+      ra.title = "reliability of prod sigmoid(z/T), " + c.drafter;
+      ra.xlabel = "predicted survival of drafts 1..k";
+      ra.ylabel = "observed";
+      const std::string path = dir + "/reliability_" + c.drafter + ".svg";
+      if (deepspec::write_svg_chart(path, ra, rs))
+        std::printf("[eval] wrote %s\n", path.c_str());
     }
   }
   const std::string json = a.str("json", dir + "/eval.json");
