@@ -12,12 +12,15 @@
 //   deepspec eval  [--dir D] [--drafters a.safetensors,b.safetensors] [--temps 0,0.7,1]
 //                  [--gamma G] [--block-gammas 5,7] [--eval-max-new K] [--prompts N]
 //                  [--json FILE]
-//   deepspec all   [--dir D] [--train N] [--epochs E]   data, the three trainings, eval
+//   deepspec all   [--dir D] [--train N] [--epochs E] [--dspark markov:32,rnn:32,...]
+//                  data, every training (EAGLE-3 with and without TTT, MTP-1, DFlash, the
+//                  DSpark variants), then eval: the headline table
 //
 // With no arguments it runs a small end-to-end pass (a few sequences, a few steps) as a smoke
 // test. The README section "DeepSpec in miniature" shows the full run and its table.
 #include <specdec/calib/reliability.hpp>
 #include <specdec/calib/sts.hpp>
+#include <specdec/propose/early_exit.hpp>
 #include <specdec/propose/semi_ar.hpp>
 
 #include "deepspec/block_checkpoint.hpp"
@@ -27,6 +30,7 @@
 #include "deepspec/eval.hpp"
 #include "deepspec/svg.hpp"
 #include "deepspec/train.hpp"
+#include "llama2c/dspark_fit.hpp"
 #include "llama2c/paths.hpp"
 #include "llama2c/tokenizer.hpp"
 #include <algorithm>
@@ -479,6 +483,46 @@ int cmd_eval(env& e, const args& a) {
     if (int r = evaluate("ngram", ng); r != 0)
       return r;
   }
+  if (a.num("baselines", 1) != 0) {
+    // Self-speculation: the target's first L - 1 layers (4 of 5) and its classifier.
+    const int ee_layers = std::max(1, e.target.num_layers() - 1);
+    specdec::propose::early_exit_proposer<llama2c::model> ee(e.target,
+                                                             {ee_layers, eo.gamma, {}, 1});
+    if (int r = evaluate("early_exit_" + std::to_string(ee_layers) + "of"
+                             + std::to_string(e.target.num_layers()),
+                         ee);
+        r != 0)
+      return r;
+    // Example 04's closed-form DSpark fit (block maps over the first 3 layers, Markov and
+    // confidence heads fitted on 6 self-sampled stories): the baseline of the trained drafters.
+    llama2c::dspark::fit_options fo;
+    fo.gamma = eo.gamma;
+    fo.layers = 3;
+    std::vector<std::vector<specdec::token_id>> corpus;
+    llama2c::dspark::fitted fit;
+    if (const auto st = llama2c::dspark::make_corpus(e.target, fo, corpus); !st.ok())
+      return fail("the closed-form fit's corpus", st);
+    if (const auto st = llama2c::dspark::fit(e.target, corpus, fo, fit); !st.ok())
+      return fail("the closed-form fit", st);
+    specdec::propose::sequential_head<float> head;
+    head.kind = specdec::propose::head_kind::markov;
+    head.vocab = e.target.vocab_size();
+    head.rank = fit.rank;
+    head.hidden = e.target.hidden_size();
+    head.w1 = fit.w1;
+    head.w2 = fit.w2;
+    llama2c::dspark::block_backbone fbb(e.target, fo.layers, fo.gamma, fit.maps);
+    specdec::propose::semi_ar_config sc;
+    sc.gamma = eo.gamma;
+    specdec::propose::semi_ar_drafter<llama2c::dspark::block_backbone> fd(
+        fbb,
+        head,
+        specdec::propose::confidence_head<float>{
+            fit.conf_w, fit.conf_b, e.target.hidden_size(), fit.rank, true},
+        sc);
+    if (int r = evaluate("dspark_fit", fd); r != 0)
+      return r;
+  }
   // Calibration prompts for STS: held-out sequences from the middle of the split, disjoint from
   // the "stories" (first) and "copy" (last) evaluation prompts.
   deepspec::prompt_set calib_set;
@@ -808,6 +852,23 @@ int cmd_all(env& e, args a) {
     return r;
   if (int r = train_one(e, a, arch::mtp1, 1, dir + "/mtp1.safetensors", res); r != 0)
     return r;
+  // The block drafters, with the same data, steps and optimiser: DFlash, then DSpark variants
+  // given as head:rank (none:0 is DSpark with only the confidence head).
+  if (int r = train_block_one(e, a, block_shape_for(e, a, false), dir + "/dflash.safetensors", res);
+      r != 0)
+    return r;
+  for (const auto& v :
+       split(a.str("dspark", "markov:32,markov:64,gated:32,gated:64,rnn:32,rnn:64,none:0"))) {
+    const std::size_t colon = v.find(':');
+    args b = a;
+    b.kv["head"] = v.substr(0, colon);
+    b.kv["rank"] = colon == std::string::npos ? "32" : v.substr(colon + 1);
+    const deepspec::block_config c = block_shape_for(e, b, true);
+    const std::string out = dir + "/dspark_" + std::string(deepspec::block_head_name(c.head))
+                            + std::to_string(c.r()) + ".safetensors";
+    if (int r = train_block_one(e, b, c, out, res); r != 0)
+      return r;
+  }
   return cmd_eval(e, a);
 }
 
@@ -864,6 +925,9 @@ int main(int argc, char** argv) {
           {"epochs", "1"},
           {"batch", "4"},
           {"ttt", "3"},
+          {"dspark", "markov:8"},
+          {"anchors", "8"},
+          {"calib-prompts", "2"},
           {"prompts", "2"},
           {"eval-max-new", "24"},
           {"log-every", "0"}};

@@ -71,6 +71,12 @@ public:
   [[nodiscard]] const early_exit_config& config() const noexcept {
     return config_;
   }
+  /// @brief Replaces the sampling parameters drafts are drawn with (set them to the verifier's).
+  ///        Checked by the next propose(). O(1).
+  /// @param[in] params the new parameters
+  void set_params(const sampling::sampling_params& params) noexcept {
+    config_.params = params;
+  }
   /// @brief Re-keys the drafter's random stream (per request or per run). Draft tokens must be
   ///        random draws from the rows the drafter reports: reusing one seed across runs whose
   ///        verifier seeds differ makes the drafts a fixed function of the context, and rejection
