@@ -20,6 +20,7 @@
 #include <specdec/cpu/serial_executor.hpp>
 #include <specdec/cpu/verify_chain.hpp>
 #include <specdec/cpu/verify_tree.hpp>
+#include <specdec/decode/evaluate.hpp>
 #include <specdec/decode/round_metrics.hpp>
 #include <specdec/decode/speculative_decoder.hpp>
 #include <specdec/decode/stats.hpp>
