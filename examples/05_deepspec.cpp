@@ -20,8 +20,10 @@
 // test. The README section "DeepSpec in miniature" shows the full run and its table.
 #include <specdec/calib/reliability.hpp>
 #include <specdec/calib/sts.hpp>
+#include <specdec/decode/evaluate.hpp>
 #include <specdec/propose/early_exit.hpp>
 #include <specdec/propose/semi_ar.hpp>
+#include <specdec/sched/cost_profile.hpp>
 
 #include "deepspec/block_checkpoint.hpp"
 #include "deepspec/block_train.hpp"
@@ -410,11 +412,21 @@ bool is_block_file(const std::string& path) {
   return it != f.metadata().end() && it->second == "specdec-block-drafter";
 }
 
+// The drafting cost of a drafter on a memory-bound accelerator, in target steps: a forward costs
+// the bytes of the weights it reads, so a call of a drafter with w_d weights costs w_d / w_t of a
+// target step (w_t: the target's weights), once per round (block drafters) or per draft
+// (autoregressive ones).
+struct draft_cost {
+  double per_round = 0;
+  double per_draft = 0;
+};
+
 struct eval_row {
   std::string drafter, set;
   float T;
   deepspec::acceptance acc;
   bool greedy_same = true;
+  draft_cost cost{};
 };
 
 int cmd_eval(env& e, const args& a) {
@@ -453,15 +465,37 @@ int cmd_eval(env& e, const args& a) {
         return fail("plain decoding", st);
     }
   }
+  // Plain decoding's speed per set (T = 0), the baseline of the measured speed-ups.
+  std::vector<double> plain_tps(sets.size(), 0.0);
+  for (std::size_t s = 0; s < sets.size(); ++s) {
+    specdec::propose::no_drafter none;
+    deepspec::acceptance acc;
+    if (const auto st = deepspec::run_set(e.target, none, sets[s], 0.0f, eo, acc); !st.ok())
+      return fail("plain decoding", st);
+    plain_tps[s] = acc.ev.tokens_per_second();
+  }
+  // This backend's measured c(T): seconds of scoring t + 1 tokens at once, t = 0 .. 7.
+  std::vector<double> cpu_verify;
+  if (const auto st = specdec::sched::profile_verify_costs(
+          e.target,
+          e.target.cache(),
+          std::span<const specdec::token_id>(sets[0].prompts[0]),
+          7,
+          31,
+          cpu_verify);
+      !st.ok())
+    return fail("profiling c(T)", st);
+  const double target_weights = static_cast<double>(std::filesystem::file_size(e.model_path)) / 4.0;
   std::vector<eval_row> rows;
   std::vector<conf_row> confs;
+  draft_cost next_cost{};
   auto evaluate_with = [&](const std::string& name,
                            auto& proposer,
                            const deepspec::eval_options& o,
                            const std::function<void(int, int)>& at_t1) -> int {
     for (std::size_t s = 0; s < sets.size(); ++s)
       for (float T : temps) {
-        eval_row row{name, sets[s].name, T, {}, true};
+        eval_row row{name, sets[s].name, T, {}, true, next_cost};
         std::vector<std::vector<specdec::token_id>> outs;
         if (const auto st = deepspec::run_set(
                 e.target, proposer, sets[s], T, o, row.acc, &outs, T == 1.0f ? at_t1 : nullptr);
@@ -480,6 +514,7 @@ int cmd_eval(env& e, const args& a) {
     specdec::propose::ngram_config nc;
     nc.max_draft = eo.gamma;
     specdec::propose::ngram_proposer ng(nc);
+    next_cost = {};
     if (int r = evaluate("ngram", ng); r != 0)
       return r;
   }
@@ -488,6 +523,7 @@ int cmd_eval(env& e, const args& a) {
     const int ee_layers = std::max(1, e.target.num_layers() - 1);
     specdec::propose::early_exit_proposer<llama2c::model> ee(e.target,
                                                              {ee_layers, eo.gamma, {}, 1});
+    next_cost = {0.0, static_cast<double>(ee_layers) / e.target.num_layers()};
     if (int r = evaluate("early_exit_" + std::to_string(ee_layers) + "of"
                              + std::to_string(e.target.num_layers()),
                          ee);
@@ -520,6 +556,7 @@ int cmd_eval(env& e, const args& a) {
         specdec::propose::confidence_head<float>{
             fit.conf_w, fit.conf_b, e.target.hidden_size(), fit.rank, true},
         sc);
+    next_cost = {static_cast<double>(fo.layers) / e.target.num_layers(), 0.0};
     if (int r = evaluate("dspark_fit", fd); r != 0)
       return r;
   }
@@ -548,6 +585,7 @@ int cmd_eval(env& e, const args& a) {
       if (const auto s = deepspec::load_block_drafter(f, W, &detail); !s.ok())
         return fail("reading " + f, s, detail);
       deepspec::block_backbone bb(W, e.E, e.target.seq_len());
+      next_cost = {static_cast<double>(W.count()) / target_weights, 0.0};
       const std::string stem = std::filesystem::path(f).stem().string();
       for (int g : block_gammas) {
         if (g < 1 || g > W.cfg.block)
@@ -614,6 +652,7 @@ int cmd_eval(env& e, const args& a) {
     if (const auto s = deepspec::load_drafter(f, W, &detail); !s.ok())
       return fail("reading " + f + " (run 'deepspec train' first)", s, detail);
     deepspec::drafter_net net(W, e.E, e.target.seq_len());
+    next_cost = {0.0, static_cast<double>(W.count()) / target_weights};
     specdec::propose::feature_drafter_config fc;
     fc.max_draft = eo.gamma;
     specdec::propose::feature_chain_proposer<deepspec::drafter_net> prop(net, fc);
@@ -670,7 +709,73 @@ int cmd_eval(env& e, const args& a) {
       std::printf("\n");
     }
   }
-  // Confidence heads: per position, ECE / AUROC / Brier of prod sigmoid(z / T_k), raw -> STS.
+  // Speed, pooled over the sets at T = 0 and T = 1: measured tokens/s against plain decoding on
+  // this CPU, and the speed-up the same rounds project on (a) this backend's measured c(T) with
+  // the drafting time measured, (b) a memory-bound accelerator (scoring up to 8 tokens costs one
+  // step; a drafter call costs its weights over the target's, see draft_cost).
+  std::printf("\nspeed: measured on this CPU (plain decoding %.0f tok/s) and projected "
+              "(decode::projected_speedup); c(T) of this backend, T = 1..8, in units of c(1):",
+              plain_tps[0]);
+  for (double c : cpu_verify)
+    std::printf(" %.2f", c / cpu_verify[0]);
+  std::printf("\n| drafter | T | tok/s | measured speed-up | projected, this CPU | projected, "
+              "memory-bound accelerator |\n|---|---|---|---|---|---|\n");
+  struct speed {
+    std::string name;
+    float T;
+    double tps, measured, cpu, accel;
+  };
+  std::vector<speed> speeds;
+  for (const float T : {0.0f, 1.0f}) {
+    std::vector<std::string> names;
+    for (const auto& r : rows)
+      if (r.T == T && std::find(names.begin(), names.end(), r.drafter) == names.end())
+        names.push_back(r.drafter);
+    for (const auto& n : names) {
+      specdec::decode::evaluation pooled;
+      double plain_seconds = 0; // plain decoding's time for the same tokens
+      draft_cost dc{};
+      for (std::size_t si = 0; si < sets.size(); ++si)
+        for (const auto& r : rows)
+          if (r.drafter == n && r.T == T && r.set == sets[si].name) {
+            pooled.rounds += r.acc.ev.rounds;
+            if (pooled.proposals.size() < r.acc.ev.proposals.size())
+              pooled.proposals.resize(r.acc.ev.proposals.size(), 0);
+            for (std::size_t k = 0; k < r.acc.ev.proposals.size(); ++k)
+              pooled.proposals[k] += r.acc.ev.proposals[k];
+            pooled.tokens += r.acc.ev.tokens;
+            pooled.seconds += r.acc.ev.seconds;
+            pooled.seconds_draft += r.acc.ev.seconds_draft;
+            plain_seconds += static_cast<double>(r.acc.ev.tokens) / plain_tps[si];
+            dc = r.cost;
+          }
+      const std::int64_t drafting_rounds =
+          pooled.rounds.rounds() - (pooled.proposals.empty() ? 0 : pooled.proposals[0]);
+      specdec::sched::step_costs cpu;
+      cpu.verify = cpu_verify;
+      cpu.draft_fixed =
+          drafting_rounds > 0 ? pooled.seconds_draft / static_cast<double>(drafting_rounds) : 0.0;
+      specdec::sched::step_costs accel;
+      accel.verify.assign(8, 1.0);
+      accel.draft_fixed = dc.per_round;
+      accel.draft_per_token = dc.per_draft;
+      const speed sp{n,
+                     T,
+                     pooled.tokens_per_second(),
+                     plain_seconds / pooled.seconds,
+                     specdec::decode::projected_speedup(pooled, cpu),
+                     specdec::decode::projected_speedup(pooled, accel)};
+      std::printf("| %s | %.1f | %.0f | %.2f | %.2f | %.2f |\n",
+                  n.c_str(),
+                  static_cast<double>(T),
+                  sp.tps,
+                  sp.measured,
+                  sp.cpu,
+                  sp.accel);
+      speeds.push_back(sp);
+    }
+  }
+  // Confidence heads: per position, ECE / AUROC / Brier of prod sigmoid(z / T), raw -> STS.
   for (const auto& c : confs) {
     std::printf(
         "\n%s: confidence on the evaluation sets' T = 1 rounds (STS fitted on %lld "
@@ -791,6 +896,19 @@ int cmd_eval(env& e, const args& a) {
         std::fprintf(f, "%s%.4f", k ? ", " : "", r.acc.conditional(k + 1));
       std::fprintf(f, "]}%s\n", i + 1 < rows.size() ? "," : "");
     }
+    std::fprintf(f, "], \"speed\": [\n");
+    for (std::size_t i = 0; i < speeds.size(); ++i)
+      std::fprintf(f,
+                   "  {\"drafter\": \"%s\", \"T\": %.1f, \"tokens_per_second\": %.1f, "
+                   "\"measured_speedup\": %.4f, \"projected_cpu\": %.4f, "
+                   "\"projected_accelerator\": %.4f}%s\n",
+                   speeds[i].name.c_str(),
+                   static_cast<double>(speeds[i].T),
+                   speeds[i].tps,
+                   speeds[i].measured,
+                   speeds[i].cpu,
+                   speeds[i].accel,
+                   i + 1 < speeds.size() ? "," : "");
     std::fprintf(f, "], \"confidence\": [\n");
     for (std::size_t i = 0; i < confs.size(); ++i) {
       const auto& c = confs[i];

@@ -17,6 +17,7 @@
 /// its bonus too); accept_rate@i = #{n > i} / #{P > i}; conditional@k = #{n >= k} / #{n >= k-1
 /// and P >= k}; verify_rate = sum(n_i + 1) / (sum P_i + R).
 
+#include <specdec/decode/evaluate.hpp>
 #include <specdec/decode/speculative_decoder.hpp>
 #include <specdec/propose/feature_drafter.hpp>
 #include <specdec/propose/ngram.hpp>
@@ -81,6 +82,7 @@ struct acceptance {
   std::int64_t tokens = 0;           ///< tokens emitted
   double seconds = 0;                ///< decoding time (prefill excluded)
   double seconds_draft = 0;          ///< of which drafting
+  specdec::decode::evaluation ev;    ///< the library harness's view of the same rounds
 
   /// Records one round.
   void add(int P, int n) {
@@ -89,6 +91,7 @@ struct acceptance {
       offered.assign(static_cast<std::size_t>(gamma), 0);
       reached.assign(static_cast<std::size_t>(gamma), 0);
     }
+    (void)ev.add_round(P, n);
     ++rounds;
     committed += n + 1;
     drafted += P;
@@ -186,6 +189,11 @@ specdec::status run_set(llama2c::model& m,
     acc.tokens += static_cast<std::int64_t>(r.tokens.size());
     acc.seconds += r.stats.seconds_total - r.stats.seconds_prefill;
     acc.seconds_draft += r.stats.seconds_draft;
+    ++acc.ev.prompts;
+    acc.ev.tokens += static_cast<std::int64_t>(r.tokens.size());
+    acc.ev.seconds += r.stats.seconds_total - r.stats.seconds_prefill;
+    acc.ev.seconds_draft += r.stats.seconds_draft;
+    acc.ev.seconds_verify += r.stats.seconds_verify;
     if (outputs != nullptr)
       outputs->push_back(std::move(r.tokens));
   }
