@@ -44,6 +44,7 @@
 #include "deepspec/block_checkpoint.hpp"
 #include "deepspec/block_train.hpp"
 #include "deepspec/data.hpp"
+#include "deepspec/svg.hpp"
 #include "llama2c/dspark_fit.hpp"
 #include "llama2c/model.hpp"
 #include "llama2c/paths.hpp"
@@ -73,7 +74,7 @@ using trained_drafter = propose::semi_ar_drafter<deepspec::block_backbone>;
 
 struct options {
   std::string model, tokenizer, prompt = "Once upon a time";
-  std::string heads, save_heads, drafter;
+  std::string heads, save_heads, drafter, svg;
   bool fit = false;
   int train_steps = 120;
   std::int64_t steps = 200;
@@ -92,7 +93,8 @@ int parse(int argc, char** argv, options& o) {
     if (a == "--help" || a == "-h") {
       std::printf("usage: 04_dspark_generate [--model F] [--tokenizer F] [--prompt TEXT] "
                   "[--steps N] [--gamma G] [--drafter FILE] [--train-steps N] [--rank R] "
-                  "[--theta X] [--seed S] [--sweep-steps N] [--fit] [--layers L] [--heads FILE] "
+                  "[--theta X] [--seed S] [--sweep-steps N] [--svg FILE] [--fit] [--layers L] "
+                  "[--heads FILE] "
                   "[--save-heads FILE] [--fit-stories N] [--fit-length N]\n");
       return 0;
     }
@@ -115,6 +117,8 @@ int parse(int argc, char** argv, options& o) {
       o.heads = v;
     else if (a == "--drafter")
       o.drafter = v;
+    else if (a == "--svg")
+      o.svg = v;
     else if (a == "--train-steps")
       o.train_steps = std::atoi(v.c_str());
     else if (a == "--save-heads")
@@ -734,8 +738,14 @@ int demo(llama2c::model& m,
   for (index_t b = 1; b <= 1024; b *= 2)
     accel_points.push_back({b, table.at(1) / std::max(1.0, static_cast<double>(b) / 128.0)});
   const sched::sps_table accel(accel_points);
+  // Throughput against concurrency per length rule, both curves (the --svg plot).
+  std::vector<deepspec::svg_series> plot;
   for (int curve = 0; curve < 2; ++curve) {
     const sched::sps_table& tb = curve == 0 ? table : accel;
+    const std::size_t first_series = plot.size();
+    for (const char* rule : {"fixed gamma", "threshold", "Alg. 1", "async top-K"})
+      plot.push_back(
+          {std::string(rule) + (curve == 0 ? ", this CPU" : ", accelerator"), {}, {}, curve == 0});
     std::printf("\nsimulated load sweep on %s: R requests per verification step, rounds drawn from "
                 "%zu held-out rounds; tokens/s of the target (drafting not counted)\n",
                 curve == 0 ? "the profiled SPS(B) of this backend"
@@ -762,6 +772,11 @@ int demo(llama2c::model& m,
         std::fprintf(stderr, "dspark_generate: sweep failed: %s\n", st.message());
         return 1;
       }
+      const double ys[4] = {row.fixed_gamma, row.threshold, row.early_stop, row.async};
+      for (std::size_t q = 0; q < 4; ++q) {
+        plot[first_series + q].x.push_back(static_cast<double>(R));
+        plot[first_series + q].y.push_back(ys[q] / row.fixed_gamma);
+      }
       std::printf("%5lld %11.0f %11.0f (%d) %11.0f %11.0f %11.0f %11.0f  %9.3f %9.3f  %.2f, %.2f\n",
                   static_cast<long long>(R),
                   row.fixed_gamma,
@@ -779,5 +794,18 @@ int demo(llama2c::model& m,
   }
   std::printf("* global: the search without the early stop looks at drafts past the one it "
               "decides on; it is not lossless and is shown only as a bound\n");
+  if (!o.svg.empty()) {
+    deepspec::svg_axes ax;
+    ax.title = "simulated throughput against concurrency, relative to fixed gamma";
+    ax.xlabel = "requests per verification step R";
+    ax.ylabel = "tokens/s / tokens/s of fixed gamma";
+    ax.log_x = true;
+    ax.x0 = 1;
+    ax.x1 = 128;
+    ax.y0 = 0;
+    ax.y1 = 8;
+    if (deepspec::write_svg_chart(o.svg, ax, plot))
+      std::printf("wrote %s\n", o.svg.c_str());
+  }
   return exact ? 0 : 2;
 }

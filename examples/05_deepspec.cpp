@@ -810,7 +810,8 @@ int cmd_eval(env& e, const args& a) {
     std::vector<std::string> names;
     int kmax = 1;
     for (const auto& r : rows)
-      if (r.T == 1.0f && std::find(names.begin(), names.end(), r.drafter) == names.end())
+      if (r.T == 1.0f && r.drafter.find("@g") == std::string::npos
+          && std::find(names.begin(), names.end(), r.drafter) == names.end())
         names.push_back(r.drafter);
     for (const auto& n : names) {
       deepspec::svg_series sr;
@@ -834,7 +835,7 @@ int cmd_eval(env& e, const args& a) {
       ser.push_back(std::move(sr));
     }
     deepspec::svg_axes ax;
-    ax.title = "conditional acceptance by draft position (T = 1, all sets)";
+    ax.title = "conditional acceptance by draft position (T = 1, all sets, gamma 5)";
     ax.xlabel = "draft position k";
     ax.ylabel = "P(accept k | 1..k-1 accepted)";
     ax.x0 = 1;
