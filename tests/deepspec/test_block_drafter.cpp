@@ -9,43 +9,17 @@
 #include <catch2/catch.hpp>
 
 #include "deepspec/block_drafter.hpp"
+#include "deepspec/fd_check.hpp"
 #include <cstdint>
 #include <functional>
 #include <random>
 
 using namespace deepspec;
 using md = mat<double>;
+using deepspec_test::check_grad;
+using deepspec_test::random_mat;
 
 namespace {
-
-md random_mat(idx r, idx c, std::uint64_t seed, double scale = 1.0) {
-  std::mt19937_64 g(seed);
-  std::uniform_real_distribution<double> u(-1.0, 1.0);
-  md m(r, c);
-  for (idx i = 0; i < m.size(); ++i)
-    m.data()[i] = scale * u(g);
-  return m;
-}
-
-// Central differences of f at every element of x against `ga` (relative 1e-6, as test_nn_grad).
-void check_grad(md& x, const md& ga, const std::function<double()>& f, const std::string& what) {
-  INFO(what);
-  REQUIRE(ga.rows() == x.rows());
-  REQUIRE(ga.cols() == x.cols());
-  const double h = 1e-6;
-  double worst = 0;
-  for (idx i = 0; i < x.size(); ++i) {
-    const double x0 = x.data()[i];
-    x.data()[i] = x0 + h;
-    const double fp = f();
-    x.data()[i] = x0 - h;
-    const double fm = f();
-    x.data()[i] = x0;
-    const double num = (fp - fm) / (2 * h);
-    worst = std::max(worst, std::abs(num - ga.data()[i]) / std::max(1.0, std::abs(ga.data()[i])));
-  }
-  CHECK(worst < 1e-6);
-}
 
 template <class T>
 train_example<T> tiny_example(const block_config& c, idx L, std::uint64_t seed) {

@@ -21,6 +21,7 @@
 #include "support/llama2c.hpp"
 #include "support/sanitizer.hpp"
 #include "support/scratch_dir.hpp"
+#include "support/two_draft_gof.hpp"
 #include <map>
 
 using namespace deepspec;
@@ -358,26 +359,8 @@ namespace {
 // fresh uniforms per draw) and verifies them against the target's rows. The first emitted token
 // must follow the target's law, and the second one after the most likely first token. With
 // `misreport` the verifier gets the drafter's L rows sharpened to T = 0.5 (a biased drafter).
-struct gof_result {
-  std::vector<std::uint64_t> first, second;
-  std::vector<double> law_first, law_second;
-  std::uint64_t second_total = 0;
-};
 
-std::vector<double> softmax_d(const float* row, index_t V) {
-  std::vector<double> p(static_cast<std::size_t>(V));
-  double mx = row[0];
-  for (index_t v = 1; v < V; ++v)
-    mx = std::max(mx, static_cast<double>(row[v]));
-  double s = 0;
-  for (index_t v = 0; v < V; ++v)
-    s += p[static_cast<std::size_t>(v)] = std::exp(static_cast<double>(row[v]) - mx);
-  for (auto& x : p)
-    x /= s;
-  return p;
-}
-
-gof_result block_gof(std::uint64_t draws, bool misreport) {
+specdec_test::two_draft_counts block_gof(std::uint64_t draws, bool misreport) {
   using namespace specdec;
   block_fixture& f = bfx();
   const block_weights<float>& W = f.dspark;
@@ -418,10 +401,10 @@ gof_result block_gof(std::uint64_t draws, bool misreport) {
     REQUIRE(m.score({0, {two, 2}, n}, {b.data() + V, 2, V, V}).ok());
     return targets.emplace(key, std::move(b)).first->second;
   };
-  gof_result r;
+  specdec_test::two_draft_counts r;
   r.first.assign(static_cast<std::size_t>(V), 0);
   r.second.assign(static_cast<std::size_t>(V), 0);
-  r.law_first = softmax_d(p1.data(), V);
+  r.law_first = specdec_test::softmax_d(p1.data(), V);
   const token_id focus = static_cast<token_id>(
       std::max_element(r.law_first.begin(), r.law_first.end()) - r.law_first.begin());
   std::vector<token_id> toks(2);
@@ -464,34 +447,14 @@ gof_result block_gof(std::uint64_t draws, bool misreport) {
   const token_id one[1] = {focus};
   std::vector<float> out(static_cast<std::size_t>(V));
   REQUIRE(m.score({0, {one, 1}, n}, {out.data(), 1, V, V}).ok());
-  r.law_second = softmax_d(out.data(), V);
+  r.law_second = specdec_test::softmax_d(out.data(), V);
   return r;
 }
 
 } // namespace
 
 static void check_block_gof() {
-  const std::uint64_t draws = specdec_test::by_build<std::uint64_t>(1000000, 100000);
-  const double alpha = 1e-6;
-  {
-    const gof_result g = block_gof(draws, false);
-    const auto fa =
-        specdec_test::pooled_chi_square(g.first, specdec_test::expected_counts(g.law_first, draws));
-    CAPTURE(fa.statistic, fa.degrees_of_freedom, fa.min_expected);
-    CHECK(specdec_test::fits(fa, alpha));
-    REQUIRE(g.second_total > 20000 / (specdec_test::address_sanitized ? 10 : 1));
-    const auto fb = specdec_test::pooled_chi_square(
-        g.second, specdec_test::expected_counts(g.law_second, g.second_total));
-    CAPTURE(fb.statistic, fb.degrees_of_freedom, g.second_total);
-    CHECK(specdec_test::fits(fb, alpha));
-  }
-  {
-    const gof_result g = block_gof(draws / 5, true);
-    const auto fa = specdec_test::pooled_chi_square(
-        g.first, specdec_test::expected_counts(g.law_first, draws / 5));
-    CAPTURE(fa.statistic, fa.degrees_of_freedom);
-    CHECK_FALSE(specdec_test::fits(fa, alpha));
-  }
+  specdec_test::check_two_draft_gof(block_gof);
 }
 
 TEST_CASE("deepspec: tiny DSpark / DFlash training runs on stories260K, then their checks",

@@ -10,50 +10,16 @@
 #include <catch2/catch.hpp>
 
 #include "deepspec/drafter.hpp"
+#include "deepspec/fd_check.hpp"
 #include <cstdint>
 #include <functional>
 #include <random>
 
 using namespace deepspec;
 using md = mat<double>;
-
-namespace {
-
-md random_mat(idx r, idx c, std::uint64_t seed, double scale = 1.0) {
-  std::mt19937_64 g(seed);
-  std::uniform_real_distribution<double> u(-1.0, 1.0);
-  md m(r, c);
-  for (idx i = 0; i < m.size(); ++i)
-    m.data()[i] = scale * u(g);
-  return m;
-}
-
-double dot(const md& a, const md& b) {
-  return (a.array() * b.array()).sum();
-}
-
-// Checks analytic gradient `ga` of f at x against central differences; x is perturbed in place.
-void check_grad(md& x, const md& ga, const std::function<double()>& f, const char* what) {
-  INFO(what);
-  REQUIRE(ga.rows() == x.rows());
-  REQUIRE(ga.cols() == x.cols());
-  const double h = 1e-6;
-  double worst = 0;
-  for (idx i = 0; i < x.size(); ++i) {
-    const double x0 = x.data()[i];
-    x.data()[i] = x0 + h;
-    const double fp = f();
-    x.data()[i] = x0 - h;
-    const double fm = f();
-    x.data()[i] = x0;
-    const double num = (fp - fm) / (2 * h);
-    const double err = std::abs(num - ga.data()[i]) / std::max(1.0, std::abs(ga.data()[i]));
-    worst = std::max(worst, err);
-  }
-  CHECK(worst < 1e-6);
-}
-
-} // namespace
+using deepspec_test::check_grad;
+using deepspec_test::dot;
+using deepspec_test::random_mat;
 
 TEST_CASE("nn: linear backward matches finite differences") {
   md X = random_mat(5, 7, 1);

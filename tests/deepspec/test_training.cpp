@@ -19,6 +19,7 @@
 #include "support/llama2c.hpp"
 #include "support/sanitizer.hpp"
 #include "support/scratch_dir.hpp"
+#include "support/two_draft_gof.hpp"
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -399,26 +400,8 @@ namespace {
 // trained EAGLE-3 drafts two tokens after a held-out context and verify::rejection_sampling
 // verifies at T = 1. `misreport` hands the verifier rows sharpened to T = 0.5 instead of the
 // rows the drafts were drawn from (a biased drafter).
-struct gof_result {
-  std::vector<std::uint64_t> first, second;
-  std::vector<double> law_first, law_second;
-  std::uint64_t second_total = 0;
-};
 
-std::vector<double> softmax_d(const float* row, specdec::index_t V) {
-  std::vector<double> p(static_cast<std::size_t>(V));
-  double mx = row[0];
-  for (specdec::index_t v = 1; v < V; ++v)
-    mx = std::max(mx, static_cast<double>(row[v]));
-  double s = 0;
-  for (specdec::index_t v = 0; v < V; ++v)
-    s += p[static_cast<std::size_t>(v)] = std::exp(static_cast<double>(row[v]) - mx);
-  for (auto& x : p)
-    x /= s;
-  return p;
-}
-
-gof_result rejection_gof(std::uint64_t draws, bool misreport) {
+specdec_test::two_draft_counts rejection_gof(std::uint64_t draws, bool misreport) {
   using namespace specdec;
   fixture& f = fx();
   llama2c::model& m = f.target;
@@ -457,7 +440,7 @@ gof_result rejection_gof(std::uint64_t draws, bool misreport) {
     std::vector<double> cdf; // of softmax(q2): the drafter's law, sampled by inversion
   };
   auto cdf_of = [&](const std::vector<float>& row) {
-    std::vector<double> cum = softmax_d(row.data(), V);
+    std::vector<double> cum = specdec_test::softmax_d(row.data(), V);
     for (std::size_t v = 1; v < cum.size(); ++v)
       cum[v] += cum[v - 1];
     return cum;
@@ -498,10 +481,10 @@ gof_result rejection_gof(std::uint64_t draws, bool misreport) {
     REQUIRE(m.score({0, {two, 2}, n}, {b.data() + V, 2, V, V}).ok());
     return targets.emplace(key, std::move(b)).first->second;
   };
-  gof_result g;
+  specdec_test::two_draft_counts g;
   g.first.assign(static_cast<std::size_t>(V), 0);
   g.second.assign(static_cast<std::size_t>(V), 0);
-  g.law_first = softmax_d(p1.data(), V);
+  g.law_first = specdec_test::softmax_d(p1.data(), V);
   // The most likely first token: its second-token law is checked.
   const token_id focus = static_cast<token_id>(
       std::max_element(g.law_first.begin(), g.law_first.end()) - g.law_first.begin());
@@ -542,7 +525,7 @@ gof_result rejection_gof(std::uint64_t draws, bool misreport) {
     const token_id one[1] = {focus};
     std::vector<float> out(static_cast<std::size_t>(V));
     REQUIRE(m.score({0, {one, 1}, n}, {out.data(), 1, V, V}).ok());
-    g.law_second = softmax_d(out.data(), V);
+    g.law_second = specdec_test::softmax_d(out.data(), V);
   }
   return g;
 }
@@ -550,29 +533,7 @@ gof_result rejection_gof(std::uint64_t draws, bool misreport) {
 } // namespace
 
 static void check_rejection_gof() {
-  const std::uint64_t draws = specdec_test::by_build<std::uint64_t>(1000000, 100000);
-  const double alpha = 1e-6;
-  {
-    const gof_result g = rejection_gof(draws, false);
-    const auto fa =
-        specdec_test::pooled_chi_square(g.first, specdec_test::expected_counts(g.law_first, draws));
-    const double bound = specdec_test::chi_square_upper_quantile(fa.degrees_of_freedom, alpha);
-    CAPTURE(fa.statistic, fa.degrees_of_freedom, bound, fa.min_expected);
-    CHECK(specdec_test::fits(fa, alpha));
-    REQUIRE(g.second_total > 20000 / (specdec_test::address_sanitized ? 10 : 1));
-    const auto fb = specdec_test::pooled_chi_square(
-        g.second, specdec_test::expected_counts(g.law_second, g.second_total));
-    CAPTURE(fb.statistic, fb.degrees_of_freedom, g.second_total);
-    CHECK(specdec_test::fits(fb, alpha));
-  }
-  {
-    // The biased drafter fails with a fifth of the draws (a weaker test than the main one's).
-    const gof_result g = rejection_gof(draws / 5, true);
-    const auto fa =
-        specdec_test::pooled_chi_square(g.first, specdec_test::expected_counts(g.law_first, draws));
-    CAPTURE(fa.statistic, fa.degrees_of_freedom);
-    CHECK_FALSE(specdec_test::fits(fa, alpha));
-  }
+  specdec_test::check_two_draft_gof(rejection_gof);
 }
 
 TEST_CASE("deepspec: a tiny EAGLE-3 / MTP-1 training run on stories260K, then its checks",
