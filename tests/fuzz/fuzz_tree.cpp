@@ -630,6 +630,10 @@ std::set<errc> problems(const verify::tree_batch<TT, TD>& b,
           const index_t n0 = b.node_offsets[i];
           const index_t n = b.node_offsets[i + 1] - n0;
           const index_t d0 = b.draft_offsets != nullptr ? b.draft_offsets[i] : n0 - i;
+          // Every request's first draft row must lie in [0, rows], a request without drafts
+          // too: request() forms the pointer draft.data + d0 * stride for it.
+          if (d0 < 0 || d0 > b.draft.rows)
+            p.insert(errc::shape_mismatch);
           for (index_t j = 1; j < n; ++j) {
             index_t row = 0;
             const index_t local = b.draft_index != nullptr ? b.draft_index[n0 + j] : j - 1;

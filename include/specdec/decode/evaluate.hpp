@@ -4,7 +4,7 @@
 /// @file
 /// @brief An engine-neutral evaluation harness: decode a set of prompts with any target, cache,
 ///        proposer, verification policy and length policy, and collect what the DSpark / DeepSpec
-///        evaluations report (round_metrics: tau, accept_rate@i, conditional acceptance, verify
+///        evaluations report (round_metrics: tau, accept_rate\@i, conditional acceptance, verify
 ///        rate), the histogram of proposal lengths, tokens and wall times; then project the
 ///        speed-up of those rounds on a cost model (sched::step_costs: the measured c(T) of a
 ///        backend, or a step-time table given for an accelerator).

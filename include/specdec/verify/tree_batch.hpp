@@ -109,7 +109,8 @@ struct tree_batch_output {
 ///   errc::shape_mismatch when offsets are not increasing from 0, a request has no node or
 ///   more than tree::max_nodes, or the row counts disagree (draft rows must cover every draft
 ///   row index the layout implies: node j >= 1 of request b reads row draft_offsets[b] +
-///   (draft_index ? draft_index[j] : j - 1)); errc::vocab_mismatch when draft and target widths
+///   (draft_index ? draft_index[j] : j - 1); and every request's first draft row, one without
+///   drafts too, must lie in [0, draft.rows]); errc::vocab_mismatch when draft and target widths
 ///   differ; the first parameter error; else ok
 /// @par Complexity
 /// O(B + sum N_b).
