@@ -20,6 +20,7 @@
 #include <specdec/cpu/serial_executor.hpp>
 #include <specdec/cpu/verify_chain.hpp>
 #include <specdec/cpu/verify_tree.hpp>
+#include <specdec/decode/batch_decoder.hpp>
 #include <specdec/decode/evaluate.hpp>
 #include <specdec/decode/round_metrics.hpp>
 #include <specdec/decode/speculative_decoder.hpp>
@@ -27,6 +28,7 @@
 #include <specdec/decode/stop.hpp>
 #include <specdec/decode/tree_decoder.hpp>
 #include <specdec/io/safetensors.hpp>
+#include <specdec/kv/batch_cache.hpp>
 #include <specdec/kv/concepts.hpp>
 #include <specdec/kv/contiguous_cache.hpp>
 #include <specdec/kv/paged_cache.hpp>
@@ -49,6 +51,7 @@
 #include <specdec/sampling/distribution.hpp>
 #include <specdec/sampling/params.hpp>
 #include <specdec/sampling/partial_scan.hpp>
+#include <specdec/sched/batch_length.hpp>
 #include <specdec/sched/confidence_length.hpp>
 #include <specdec/sched/cost_profile.hpp>
 #include <specdec/sched/draft_length.hpp>

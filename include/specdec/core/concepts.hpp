@@ -19,6 +19,7 @@
 
 #include <concepts>
 #include <cstdint>
+#include <span>
 
 SPECDEC_NAMESPACE_BEGIN
 
@@ -145,6 +146,44 @@ concept tree_feature_target_model =
                                                                 matrix_view<float> logits,
                                                                 const feature_request& f) {
   { m.score_tree_features(start, tokens, par, logits, f) } -> std::same_as<status>;
+};
+
+/// @brief A target model that scores many sequences in one call (continuous batching): a ragged
+///        batch of chains, one per request, each after its own committed prefix.
+///
+/// Checked: `status score_batch(std::span<const score_request> requests, matrix_view<float>
+/// logits)` and `index_t vocab_size() const`. Semantics: the requests name distinct sequences
+/// (request_id) that the model's batch cache holds (kv::batch_kv_cache); request i's rows are
+/// stacked after those of requests 0..i-1 (row `sum_{j<i} tokens_j + t` is the distribution after
+/// request i's committed prefix followed by its tokens[0..t]). Request i requires `start <=` its
+/// sequence's length; on success that length becomes `start + tokens.size`. Exactness needs a
+/// batch-invariant model: a row's logits must not depend on the other requests of the call, their
+/// order, or the number of threads (bitwise). A request with no tokens is allowed and changes
+/// nothing. On error nothing is scored and no length changes.
+/// @tparam M the candidate model type
+template <class M>
+concept batch_target_model =
+    requires(M& m, const M& cm, std::span<const score_request> requests, matrix_view<float> out) {
+  { m.score_batch(requests, out) } -> std::same_as<status>;
+  { cm.vocab_size() } -> std::convertible_to<index_t>;
+};
+
+/// @brief A batch_target_model that also returns hidden states, as feature_target_model does for
+///        one chain: `status score_batch_features(std::span<const score_request>,
+///        matrix_view<float> logits, const feature_request&)`, `int num_layers() const` and
+///        `index_t hidden_size() const`; feature row j belongs to logit row j (stacked the same
+///        way), and the logits are bitwise score_batch()'s.
+/// @tparam M the candidate model type
+template <class M>
+concept batch_feature_target_model =
+    batch_target_model<M> && requires(M& m,
+                                      const M& cm,
+                                      std::span<const score_request> requests,
+                                      matrix_view<float> logits,
+                                      const feature_request& f) {
+  { cm.num_layers() } -> std::convertible_to<int>;
+  { cm.hidden_size() } -> std::convertible_to<index_t>;
+  { m.score_batch_features(requests, logits, f) } -> std::same_as<status>;
 };
 
 SPECDEC_NAMESPACE_END

@@ -107,6 +107,29 @@ concept tree_kv_cache = kv_cache<C> && requires(C& c,
   { c.keep_path(base, nodes) } -> std::same_as<status>;
 };
 
+/// @brief The KV state of many sequences decoded together (continuous batching), keyed by the
+///        engine's 64-bit request ids.
+///
+/// Checked: `status open(std::uint64_t seq)` (a new empty sequence), `status close(std::uint64_t
+/// seq)` (drops it and frees what it held), `status rollback(std::uint64_t seq, index_t n)` (keeps
+/// positions [0, n) exactly, drops the rest; n <= length), `status reserve(std::uint64_t seq,
+/// index_t n)` (makes room for n positions in total, so scoring up to n never fails for lack of
+/// memory), `index_t length(std::uint64_t seq) const` and `index_t capacity() const` (the most
+/// positions one sequence may hold). Semantics: open fails with errc::invalid_argument for an id
+/// already open and with errc::overflow when the pool has no room for another sequence; reserve
+/// fails with errc::overflow when the pool cannot hold the positions now (the caller may preempt
+/// another sequence and retry) or n exceeds capacity(); every call on an id that is not open
+/// fails with errc::invalid_argument. A failed call changes nothing.
+template <class C>
+concept batch_kv_cache = requires(C& c, const C& cc, std::uint64_t seq, index_t n) {
+  { c.open(seq) } -> std::same_as<status>;
+  { c.close(seq) } -> std::same_as<status>;
+  { c.rollback(seq, n) } -> std::same_as<status>;
+  { c.reserve(seq, n) } -> std::same_as<status>;
+  { cc.length(seq) } -> std::convertible_to<index_t>;
+  { cc.capacity() } -> std::convertible_to<index_t>;
+};
+
 /// @brief What cache `c` can undo: its own rollback_limit() when it has one, else its
 /// rollback_kind with bound `index_t` max (partial) or 0 (full_only).
 /// @tparam C a kv_cache

@@ -23,8 +23,8 @@ namespace verify {
 ///
 /// Request b owns drafts `draft_offsets[b] .. draft_offsets[b+1]` (K_b of them) in `tokens` and
 /// `draft`, and target rows `draft_offsets[b] + b .. draft_offsets[b+1] + b` (K_b + 1 rows).
-/// Randomness is keyed by (seed, request_ids[b], positions[b] + j), never by b, so permuting the
-/// batch permutes the results and changes nothing else.
+/// Randomness is keyed by (seed or seeds[b], request_ids[b], positions[b] + j), never by b, so
+/// permuting the batch permutes the results and changes nothing else.
 /// @tparam TT target element type (a row_element)
 /// @tparam TD draft element type (a row_element; defaults to TT)
 template <class TT, class TD = TT>
@@ -40,7 +40,9 @@ struct chain_batch {
   index_t params_stride = 0;                  ///< 1: one entry per request; 0: params[0] for all
   const std::uint64_t* request_ids = nullptr; ///< @shape{[B]} engine-wide ids (RNG stream)
   const index_t* positions = nullptr;         ///< @shape{[B]} absolute position of each x_1
-  std::uint64_t seed = 0;                     ///< sampling seed
+  std::uint64_t seed = 0;                     ///< sampling seed (of every request without seeds)
+  /// @shape{[B]} per-request seeds (each request's own random stream), or null: #seed for all
+  const std::uint64_t* seeds = nullptr;
 
   /// @brief The request view of request b.
   /// @param[in] b the request's index in the batch
@@ -72,11 +74,11 @@ struct chain_batch {
   }
   /// @brief The uniform source of request b.
   /// @param[in] b the request's index in the batch
-  /// @return Philox uniforms keyed by (#seed, `request_ids[b]`)
+  /// @return Philox uniforms keyed by (`seeds[b]`, or #seed without seeds, `request_ids[b]`)
   /// @pre 0 <= b < batch.
   /// @hd
   SPECDEC_HD philox_uniforms uniforms(index_t b) const noexcept {
-    return philox_uniforms{rng_key{seed, request_ids[b]}};
+    return philox_uniforms{rng_key{seeds != nullptr ? seeds[b] : seed, request_ids[b]}};
   }
 };
 

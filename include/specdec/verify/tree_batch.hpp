@@ -47,7 +47,9 @@ struct tree_batch {
   index_t params_stride = 0;                  ///< 1: one entry per request; 0: params[0] for all
   const std::uint64_t* request_ids = nullptr; ///< @shape{[B]} engine-wide ids (RNG stream)
   const index_t* positions = nullptr;         ///< @shape{[B]} position of the depth-1 nodes
-  std::uint64_t seed = 0;                     ///< sampling seed
+  std::uint64_t seed = 0;                     ///< sampling seed (of every request without seeds)
+  /// @shape{[B]} per-request seeds (each request's own random stream), or null: #seed for all
+  const std::uint64_t* seeds = nullptr;
 
   /// @brief Request b's view of the batch.
   /// @param[in] b the request, 0 <= b < batch
@@ -82,12 +84,13 @@ struct tree_batch {
     r.position = positions[b];
     return r;
   }
-  /// @brief Request b's uniform source: Philox keyed by (seed, request_ids[b]).
+  /// @brief Request b's uniform source: Philox keyed by (`seeds[b]`, or #seed without seeds,
+  ///        request_ids[b]).
   /// @param[in] b the request
   /// @return its uniforms
   /// @hd
   SPECDEC_HD philox_uniforms uniforms(index_t b) const noexcept {
-    return philox_uniforms{rng_key{seed, request_ids[b]}};
+    return philox_uniforms{rng_key{seeds != nullptr ? seeds[b] : seed, request_ids[b]}};
   }
 };
 

@@ -77,11 +77,13 @@ SPECDEC_DEVICE index_t request_position(const Problem& p, index_t b) {
   return position <= max_position ? position : -1;
 }
 
-/// Request b's uniforms: the problem's seed (the device one when set) and b's request id.
+/// Request b's uniforms: the device seed when set, else the batch's own (its per-request seeds
+/// when it has them, the batch seed otherwise), and b's request id.
 template <class Problem>
 SPECDEC_DEVICE philox_uniforms request_uniforms(const Problem& p, index_t b) {
-  const std::uint64_t seed = p.seed_ptr != nullptr ? *p.seed_ptr : p.batch.seed;
-  return philox_uniforms{rng_key{seed, p.batch.request_ids[b]}};
+  if (p.seed_ptr != nullptr)
+    return philox_uniforms{rng_key{*p.seed_ptr, p.batch.request_ids[b]}};
+  return p.batch.uniforms(b);
 }
 
 } // namespace kernels::detail
