@@ -57,8 +57,15 @@
 ///     by a call are themselves batch-invariant, so by induction over positions every cached K/V
 ///     and every logit row is too.
 ///
+/// The same holds across sequences: model::score_rows() scores chains of several sequences, each
+/// against its own KV cache, in one forward pass (the matrix products batch over all their rows),
+/// and a chain's rows are bitwise those of scoring it alone with score(), whatever the other
+/// chains and their order (points 1 to 4 never look at another row).
+///
 /// **Thread safety.** A model is not safe to use from several threads at once (the scratch
-/// buffers and the KV cache are members). Copies are independent.
+/// buffers and the KV cache are members). Copies share the immutable packed weights (reference
+/// counted) and have their own scratch and KV cache, so distinct copies may be used from distinct
+/// threads at the same time; share_weights() makes such a copy without a KV cache.
 
 #include <specdec/config.hpp>
 
@@ -93,7 +100,9 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <memory>
 #include <new>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -550,6 +559,9 @@ struct checked_size {
 /// hold anything, NaN included (extra-checks poisoning): the kernels mask them out. The decoding
 /// loop may call `cache().rollback(n)` at any time; the next score() then starts at position n.
 ///
+/// score_rows() scores the chains of several sequences in one pass, each against a cache of the
+/// same layout (allocate_cache()); batch_model (batch.hpp) runs it on several threads.
+///
 /// Batch invariance, contraction and thread safety: see the file comment.
 class model {
 public:
@@ -729,7 +741,7 @@ public:
         return status{errc::corrupt_data};
       }
       m.build(c, raw.data(), rope_end);
-      const specdec::status st = m.allocate_cache();
+      const specdec::status st = m.allocate_cache(m.cache_);
       if (!st)
         why = "cannot allocate the KV cache";
       return st;
@@ -825,7 +837,7 @@ public:
     detail::matmul(xb_.data(),
                    dim_pad_,
                    T,
-                   w_.data() + wcls_,
+                   w_->data() + wcls_,
                    vocab_pad_,
                    cfg_.dim,
                    logits_.data(),
@@ -849,8 +861,9 @@ public:
   /// errc::invalid_argument; `start + T <= seq_len`, else errc::overflow; every token in
   /// `[0, vocab_size())`, else errc::token_out_of_range; `out.rows >= T`, `out.cols ==
   /// vocab_size()` and `out.row_stride >= out.cols`, else errc::shape_mismatch; a null data
-  /// pointer with a positive size, a negative size or an unloaded model give
-  /// errc::invalid_argument. On error nothing changes. T = 0 is a no-op.
+  /// pointer with a positive size, a negative size, an unloaded model or a model without a KV
+  /// cache of its own (share_weights()) give errc::invalid_argument. On error nothing changes.
+  /// T = 0 is a no-op.
   ///
   /// On success the keys and values of slots `start .. start+T-1` are written for every layer,
   /// the cache length becomes `start + T` (a longer committed tail is dropped), and any
@@ -861,12 +874,13 @@ public:
   /// rows.
   [[nodiscard]] specdec::status score(const specdec::score_request& r,
                                       specdec::matrix_view<float> out) {
-    if (r.start > cache_.length() && r.start >= 0 && loaded())
+    if (loaded() && (!own_cache_ready() || (r.start > cache_.length() && r.start >= 0)))
       return specdec::status{specdec::errc::invalid_argument};
     const specdec::status st = check(r.start, r.tokens, out);
     if (!st || r.tokens.size == 0)
       return st;
     plan_chain(r.start, r.tokens.size);
+    drop_tail(cache_, r.start);
     forward(r.tokens.data, r.tokens.size, cfg_.n_layers, out, features_);
     features_ = nullptr;
     commit(r.start + r.tokens.size, r.start);
@@ -933,7 +947,7 @@ public:
                                            specdec::row_view<const std::int32_t> parents,
                                            specdec::matrix_view<float> out) {
     using specdec::errc;
-    if (start > cache_.length() && start >= 0 && loaded())
+    if (loaded() && (!own_cache_ready() || (start > cache_.length() && start >= 0)))
       return specdec::status{errc::invalid_argument};
     const specdec::status st = check(start, tokens, out);
     if (!st)
@@ -948,6 +962,7 @@ public:
       if (parents[i] < -1 || parents[i] >= i)
         return specdec::status{errc::invalid_argument};
     plan_tree(start, parents);
+    drop_tail(cache_, start);
     forward(tokens.data, tokens.size, cfg_.n_layers, out, features_);
     features_ = nullptr;
     commit(start + tokens.size, start);
@@ -974,7 +989,7 @@ public:
   [[nodiscard]] specdec::status
   score_layers(const specdec::score_request& r, int layers, specdec::matrix_view<float> out) {
     using specdec::errc;
-    if (loaded() && (layers < 1 || layers > cfg_.n_layers))
+    if (loaded() && (layers < 1 || layers > cfg_.n_layers || !own_cache_ready()))
       return specdec::status{errc::invalid_argument};
     if (loaded() && r.start >= 0 && r.start > draft_valid_end(layers))
       return specdec::status{errc::invalid_argument};
@@ -986,6 +1001,160 @@ public:
     draft_layers_ = layers;
     draft_end_ = r.start + r.tokens.size;
     draft_base_ = cache_.length();
+    return specdec::status{};
+  }
+
+  /// @brief Allocates `c` as a KV cache with this model's layout (capacity seq_len(), the planes
+  ///        described in the class comment), zero-filled, length 0: a cache for score_rows().
+  /// @param[out] c the cache to (re)allocate; unchanged on error
+  /// @return errc::invalid_argument before load(), else what contiguous_cache::allocate returns
+  /// @par Complexity
+  /// O(n_layers * kv_dim * seq_len) (the zero fill); may throw std::bad_alloc.
+  [[nodiscard]] specdec::status allocate_cache(specdec::kv::contiguous_cache<float>& c) const {
+    if (!loaded())
+      return specdec::status{specdec::errc::invalid_argument};
+    std::vector<specdec::kv::plane_desc> planes;
+    for (index_t l = 0; l < cfg_.n_layers; ++l) {
+      planes.push_back({kv_dim_, specdec::kv::plane_layout::feature_major});
+      planes.push_back({kv_dim_, specdec::kv::plane_layout::feature_major});
+    }
+    if (cap_ % detail::lanes != 0) // room for the last row's partial vector
+      planes.push_back({detail::lanes, specdec::kv::plane_layout::position_major});
+    return c.allocate(cap_, planes);
+  }
+
+  /// @brief A model that shares this one's packed weights (no copy), with scratch of its own and
+  ///        **no** KV cache (capacity 0): a worker for score_rows() on another thread.
+  ///
+  /// Its score(), score_tree() and score_layers() fail with errc::invalid_argument until its
+  /// cache is allocated (`allocate_cache(w.cache())`). A copy of an unloaded model is unloaded.
+  /// @par Complexity
+  /// O(seq_len * head_size) (the RoPE tables) plus the scratch for 8 rows; may throw
+  /// std::bad_alloc.
+  [[nodiscard]] model share_weights() const {
+    model m;
+    if (!loaded())
+      return m;
+    m.cfg_ = cfg_;
+    m.hs_ = hs_;
+    m.kv_dim_ = kv_dim_;
+    m.kv_mul_ = kv_mul_;
+    m.dim_pad_ = dim_pad_;
+    m.qkv_pad_ = qkv_pad_;
+    m.hid_pad_ = hid_pad_;
+    m.vocab_pad_ = vocab_pad_;
+    m.cap_ = cap_;
+    m.att_stride_ = att_stride_;
+    m.inv_scale_ = inv_scale_;
+    m.params_ = params_;
+    m.w_ = w_;
+    m.layers_ = layers_;
+    m.emb_ = emb_;
+    m.rms_final_ = rms_final_;
+    m.wcls_ = wcls_;
+    m.rope_cos_ = rope_cos_;
+    m.rope_sin_ = rope_sin_;
+    m.reserve_rows(8);
+    return m;
+  }
+
+  /// @brief Grows the per-row scratch so that calls of up to `rows` rows in all (score(),
+  ///        score_rows(), ...) do not allocate; a no-op when it is already that large.
+  /// @param[in] rows the most rows one later call will score
+  /// @par Complexity
+  /// O(rows * (dim + hidden_dim + vocab)) when it grows; may throw std::bad_alloc.
+  void reserve_scratch(specdec::index_t rows) {
+    if (loaded())
+      reserve_rows(rows);
+  }
+
+  /// @brief Scores the chains of several sequences in one forward pass, each against its own KV
+  ///        cache: request i's token t sits at position `reqs[i].start + t` of `*caches[i]`, and
+  ///        its row is stacked after the rows of requests 0..i-1 in `logits` (and in `f->out`).
+  ///
+  /// The matrix products run once over all the rows; attention reads each row's own cache.
+  /// Every row is bitwise the row that score() returns for the same chain on a model whose cache
+  /// holds the same committed prefix, whatever the other requests and their order (file comment).
+  /// `request_id` is not used. With `f` (and a non-empty `f->layers`), feature row j belongs to
+  /// logit row j, as in score_features().
+  ///
+  /// Requires: `caches.size() == reqs.size()`, each cache non-null, distinct and allocated by
+  /// allocate_cache() (any model sharing these weights), else errc::invalid_argument; per request
+  /// the rules of score() against its own cache (`start <= length()`, errc::invalid_argument;
+  /// `start + T <= seq_len`, errc::overflow; tokens in range, errc::token_out_of_range); for the
+  /// total row count N, `logits` and `f` as score_features() requires for N rows (a null
+  /// `logits.data` with N > 0 is errc::invalid_argument). Everything is checked before anything
+  /// is written: on error nothing changes. A request with no tokens changes nothing; N = 0 is a
+  /// no-op.
+  ///
+  /// On success each cache of a request with T > 0 holds that request's keys and values at slots
+  /// `start .. start+T-1` and has length `start + T` (a longer committed tail is dropped). The
+  /// model's own cache() is touched only when it is one of `caches` (its early-exit draft is then
+  /// forgotten). Overwrites the scratch that hidden_row() reads (row j: stacked row j).
+  /// @param[in] reqs the chains, in the order their rows are stacked
+  /// @param[in] caches `caches[i]` holds request i's sequence
+  /// @param[out] logits N rows of vocab_size() logits
+  /// @param[in] f optional features (null, or an empty layer list: none)
+  /// @return ok or the first error found, as above
+  /// @par Complexity
+  /// O(N * parameters + n_layers * dim * sum over rows of their positions) plus O(R^2) pointer
+  /// comparisons for R requests; no allocation once the scratch holds N rows (reserve_scratch()).
+  [[nodiscard]] specdec::status
+  score_rows(std::span<const specdec::score_request> reqs,
+             std::span<specdec::kv::contiguous_cache<float>* const> caches,
+             specdec::matrix_view<float> logits,
+             const specdec::feature_request* f = nullptr) {
+    using specdec::errc;
+    if (!loaded() || caches.size() != reqs.size())
+      return specdec::status{errc::invalid_argument};
+    index_t N = 0;
+    for (std::size_t i = 0; i < reqs.size(); ++i) {
+      const specdec::kv::contiguous_cache<float>* c = caches[i];
+      if (c == nullptr || !fits(*c))
+        return specdec::status{errc::invalid_argument};
+      for (std::size_t j = 0; j < i; ++j)
+        if (caches[j] == c)
+          return specdec::status{errc::invalid_argument};
+      const specdec::score_request& r = reqs[i];
+      if (r.start >= 0 && r.start > c->length())
+        return specdec::status{errc::invalid_argument};
+      if (const specdec::status st = check_tokens(r.start, r.tokens); !st)
+        return st;
+      N += r.tokens.size; // each at most seq_len (checked): no overflow for any realistic R
+    }
+    if (f != nullptr)
+      if (const specdec::status st = check_features(*f, N); !st)
+        return st;
+    if (N == 0)
+      return specdec::status{};
+    if (logits.data == nullptr)
+      return specdec::status{errc::invalid_argument};
+    if (logits.rows < N || logits.cols != cfg_.vocab_size || logits.row_stride < logits.cols)
+      return specdec::status{errc::shape_mismatch};
+    reserve_rows(N);
+    index_t row = 0;
+    for (std::size_t i = 0; i < reqs.size(); ++i) {
+      const specdec::score_request& r = reqs[i];
+      for (index_t t = 0; t < r.tokens.size; ++t, ++row) {
+        tok_[static_cast<std::size_t>(row)] = r.tokens[t];
+        plan_[static_cast<std::size_t>(row)] =
+            row_plan{r.start + t, r.start + t, r.start + t + 1, 0, 0, caches[i]};
+      }
+    }
+    for (std::size_t i = 0; i < reqs.size(); ++i)
+      if (reqs[i].tokens.size > 0)
+        drop_tail(*caches[i], reqs[i].start);
+    forward(
+        tok_.data(), N, cfg_.n_layers, logits, f != nullptr && f->layers.size > 0 ? f : nullptr);
+    for (std::size_t i = 0; i < reqs.size(); ++i) {
+      const specdec::score_request& r = reqs[i];
+      if (r.tokens.size == 0)
+        continue;
+      specdec::kv::contiguous_cache<float>* c = caches[i];
+      (void)c->extend(r.start + r.tokens.size);
+      if (c == &cache_)
+        forget_draft();
+    }
     return specdec::status{};
   }
 
@@ -1001,6 +1170,7 @@ private:
     index_t prefix;   // visible slots [0, prefix)
     index_t ex_begin; // extra visible slots: extras_[ex_begin .. ex_begin + ex_count)
     index_t ex_count;
+    specdec::kv::contiguous_cache<float>* cache; // the KV cache the row writes and reads
   };
 
   // ----- loading
@@ -1047,7 +1217,7 @@ private:
     }
     rms_final_ = take(dim_pad_);
     wcls_ = take(dim * vocab_pad_);
-    w_.assign(static_cast<std::size_t>(total), 0.0f);
+    detail::fbuf packed(static_cast<std::size_t>(total), 0.0f);
 
     // Source offsets in the file (run.c's order).
     const float* p = raw;
@@ -1074,7 +1244,7 @@ private:
     const float* s_rms_final = p;
     const float* s_wcls = c.shared_classifier ? s_emb : raw + wcls_at;
 
-    float* w = w_.data();
+    float* w = packed.data();
     // A logical [in][ld] matrix is assembled in `logical` (columns col0 .. col0+n_out-1 = src
     // transposed), then cut into matmul's panels at `dst`.
     std::vector<float> logical;
@@ -1124,6 +1294,7 @@ private:
     }
     copy(rms_final_, s_rms_final, dim);
     pack_t(wcls_, s_wcls, voc, dim, vocab_pad_);
+    w_ = std::make_shared<const detail::fbuf>(std::move(packed));
 
     params_ = static_cast<std::size_t>(
         voc * dim + nl * (2 * dim + 2 * dim * dim + 2 * kv_dim_ * dim + 3 * hid * dim) + dim
@@ -1143,18 +1314,6 @@ private:
       }
     rows_cap_ = 0;
     reserve_rows(8);
-  }
-
-  /// Allocates the KV planes (see the class comment); length 0.
-  specdec::status allocate_cache() {
-    std::vector<specdec::kv::plane_desc> planes;
-    for (index_t l = 0; l < cfg_.n_layers; ++l) {
-      planes.push_back({kv_dim_, specdec::kv::plane_layout::feature_major});
-      planes.push_back({kv_dim_, specdec::kv::plane_layout::feature_major});
-    }
-    if (cap_ % detail::lanes != 0) // room for the last row's partial vector
-      planes.push_back({detail::lanes, specdec::kv::plane_layout::position_major});
-    return cache_.allocate(cap_, planes);
   }
 
   /// Grows the per-row scratch to hold at least `rows` rows (zero-filled, so padding lanes are 0).
@@ -1178,27 +1337,38 @@ private:
       inv_sum_.assign(static_cast<std::size_t>(cfg_.n_heads), 0.0f);
     }
     plan_.resize(static_cast<std::size_t>(n));
+    tok_.resize(static_cast<std::size_t>(n));
     rows_cap_ = n;
   }
 
   // ----- request handling
   // -------------------------------------------------------------------------
 
-  /// Validation shared by every scoring call (the start <= length rule is checked by the caller).
-  [[nodiscard]] specdec::status check(index_t start,
-                                      specdec::row_view<const specdec::token_id> tokens,
-                                      specdec::matrix_view<float> out) const {
+  /// Validation of a chain's start and tokens (the start <= length rule is checked by the caller).
+  [[nodiscard]] specdec::status
+  check_tokens(index_t start, specdec::row_view<const specdec::token_id> tokens) const {
     using specdec::errc;
     if (!loaded() || start < 0 || tokens.size < 0 || (tokens.size > 0 && tokens.data == nullptr))
       return specdec::status{errc::invalid_argument};
     const index_t T = tokens.size;
     if (start > cfg_.seq_len || T > cfg_.seq_len - start)
       return specdec::status{errc::overflow};
-    if (T == 0)
-      return specdec::status{};
     for (index_t t = 0; t < T; ++t)
       if (tokens[t] < 0 || tokens[t] >= cfg_.vocab_size)
         return specdec::status{errc::token_out_of_range};
+    return specdec::status{};
+  }
+
+  /// Validation shared by every scoring call (the start <= length rule is checked by the caller).
+  [[nodiscard]] specdec::status check(index_t start,
+                                      specdec::row_view<const specdec::token_id> tokens,
+                                      specdec::matrix_view<float> out) const {
+    using specdec::errc;
+    if (const specdec::status st = check_tokens(start, tokens); !st)
+      return st;
+    const index_t T = tokens.size;
+    if (T == 0)
+      return specdec::status{};
     if (out.data == nullptr)
       return specdec::status{errc::invalid_argument};
     if (out.rows < T || out.cols != cfg_.vocab_size || out.row_stride < out.cols)
@@ -1206,11 +1376,31 @@ private:
     return specdec::status{};
   }
 
+  /// True when `c` has this model's KV layout (allocate_cache()): capacity seq_len, 2 feature-major
+  /// planes of kv_dim features per layer, and the padding plane when there is one.
+  [[nodiscard]] bool fits(const specdec::kv::contiguous_cache<float>& c) const noexcept {
+    const index_t planes = 2 * cfg_.n_layers + (cap_ % detail::lanes != 0 ? 1 : 0);
+    if (c.capacity() != cap_ || c.num_planes() != planes)
+      return false;
+    for (index_t p = 0; p < 2 * cfg_.n_layers; ++p)
+      if (c.desc(p).width != kv_dim_
+          || c.desc(p).layout != specdec::kv::plane_layout::feature_major)
+        return false;
+    return planes == 2 * cfg_.n_layers || c.desc(planes - 1).width >= detail::lanes;
+  }
+
+  /// False for a model without a KV cache of its own (share_weights()): score(), score_tree() and
+  /// score_layers() then fail instead of writing to a cache that is not there.
+  [[nodiscard]] bool own_cache_ready() const noexcept {
+    return cache_.capacity() == cap_;
+  }
+
   /// Row plans of a chain: row t at position and slot start + t, seeing [0, start + t].
   void plan_chain(index_t start, index_t T) {
     reserve_rows(T);
     for (index_t t = 0; t < T; ++t)
-      plan_[static_cast<std::size_t>(t)] = row_plan{start + t, start + t, start + t + 1, 0, 0};
+      plan_[static_cast<std::size_t>(t)] =
+          row_plan{start + t, start + t, start + t + 1, 0, 0, &cache_};
   }
 
   /// Row plans of a tree: node i at position start + depth(i) and slot start + i, seeing
@@ -1232,7 +1422,8 @@ private:
         extras_[static_cast<std::size_t>(begin + k)] = start + node;
         node = parents[node];
       }
-      plan_[static_cast<std::size_t>(i)] = row_plan{start + d, start + i, start, begin, d + 1};
+      plan_[static_cast<std::size_t>(i)] =
+          row_plan{start + d, start + i, start, begin, d + 1, &cache_};
       max_depth = std::max(max_depth, d);
     }
     // attend() gathers at most lanes - 1 prefix positions plus depth + 1 extras per feature.
@@ -1240,6 +1431,14 @@ private:
         kv_dim_ * detail::round_up(detail::lanes + max_depth + 1, detail::lanes));
     if (vtail_.size() < need)
       vtail_.assign(need, 0.0f);
+  }
+
+  /// Drops a committed tail past `start` before a call that writes from `start` on: the call then
+  /// never reads dropped slots, and rollback's poisoning (SPECDEC_ENABLE_EXTRA_CHECKS) happens
+  /// before the new keys and values are written, not over them.
+  static void drop_tail(specdec::kv::contiguous_cache<float>& c, index_t start) noexcept {
+    if (c.length() > start)
+      (void)c.rollback(start);
   }
 
   /// Sets the cache length to new_length after a call that started at `start`.
@@ -1319,8 +1518,8 @@ private:
     };
     rotate(q, cfg_.dim);
     rotate(k, kv_dim_);
-    float* kp = cache_.plane(2 * l);
-    float* vp = cache_.plane(2 * l + 1);
+    float* kp = rp.cache->plane(2 * l);
+    float* vp = rp.cache->plane(2 * l + 1);
     for (index_t f = 0; f < kv_dim_; ++f)
       kp[f * cap_ + rp.slot] = k[f];
     for (index_t f = 0; f < kv_dim_; ++f)
@@ -1430,8 +1629,8 @@ private:
     using namespace detail;
     const row_plan& rp = plan_[static_cast<std::size_t>(t)];
     const float* q = qkv_.data() + t * qkv_pad_;
-    const float* kp = cache_.plane(2 * l);
-    const float* vp = cache_.plane(2 * l + 1);
+    const float* kp = rp.cache->plane(2 * l);
+    const float* vp = rp.cache->plane(2 * l + 1);
     const index_t P = rp.prefix;
     const index_t E = rp.ex_count;
     const index_t* ex = extras_.data() + rp.ex_begin;
@@ -1566,7 +1765,7 @@ private:
                specdec::matrix_view<float> out,
                const specdec::feature_request* f = nullptr) noexcept {
     const index_t dim = cfg_.dim;
-    const float* w = w_.data();
+    const float* w = w_->data();
     for (index_t t = 0; t < T; ++t)
       std::memcpy(x_.data() + t * dim_pad_,
                   w + emb_ + tokens[t] * dim,
@@ -1604,7 +1803,7 @@ private:
   index_t dim_pad_ = 0, qkv_pad_ = 0, hid_pad_ = 0, vocab_pad_ = 0, cap_ = 0, att_stride_ = 0;
   float inv_scale_ = 1.0f; // 1 / sqrt(head_size)
   std::size_t params_ = 0;
-  detail::fbuf w_; // packed weights
+  std::shared_ptr<const detail::fbuf> w_; // packed weights: immutable, shared by copies
   std::vector<layer_offsets> layers_;
   index_t emb_ = 0, rms_final_ = 0, wcls_ = 0;
   std::vector<float> rope_cos_, rope_sin_; // [seq_len][head_size / 2]
@@ -1615,6 +1814,7 @@ private:
   detail::fbuf vtail_;         // gathered value chunks of a tree row, [kv_dim][tail]
   std::vector<float> inv_sum_; // per head: 1 / softmax denominator
   std::vector<row_plan> plan_;
+  std::vector<specdec::token_id> tok_; // score_rows: the stacked tokens
   std::vector<index_t> extras_, depth_;
   // early-exit draft chain
   int draft_layers_ = 0;
