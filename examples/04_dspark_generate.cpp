@@ -44,6 +44,7 @@
 #include "deepspec/block_checkpoint.hpp"
 #include "deepspec/block_train.hpp"
 #include "deepspec/data.hpp"
+#include "deepspec/quick_dspark.hpp"
 #include "deepspec/svg.hpp"
 #include "llama2c/dspark_fit.hpp"
 #include "llama2c/model.hpp"
@@ -341,53 +342,6 @@ int demo(llama2c::model& m,
          Drafter& drafter,
          Drafter& dflash);
 
-// A small DSpark drafter trained at start-up (the miniature DeepSpec path, examples/deepspec):
-// the target writes 96 short stories, a 2-layer block drafter with a rank-`o.rank` Markov head and
-// a confidence head learns them for `o.train_steps` steps with DeepSpec's loss.
-status train_small(const options& o,
-                   const llama2c::tokenizer& tok,
-                   const deepspec::mat<float>& E,
-                   deepspec::block_weights<float>& W) {
-  llama2c::model target;
-  if (const status s = llama2c::model::load(o.model, target); !s.ok())
-    return s;
-  deepspec::data_options d;
-  d.sequences = 96;
-  d.max_new = 64;
-  d.seed = o.seed + 1000;
-  d.progress = false;
-  deepspec::dataset train, none;
-  if (const status s = deepspec::generate_dataset(target, tok, d, train); !s.ok())
-    return s;
-  deepspec::block_config c;
-  c.dim = static_cast<int>(target.hidden_size());
-  c.heads = target.cfg().n_heads;
-  c.kv_heads = target.cfg().n_kv_heads;
-  c.ffn = target.cfg().hidden_dim;
-  c.vocab = static_cast<int>(target.vocab_size());
-  const int L = target.num_layers();
-  c.layers = {1, std::max(1, L / 2 + 1), std::max(1, L - 1)};
-  c.n_layers = 2;
-  c.block = o.gamma;
-  c.head = deepspec::block_head::markov;
-  c.rank = static_cast<int>(o.rank);
-  c.confidence = true;
-  if (const status s = c.validate(); !s.ok())
-    return s;
-  W.init(c, o.seed);
-  deepspec::block_train_options t;
-  t.batch = 8;
-  t.max_steps = o.train_steps;
-  t.epochs = o.train_steps * t.batch / static_cast<int>(train.size()) + 1;
-  t.anchors = 32;
-  t.seed = o.seed;
-  t.quiet = true;
-  t.log_every = 0;
-  t.eval_sequences = 0;
-  deepspec::train_result r;
-  return deepspec::train_block_drafter(W, E, o.model, train, none, t, r);
-}
-
 int main(int argc, char** argv) {
   options o;
   if (const int rc = parse(argc, argv, o); rc >= 0)
@@ -444,7 +398,9 @@ int main(int argc, char** argv) {
                   deepspec::block_head_name(W.cfg.head),
                   W.cfg.r());
     } else {
-      if (const status s = train_small(o, tok, E, W); !s.ok()) {
+      if (const status s = deepspec::train_small_dspark(
+              o.model, tok, E, o.gamma, o.rank, o.train_steps, o.seed, W);
+          !s.ok()) {
         std::fprintf(stderr, "dspark_generate: training failed: %s\n", s.message());
         return 1;
       }
