@@ -71,6 +71,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 SPECDEC_NAMESPACE_BEGIN
@@ -839,6 +840,16 @@ private:
   std::vector<std::int32_t> accepted_;
   std::vector<row_status> row_status_;
 };
+
+/// @brief Deduces the proposer type from a factory callable returning `std::unique_ptr<P>`.
+template <class Target, class Cache, class Factory, class Policy, class Length>
+  requires std::invocable<Factory&, std::uint64_t>
+  batch_decoder(Target&, Cache&, Factory, Policy, Length, batch_decoder_config = {})
+->batch_decoder<Target,
+                Cache,
+                typename std::invoke_result_t<Factory&, std::uint64_t>::element_type,
+                Policy,
+                Length>;
 
 } // namespace decode
 

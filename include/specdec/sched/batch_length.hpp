@@ -155,8 +155,42 @@ inline void usable_confidences(const batch_length_input& in,
 
 } // namespace detail
 
+/// @brief The step curve of a step that also pays `seconds_per_request` for each of its R
+///        requests (drafting, sampling, bookkeeping: costs that do not grow with the verified
+///        tokens): point (b, 1 / (R * seconds_per_request + 1 / SPS(b))) for every point of
+///        `table`. With 0 it is `table` itself.
+/// @param[in] table SPS(B) of the target's forward step
+/// @param[in] requests R, >= 0
+/// @param[in] seconds_per_request the per-request cost of a step, >= 0 and finite
+/// @param[out] out the step curve of the whole step
+/// @par Complexity
+/// O(points of table).
+inline void whole_step_table(const sps_table& table,
+                             index_t requests,
+                             double seconds_per_request,
+                             sps_table& out) {
+  if (!(seconds_per_request > 0.0) || requests <= 0) {
+    out = table;
+    return;
+  }
+  std::vector<sps_point> pts;
+  pts.reserve(static_cast<std::size_t>(table.size()));
+  const double fixed = static_cast<double>(requests) * seconds_per_request;
+  for (std::size_t i = 0; i < table.batches().size(); ++i) {
+    const double v = table.values()[i];
+    pts.push_back({table.batches()[i], v > 0.0 ? 1.0 / (fixed + 1.0 / v) : 0.0});
+  }
+  out = sps_table(pts);
+}
+
 /// @brief DSpark's prefix scheduler over the batch (Algorithm 1 with early stop, or the global
 ///        search) against a profiled SPS(B) table of the backend (B = requests + verified drafts).
+///
+/// The paper's SPS(B) is the rate of whole engine steps. Where a step also pays a cost per request
+/// that the target's profile does not hold (a drafter run once per request, on the host), give it
+/// as `seconds_per_request`: each step then schedules against whole_step_table(table, R, that),
+/// so Algorithm 1 weighs a verified token against the real step time. 0 (the default) schedules
+/// against the table as given.
 class batch_prefix_schedule {
 public:
   static constexpr bool needs_confidences = true; ///< reads the conditionals
@@ -164,9 +198,13 @@ public:
   /// @brief A policy over a step curve (validated at use).
   /// @param[in] table SPS(B) of the backend
   /// @param[in] mode early_stop (Algorithm 1, default) or global
-  explicit batch_prefix_schedule(sps_table table, schedule_mode mode = schedule_mode::early_stop)
+  /// @param[in] seconds_per_request the per-request cost of a step outside the table (>= 0)
+  explicit batch_prefix_schedule(sps_table table,
+                                 schedule_mode mode = schedule_mode::early_stop,
+                                 double seconds_per_request = 0.0)
       : table_(std::move(table))
-      , mode_(mode) {}
+      , mode_(mode)
+      , per_request_(seconds_per_request) {}
 
   /// @brief Drafts to ask for: all available. O(1).
   /// @param[in] available drafts the request may verify
@@ -187,7 +225,8 @@ public:
     if (const status s = detail::check_batch_input(in, lengths); !s.ok())
       return s;
     detail::usable_confidences(in, c_, offsets_);
-    return scheduler_.schedule(c_, offsets_, table_, lengths, &last_, mode_);
+    whole_step_table(table_, static_cast<index_t>(lengths.size()), per_request_, step_);
+    return scheduler_.schedule(c_, offsets_, step_, lengths, &last_, mode_);
   }
   /// @brief What the last step expected. O(1).
   /// @return the last schedule_result
@@ -198,6 +237,8 @@ public:
 private:
   sps_table table_;
   schedule_mode mode_;
+  double per_request_ = 0.0;
+  sps_table step_;
   prefix_scheduler scheduler_;
   std::vector<double> c_;
   std::vector<index_t> offsets_;
@@ -213,8 +254,11 @@ public:
 
   /// @brief A policy over a step curve (validated at use).
   /// @param[in] table SPS(B) of the backend
-  explicit batch_async_top_k(sps_table table)
-      : table_(std::move(table)) {}
+  /// @param[in] seconds_per_request the per-request cost of a step outside the table (>= 0; see
+  ///            batch_prefix_schedule)
+  explicit batch_async_top_k(sps_table table, double seconds_per_request = 0.0)
+      : table_(std::move(table))
+      , per_request_(seconds_per_request) {}
 
   /// @brief Drafts to ask for: all available. O(1).
   /// @param[in] available drafts the request may verify
@@ -235,7 +279,8 @@ public:
     if (const status s = detail::check_batch_input(in, lengths); !s.ok())
       return s;
     detail::usable_confidences(in, c_, offsets_);
-    return scheduler_.schedule(c_, offsets_, table_, lengths, &last_);
+    whole_step_table(table_, static_cast<index_t>(lengths.size()), per_request_, step_);
+    return scheduler_.schedule(c_, offsets_, step_, lengths, &last_);
   }
   /// @brief The budgets K_t recorded so far (see async_top_k_scheduler). O(1).
   /// @return one budget per step
@@ -245,6 +290,8 @@ public:
 
 private:
   sps_table table_;
+  double per_request_ = 0.0;
+  sps_table step_;
   async_top_k_scheduler scheduler_;
   std::vector<double> c_;
   std::vector<index_t> offsets_;
