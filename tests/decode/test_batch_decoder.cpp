@@ -15,6 +15,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/stats.hpp"
 #include "support/toy_target.hpp"
 #include <cmath>
 #include <cstdint>
@@ -36,11 +37,14 @@ using specdec_test::toy_vocab;
 
 // The logit of v after history h (tokens at positions [0, pos)) and x at pos: the toy logit of
 // (h.back(), x) plus a term that depends on a hash of the whole history.
-double hist_logit(const std::vector<token_id>& h, token_id x, index_t pos, index_t v) {
+double hist_logit(
+    const std::vector<token_id>& h, token_id x, index_t pos, index_t v, bool history = true) {
   std::uint32_t acc = 2166136261U;
   for (const token_id t : h)
     acc = (acc ^ static_cast<std::uint32_t>(t + 7)) * 16777619U;
   const token_id prev = h.empty() ? -1 : h.back();
+  if (!history)
+    return specdec_test::toy_logit(prev, x, pos, v);
   const double extra = (specdec_test::toy_mix(acc + static_cast<std::uint32_t>(v)) % 4U) * 0.35;
   return specdec_test::toy_logit(prev, x, pos, v) + extra;
 }
@@ -81,6 +85,7 @@ struct hist_batch_target {
   kv::paged_batch_cache<float> cache;
   std::int64_t calls = 0;
   index_t max_rows = 0;
+  bool history = true; // false: exactly the toy target's logits (its law is known in closed form)
   hist_batch_target(index_t blocks, index_t block_size, index_t capacity) {
     const kv::plane_desc d{1, kv::plane_layout::position_major};
     REQUIRE(cache.allocate(blocks, block_size, {&d, 1}, capacity).ok());
@@ -120,7 +125,7 @@ struct hist_batch_target {
         const index_t pos = r.start + i;
         *pool.writable(s, pos, 0) = static_cast<float>(r.tokens[i]);
         for (index_t v = 0; v < toy_vocab; ++v)
-          out(row, v) = static_cast<float>(hist_logit(h, r.tokens[i], pos, v));
+          out(row, v) = static_cast<float>(hist_logit(h, r.tokens[i], pos, v, history));
         h.push_back(r.tokens[i]);
       }
     }
@@ -129,7 +134,10 @@ struct hist_batch_target {
 };
 static_assert(specdec::batch_target_model<hist_batch_target>);
 
-// A confident dense drafter: the toy dense drafter reporting q(d_k) as its confidence.
+// A confident dense drafter: the toy dense drafter reporting max_v q_k(v) as its confidence of
+// draft k, a function of the tokens before d_k only (as DSpark's confidence head: c_k may depend
+// on x_{k-1}, never on d_k itself, or a confidence-based cut would select drafts by their value
+// and bias the output).
 struct confident_drafter : specdec_test::toy_dense_drafter {
   std::vector<double> conf;
   status propose(const specdec::draft_request& r, specdec::draft_block& b) {
@@ -141,7 +149,7 @@ struct confident_drafter : specdec_test::toy_dense_drafter {
         mx = std::max(mx, static_cast<double>(b.probs(j, v)));
       for (index_t v = 0; v < toy_vocab; ++v)
         sum += std::exp(static_cast<double>(b.probs(j, v)) - mx);
-      conf.push_back(std::exp(static_cast<double>(b.probs(j, b.tokens[j])) - mx) / sum);
+      conf.push_back(1.0 / sum); // the largest probability of row j
     }
     return s;
   }
@@ -500,4 +508,74 @@ TEST_CASE("batch decoder: the batch schedulers keep greedy output exact and cut 
   CHECK(global < all);
   CHECK(topk < all);
   CHECK(alg1 > 0);
+}
+
+namespace {
+
+// The first two tokens emitted after {3, 7} by `draws` requests decoded 256 at a time at T = 1
+// with Algorithm 1 choosing every step's lengths from the whole batch's confidences.
+specdec_test::chi_square_result batch_first_two(bool lie, std::int64_t draws, double& bound) {
+  const std::vector<token_id> prompt{3, 7};
+  hist_batch_target target(4096, 4, 16);
+  target.history = false;
+  confident_drafter drafter;
+  drafter.max_draft = 2;
+  drafter.lie = lie;
+  // Verification is nearly free up to 400 tokens, then slows: lengths depend on the batch.
+  const sched::sps_table table{{1, 100.0}, {400, 99.0}, {600, 60.0}, {1000, 30.0}};
+  decode::batch_decoder dec(target,
+                            target.cache,
+                            drafter,
+                            specdec::verify::rejection_sampling{},
+                            sched::batch_prefix_schedule{table},
+                            decode::batch_decoder_config{256, 4096});
+  std::vector<std::uint64_t> counts(static_cast<std::size_t>(toy_vocab * toy_vocab), 0);
+  std::int64_t sent = 0, got = 0, drafted = 0;
+  auto send = [&] {
+    decode::decode_config cfg;
+    cfg.max_new_tokens = 3;
+    cfg.max_draft = 2;
+    cfg.params.temperature = 1.0f;
+    cfg.seed = static_cast<std::uint64_t>(sent) * 7919 + 1;
+    REQUIRE(dec.submit(static_cast<std::uint64_t>(sent) + 1, prompt, cfg).ok());
+    ++sent;
+  };
+  while (sent < 256)
+    send();
+  while (!dec.idle()) {
+    REQUIRE(dec.step().ok());
+    drafted += dec.last_step().drafted;
+    for (const auto& f : dec.take_finished()) {
+      REQUIRE(f.result.tokens.size() >= 2);
+      ++counts[static_cast<std::size_t>(f.result.tokens[0] * toy_vocab + f.result.tokens[1])];
+      ++got;
+      if (sent < draws)
+        send();
+    }
+  }
+  REQUIRE(got == draws);
+  CHECK(drafted > draws / 4); // the scheduler verified drafts (and cut others)
+  CHECK(drafted < 2 * draws);
+  const std::vector<double> law = specdec_test::toy_first_two_law(prompt[0], prompt[1]);
+  const auto chi =
+      specdec_test::pooled_chi_square(counts, specdec_test::expected_counts(law, draws));
+  bound = specdec_test::chi_square_upper_quantile(chi.degrees_of_freedom, 1e-6);
+  return chi;
+}
+
+} // namespace
+
+TEST_CASE("batch decoder: at T = 1 under Algorithm 1 the first two tokens follow the target law "
+          "(10^6 requests), and a drafter misreporting q fails the same test",
+          "[decode][batch][gof]") {
+  double bound = 0.0;
+  const auto chi = batch_first_two(false, 1000000, bound);
+  INFO("chi2 " << chi.statistic << " dof " << chi.degrees_of_freedom << " bound " << bound
+               << " min expected " << chi.min_expected);
+  CHECK(chi.min_expected > 5.0);
+  CHECK(specdec_test::fits(chi, 1e-6));
+  double bound2 = 0.0;
+  const auto biased = batch_first_two(true, 1000000, bound2);
+  INFO("biased: chi2 " << biased.statistic << " bound " << bound2);
+  CHECK_FALSE(specdec_test::fits(biased, 1e-6));
 }
