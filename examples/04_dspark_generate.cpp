@@ -47,6 +47,7 @@
 #include "deepspec/quick_dspark.hpp"
 #include "deepspec/svg.hpp"
 #include "llama2c/dspark_fit.hpp"
+#include "llama2c/load.hpp"
 #include "llama2c/model.hpp"
 #include "llama2c/paths.hpp"
 #include "llama2c/tokenizer.hpp"
@@ -347,21 +348,9 @@ int main(int argc, char** argv) {
   if (const int rc = parse(argc, argv, o); rc >= 0)
     return rc;
   llama2c::model m;
-  std::string detail;
-  if (const status s = llama2c::model::load(o.model, m, &detail); !s.ok()) {
-    std::fprintf(stderr,
-                 "dspark_generate: cannot load the model '%s': %s %s\n",
-                 o.model.c_str(),
-                 s.message(),
-                 detail.c_str());
-    return 1;
-  }
   llama2c::tokenizer tok;
-  if (const status s = llama2c::tokenizer::load(o.tokenizer, m.vocab_size(), tok, &detail);
-      !s.ok()) {
-    std::fprintf(stderr, "dspark_generate: cannot load the tokenizer '%s'\n", o.tokenizer.c_str());
+  if (!llama2c::load_model_and_tokenizer("dspark_generate", o.model, o.tokenizer, m, tok))
     return 1;
-  }
   if (o.layers >= m.num_layers()) {
     std::fprintf(stderr, "dspark_generate: --layers must be below %d\n", m.num_layers());
     return 1;
@@ -379,6 +368,7 @@ int main(int argc, char** argv) {
     deepspec::block_weights<float> W;
     const auto t0 = std::chrono::steady_clock::now();
     if (!o.drafter.empty()) {
+      std::string detail;
       if (const status s = deepspec::load_block_drafter(o.drafter, W, &detail); !s.ok()) {
         std::fprintf(stderr, "dspark_generate: %s\n", detail.c_str());
         return 1;

@@ -43,6 +43,7 @@
 #include "deepspec/svg.hpp"
 #include "deepspec/train.hpp"
 #include "llama2c/batch.hpp"
+#include "llama2c/load.hpp"
 #include "llama2c/model.hpp"
 #include "llama2c/paths.hpp"
 #include "llama2c/tokenizer.hpp"
@@ -737,20 +738,8 @@ int main(int argc, char** argv) {
   if (const int rc = parse(argc, argv, o); rc >= 0)
     return rc;
   llama2c::model m;
-  std::string detail;
-  if (const status s = llama2c::model::load(o.model, m, &detail); !s.ok()) {
-    std::fprintf(stderr,
-                 "batch_serve: cannot load the model '%s': %s %s\n",
-                 o.model.c_str(),
-                 s.message(),
-                 detail.c_str());
-    return 1;
-  }
   llama2c::tokenizer tok;
-  if (const status s = llama2c::tokenizer::load(o.tokenizer, m.vocab_size(), tok, &detail);
-      !s.ok()) {
-    std::fprintf(stderr, "batch_serve: cannot load the tokenizer '%s'\n", o.tokenizer.c_str());
+  if (!llama2c::load_model_and_tokenizer("batch_serve", o.model, o.tokenizer, m, tok))
     return 1;
-  }
   return o.sweep ? sweep(o, m, tok) : demo(o, m, tok);
 }

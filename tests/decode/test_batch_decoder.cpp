@@ -116,11 +116,13 @@ struct hist_batch_target {
     index_t row = 0;
     for (const auto& r : reqs) {
       const kv::sequence_id s = cache.sequence(r.request_id);
-      REQUIRE(pool.rollback(s, r.start).ok());
+      if (!pool.rollback(s, r.start).ok())
+        return status{specdec::errc::invalid_argument};
       std::vector<token_id> h;
       for (index_t p = 0; p < r.start; ++p)
         h.push_back(static_cast<token_id>(*pool.slot(s, p, 0)));
-      REQUIRE(pool.extend(s, r.start + r.tokens.size).ok());
+      if (!pool.extend(s, r.start + r.tokens.size).ok())
+        return status{specdec::errc::overflow};
       for (index_t i = 0; i < r.tokens.size; ++i, ++row) {
         const index_t pos = r.start + i;
         *pool.writable(s, pos, 0) = static_cast<float>(r.tokens[i]);
@@ -530,29 +532,34 @@ specdec_test::chi_square_result batch_first_two(bool lie, std::int64_t draws, do
                             sched::batch_prefix_schedule{table},
                             decode::batch_decoder_config{256, 4096});
   std::vector<std::uint64_t> counts(static_cast<std::size_t>(toy_vocab * toy_vocab), 0);
-  std::int64_t sent = 0, got = 0, drafted = 0;
+  std::int64_t sent = 0, got = 0, drafted = 0, bad = 0;
   auto send = [&] {
     decode::decode_config cfg;
     cfg.max_new_tokens = 3;
     cfg.max_draft = 2;
     cfg.params.temperature = 1.0f;
     cfg.seed = static_cast<std::uint64_t>(sent) * 7919 + 1;
-    REQUIRE(dec.submit(static_cast<std::uint64_t>(sent) + 1, prompt, cfg).ok());
+    bad += dec.submit(static_cast<std::uint64_t>(sent) + 1, prompt, cfg).ok() ? 0 : 1;
     ++sent;
   };
   while (sent < 256)
     send();
-  while (!dec.idle()) {
-    REQUIRE(dec.step().ok());
+  // Failures are counted and checked once (an assertion per request would dominate the run).
+  while (!dec.idle() && bad == 0) {
+    bad += dec.step().ok() ? 0 : 1;
     drafted += dec.last_step().drafted;
     for (const auto& f : dec.take_finished()) {
-      REQUIRE(f.result.tokens.size() >= 2);
+      if (f.result.tokens.size() < 2) {
+        ++bad;
+        continue;
+      }
       ++counts[static_cast<std::size_t>(f.result.tokens[0] * toy_vocab + f.result.tokens[1])];
       ++got;
       if (sent < draws)
         send();
     }
   }
+  REQUIRE(bad == 0);
   REQUIRE(got == draws);
   CHECK(drafted > draws / 4); // the scheduler verified drafts (and cut others)
   CHECK(drafted < 2 * draws);

@@ -183,6 +183,46 @@ inline void whole_step_table(const sps_table& table,
   out = sps_table(pts);
 }
 
+namespace detail {
+
+/// What the two scheduler-driven policies share: the step curve, the per-request step cost, the
+/// checks, the usable conditionals and the whole-step table of the current step.
+class scheduled_batch_base {
+public:
+  static constexpr bool needs_confidences = true; ///< reads the conditionals
+
+  /// @brief Drafts to ask for: all available. O(1).
+  /// @param[in] available drafts the request may verify
+  /// @return available
+  [[nodiscard]] index_t ask(index_t available) const noexcept {
+    return std::max<index_t>(available, 0);
+  }
+
+protected:
+  scheduled_batch_base(sps_table table, double seconds_per_request)
+      : table_(std::move(table))
+      , per_request_(seconds_per_request) {}
+
+  /// Zeroes the lengths, checks the input, then fills c_, offsets_ and step_ for this step.
+  [[nodiscard]] status prepare(const batch_length_input& in, std::span<index_t> lengths) {
+    std::fill(lengths.begin(), lengths.end(), index_t{0});
+    if (const status s = check_batch_input(in, lengths); !s.ok())
+      return s;
+    usable_confidences(in, c_, offsets_);
+    whole_step_table(table_, static_cast<index_t>(lengths.size()), per_request_, step_);
+    return status{};
+  }
+
+  sps_table table_;              ///< SPS(B) of the target
+  double per_request_ = 0.0;     ///< per-request step cost outside the table, seconds
+  sps_table step_;               ///< the whole step's curve at this step's R
+  std::vector<double> c_;        ///< usable conditionals
+  std::vector<index_t> offsets_; ///< their offsets
+  schedule_result last_{};       ///< what the last step expected
+};
+
+} // namespace detail
+
 /// @brief DSpark's prefix scheduler over the batch (Algorithm 1 with early stop, or the global
 ///        search) against a profiled SPS(B) table of the backend (B = requests + verified drafts).
 ///
@@ -191,10 +231,8 @@ inline void whole_step_table(const sps_table& table,
 /// as `seconds_per_request`: each step then schedules against whole_step_table(table, R, that),
 /// so Algorithm 1 weighs a verified token against the real step time. 0 (the default) schedules
 /// against the table as given.
-class batch_prefix_schedule {
+class batch_prefix_schedule : public detail::scheduled_batch_base {
 public:
-  static constexpr bool needs_confidences = true; ///< reads the conditionals
-
   /// @brief A policy over a step curve (validated at use).
   /// @param[in] table SPS(B) of the backend
   /// @param[in] mode early_stop (Algorithm 1, default) or global
@@ -202,16 +240,9 @@ public:
   explicit batch_prefix_schedule(sps_table table,
                                  schedule_mode mode = schedule_mode::early_stop,
                                  double seconds_per_request = 0.0)
-      : table_(std::move(table))
-      , mode_(mode)
-      , per_request_(seconds_per_request) {}
+      : scheduled_batch_base(std::move(table), seconds_per_request)
+      , mode_(mode) {}
 
-  /// @brief Drafts to ask for: all available. O(1).
-  /// @param[in] available drafts the request may verify
-  /// @return available
-  [[nodiscard]] index_t ask(index_t available) const noexcept {
-    return std::max<index_t>(available, 0);
-  }
   /// @brief Schedules the step (prefix_scheduler::schedule on the usable conditionals: at most
   ///        offered[r] per request, clamped to [0, 1], NaN as 0).
   /// @return errc::shape_mismatch for a malformed input, the scheduler's errors (an invalid
@@ -221,11 +252,8 @@ public:
   /// @param[in] in what the requests offer
   /// @param[out] lengths R lengths
   [[nodiscard]] status choose(const batch_length_input& in, std::span<index_t> lengths) {
-    std::fill(lengths.begin(), lengths.end(), index_t{0});
-    if (const status s = detail::check_batch_input(in, lengths); !s.ok())
+    if (const status s = prepare(in, lengths); !s.ok())
       return s;
-    detail::usable_confidences(in, c_, offsets_);
-    whole_step_table(table_, static_cast<index_t>(lengths.size()), per_request_, step_);
     return scheduler_.schedule(c_, offsets_, step_, lengths, &last_, mode_);
   }
   /// @brief What the last step expected. O(1).
@@ -235,37 +263,22 @@ public:
   }
 
 private:
-  sps_table table_;
   schedule_mode mode_;
-  double per_request_ = 0.0;
-  sps_table step_;
   prefix_scheduler scheduler_;
-  std::vector<double> c_;
-  std::vector<index_t> offsets_;
-  schedule_result last_{};
 };
 
 /// @brief The asynchronous top-K of spec 8.5 over the batch (async_top_k_scheduler): the budget
 ///        K_t comes from the global search on the confidences of step t - 2, the allocation among
 ///        the requests from the current confidences (Algorithm 1 for the first two steps).
-class batch_async_top_k {
+class batch_async_top_k : public detail::scheduled_batch_base {
 public:
-  static constexpr bool needs_confidences = true; ///< reads the conditionals
-
   /// @brief A policy over a step curve (validated at use).
   /// @param[in] table SPS(B) of the backend
   /// @param[in] seconds_per_request the per-request cost of a step outside the table (>= 0; see
   ///            batch_prefix_schedule)
   explicit batch_async_top_k(sps_table table, double seconds_per_request = 0.0)
-      : table_(std::move(table))
-      , per_request_(seconds_per_request) {}
+      : scheduled_batch_base(std::move(table), seconds_per_request) {}
 
-  /// @brief Drafts to ask for: all available. O(1).
-  /// @param[in] available drafts the request may verify
-  /// @return available
-  [[nodiscard]] index_t ask(index_t available) const noexcept {
-    return std::max<index_t>(available, 0);
-  }
   /// @brief Schedules the step (see the class comment); the usable conditionals as in
   ///        batch_prefix_schedule.
   /// @return errc::shape_mismatch for a malformed input, or the scheduler's errors; lengths all
@@ -275,11 +288,8 @@ public:
   /// @param[in] in what the requests offer
   /// @param[out] lengths R lengths
   [[nodiscard]] status choose(const batch_length_input& in, std::span<index_t> lengths) {
-    std::fill(lengths.begin(), lengths.end(), index_t{0});
-    if (const status s = detail::check_batch_input(in, lengths); !s.ok())
+    if (const status s = prepare(in, lengths); !s.ok())
       return s;
-    detail::usable_confidences(in, c_, offsets_);
-    whole_step_table(table_, static_cast<index_t>(lengths.size()), per_request_, step_);
     return scheduler_.schedule(c_, offsets_, step_, lengths, &last_);
   }
   /// @brief The budgets K_t recorded so far (see async_top_k_scheduler). O(1).
@@ -289,13 +299,7 @@ public:
   }
 
 private:
-  sps_table table_;
-  double per_request_ = 0.0;
-  sps_table step_;
   async_top_k_scheduler scheduler_;
-  std::vector<double> c_;
-  std::vector<index_t> offsets_;
-  schedule_result last_{};
 };
 
 static_assert(batch_length_policy<batch_fixed_length>);
