@@ -7,13 +7,22 @@
 /// `lanes` independent accumulators, which compilers turn into SIMD registers without any
 /// reassociation flag. The row is read once per primitive (scan_row fuses validation, max,
 /// argmax and the online-softmax sum into one pass).
+///
+/// On the host the lane loops run as explicit vectors (core/simd.hpp) whenever the row functor
+/// offers them: compilers keep float selects scalar under g++'s default -ftrapping-math, so
+/// relying on auto-vectorisation made the speed depend on the consumer's flags. Each vector
+/// lane applies the scalar lane's operations in the scalar order, so both paths give the same
+/// bits (tests/cpu/test_serial_executor_simd.cpp compares them on whole rows), and the device
+/// (which runs the scalar path) decides exactly as the host does.
 
 #include <specdec/config.hpp>
 
 #include <specdec/core/executor.hpp>
 #include <specdec/core/math.hpp>
+#include <specdec/core/simd.hpp>
 #include <specdec/core/types.hpp>
 
+#include <concepts>
 #include <cstdint>
 
 SPECDEC_NAMESPACE_BEGIN
@@ -24,15 +33,27 @@ namespace cpu {
 
 /// @brief The host implementation of `row_executor`.
 ///
-/// Stateless and trivially copyable. Its members are also `SPECDEC_HD`, so a single device thread
-/// can run a rule with it (the GPU tests use that to run the exact host decision logic on the
-/// device; the fast device path is the block executor).
+/// `Vector` selects the explicit-vector lane loops on the host (where SPECDEC_HOST_SIMD); the
+/// scalar instantiation (`scalar_executor`) is the reference they are tested against, bit for
+/// bit. Stateless and trivially copyable.
+/// @tparam Vector true to run the lane loops as explicit vectors where the host compiler can Its
+/// members are also `SPECDEC_HD`, so a single device thread can run a rule with it (the GPU tests
+/// use that to run the exact host decision logic on the device; the fast device path is the block
+/// executor).
 /// @par Complexity
 /// Each primitive is O(n) with one read of the row; sample_inverse_cdf reads at most one chunk
 /// twice.
-struct serial_executor {
+template <bool Vector>
+struct basic_serial_executor {
   static constexpr index_t chunk = 512; ///< elements staged per chunk (fits L1 with headroom)
-  static constexpr int lanes = 16;      ///< independent accumulators (g++ 12 vectorises 16, not 8)
+  static constexpr int lanes = 16;      ///< independent accumulators (the sum order)
+#if SPECDEC_HOST_SIMD
+  /// True when this instantiation runs the vector lane loops.
+  static constexpr bool vector = Vector;
+#else
+  /// True when this instantiation runs the vector lane loops.
+  static constexpr bool vector = false;
+#endif
 
   /// @brief Fused validation + max + first argmax + online weight sum. See `row_executor`.
   /// @tparam Raw a callable `float(index_t)` giving the raw value at an index
@@ -62,6 +83,10 @@ struct serial_executor {
         lane_bad[l] = 0;
       }
       int j = 0;
+#if SPECDEC_HOST_SIMD
+      if constexpr (vector)
+        j = validate_vector(buf, len, linear, lane_max, lane_bad);
+#endif
       for (; j + lanes <= len; j += lanes) {
         for (int l = 0; l < lanes; ++l) {
           const float x = buf[j + l];
@@ -101,12 +126,20 @@ struct serial_executor {
       const float m = res.max;
       j = 0;
       if (linear) {
+#if SPECDEC_HOST_SIMD
+        if constexpr (vector)
+          j = linear_sum_vector(buf, len, acc);
+#endif
         for (; j + lanes <= len; j += lanes)
           for (int l = 0; l < lanes; ++l)
             acc[l] += detail::max_f(buf[j + l], 0.0f);
         for (; j < len; ++j)
           acc[0] += detail::max_f(buf[j], 0.0f);
       } else {
+#if SPECDEC_HOST_SIMD
+        if constexpr (vector)
+          j = exp_sum_vector(buf, len, m, inv_temp, acc);
+#endif
         for (; j + lanes <= len; j += lanes)
           for (int l = 0; l < lanes; ++l)
             acc[l] += detail::exp_f((buf[j + l] - m) * inv_temp);
@@ -208,7 +241,12 @@ struct serial_executor {
       const int padded = (len + lanes - 1) / lanes * lanes;
       for (int j = len; j < padded; ++j)
         buf[j] = -inf; // below any floor but -inf itself
-      for (int j = 0; j < padded; j += lanes) {
+      int j = 0;
+#if SPECDEC_HOST_SIMD
+      if constexpr (vector && vector_weight<G>)
+        j = probe_vector(buf, len, padded, g, floor, mid, mass, above, below);
+#endif
+      for (; j < padded; j += lanes) {
         for (int l = 0; l < lanes; ++l) {
           const float x = buf[j + l];
           const bool in = x >= floor && j + l < len; // also drops NaN and the padding
@@ -262,6 +300,121 @@ struct serial_executor {
   }
 
 private:
+#if SPECDEC_HOST_SIMD
+  using vf = detail::simd::vf;
+  using vi = detail::simd::vi;
+  static constexpr int width = detail::simd::width;
+  static constexpr int k_vec = lanes / width; ///< vectors per block of `lanes`
+
+  /// Terms offering `eval_v(i)`: the values i .. i + width - 1 as one vector, lane c equal to
+  /// the scalar term i + c bit for bit.
+  template <class F>
+  static constexpr bool vector_terms = requires(const F& f, index_t i) {
+    { f.eval_v(i) } -> std::same_as<vf>;
+  };
+  /// Weight maps that also take a vector of raw values (generic lambdas over the simd rules).
+  template <class G>
+  static constexpr bool vector_weight = requires(const G& g, vf x) {
+    { g(x) } -> std::same_as<vf>;
+  };
+
+  /// scan_row's validation lane loop over the whole blocks of a chunk; returns where it stopped.
+  static int validate_vector(float* buf, int len, bool linear, float* lane_max, int* lane_bad) {
+    const vf neg_inf = detail::simd::splat(-detail::infinity());
+    const vf inf = detail::simd::splat(detail::infinity());
+    const vi lin = detail::simd::splat_i(linear ? -1 : 0);
+    vf mx[k_vec];
+    vi nbad[k_vec];
+    for (int k = 0; k < k_vec; ++k) {
+      mx[k] = neg_inf;
+      nbad[k] = vi{};
+    }
+    int j = 0;
+    for (; j + lanes <= len; j += lanes) {
+      for (int k = 0; k < k_vec; ++k) {
+        const vf x = detail::simd::load(buf + j + k * width);
+        const vi bad = detail::simd::is_nan(x) | (x == inf) | (lin & (x < 0.0f));
+        nbad[k] -= bad; // a true lane is -1
+        const vf v = detail::simd::select(bad, neg_inf, x);
+        detail::simd::store(buf + j + k * width, v);
+        mx[k] = detail::simd::max(mx[k], v);
+      }
+    }
+    for (int k = 0; k < k_vec; ++k)
+      for (int c = 0; c < width; ++c) {
+        lane_max[k * width + c] = mx[k][c];
+        lane_bad[k * width + c] = nbad[k][c];
+      }
+    return j;
+  }
+
+  /// scan_row's sum of exp((x - m) * inv_temp) over the whole blocks of a chunk into `acc`.
+  static int exp_sum_vector(const float* buf, int len, float m, float inv_temp, float* acc) {
+    vf a[k_vec] = {};
+    int j = 0;
+    for (; j + lanes <= len; j += lanes)
+      for (int k = 0; k < k_vec; ++k)
+        a[k] += detail::simd::exp_v((detail::simd::load(buf + j + k * width) - m) * inv_temp);
+    for (int k = 0; k < k_vec; ++k)
+      detail::simd::store(acc + k * width, a[k]);
+    return j;
+  }
+
+  /// scan_row's sum of max(x, 0) over the whole blocks of a chunk into `acc`.
+  static int linear_sum_vector(const float* buf, int len, float* acc) {
+    vf a[k_vec] = {};
+    const vf zero = detail::simd::splat(0.0f);
+    int j = 0;
+    for (; j + lanes <= len; j += lanes)
+      for (int k = 0; k < k_vec; ++k)
+        a[k] += detail::simd::max(detail::simd::load(buf + j + k * width), zero);
+    for (int k = 0; k < k_vec; ++k)
+      detail::simd::store(acc + k * width, a[k]);
+    return j;
+  }
+
+  /// threshold_probe's lane loop over the padded chunk, continuing the lane accumulators.
+  template <class G>
+  static int probe_vector(const float* buf,
+                          int len,
+                          int padded,
+                          const G& g,
+                          float floor,
+                          float mid,
+                          float* mass,
+                          float* above,
+                          float* below) {
+    vf ms[k_vec], ab[k_vec], be[k_vec];
+    vi iota{};
+    for (int c = 0; c < width; ++c)
+      iota[c] = c;
+    for (int k = 0; k < k_vec; ++k) {
+      ms[k] = detail::simd::load(mass + k * width);
+      ab[k] = detail::simd::load(above + k * width);
+      be[k] = detail::simd::load(below + k * width);
+    }
+    const vf zero = detail::simd::splat(0.0f);
+    int j = 0;
+    for (; j < padded; j += lanes) {
+      for (int k = 0; k < k_vec; ++k) {
+        const vf x = detail::simd::load(buf + j + k * width);
+        const vi in = (x >= floor) & (iota + (j + k * width) < len);
+        const vi up = in & (x >= mid);
+        const vf w = g(x);
+        ms[k] += detail::simd::select(up, w, zero);
+        ab[k] = detail::simd::select(up, detail::simd::min(ab[k], x), ab[k]);
+        be[k] = detail::simd::select(in & ~up, detail::simd::max(be[k], x), be[k]);
+      }
+    }
+    for (int k = 0; k < k_vec; ++k) {
+      detail::simd::store(mass + k * width, ms[k]);
+      detail::simd::store(above + k * width, ab[k]);
+      detail::simd::store(below + k * width, be[k]);
+    }
+    return j;
+  }
+#endif
+
   SPECDEC_HD static float sum_lanes(const float (&acc)[lanes]) {
     float s = 0.0f;
     for (int l = 0; l < lanes; ++l)
@@ -272,6 +425,17 @@ private:
   SPECDEC_HD static float chunk_sum(index_t base, index_t len, F f) {
     float acc[lanes] = {};
     index_t j = 0;
+#if SPECDEC_HOST_SIMD
+    if constexpr (vector && vector_terms<F>) {
+      constexpr int k_vec = lanes / detail::simd::width;
+      detail::simd::vf a[k_vec] = {};
+      for (; j + lanes <= len; j += lanes)
+        for (int k = 0; k < k_vec; ++k)
+          a[k] += f.eval_v(base + j + k * detail::simd::width);
+      for (int k = 0; k < k_vec; ++k)
+        detail::simd::store(acc + k * detail::simd::width, a[k]);
+    }
+#endif
     for (; j + lanes <= len; j += lanes)
       for (int l = 0; l < lanes; ++l)
         acc[l] += f(base + j + l);
@@ -281,7 +445,14 @@ private:
   }
 };
 
+/// @brief The host executor: explicit vector lane loops where the host compiler has them.
+using serial_executor = basic_serial_executor<true>;
+/// @brief The scalar reference of serial_executor (same results bit for bit; the vector paths
+/// are tested against it).
+using scalar_executor = basic_serial_executor<false>;
+
 static_assert(row_executor<serial_executor>);
+static_assert(row_executor<scalar_executor>);
 
 } // namespace cpu
 

@@ -10,11 +10,13 @@
 #include <specdec/core/dtype.hpp>
 #include <specdec/core/executor.hpp>
 #include <specdec/core/math.hpp>
+#include <specdec/core/simd.hpp>
 #include <specdec/core/status.hpp>
 #include <specdec/core/types.hpp>
 #include <specdec/sampling/params.hpp>
 
 #include <cstdint>
+#include <type_traits>
 
 SPECDEC_NAMESPACE_BEGIN
 
@@ -163,6 +165,11 @@ SPECDEC_HD inline raw_form form_of(distribution_kind kind, bool log_of_probs) no
   return log_of_probs ? raw_form::log_of_probabilities : raw_form::probabilities;
 }
 
+#if SPECDEC_HOST_SIMD
+template <class T>
+inline ::specdec::detail::simd::vf load_vector(const T* data, index_t i) noexcept;
+#endif
+
 /// scale * weight(i) for logit rows (exp_scaled, Linear = false) or probability rows at T = 1
 /// (Linear = true): branch-free, equal bit for bit to fmul(st.weight(raw), scale).
 template <class T, bool Linear>
@@ -182,7 +189,44 @@ struct fast_weight {
     for (int c = 0; c < 8; ++c)
       out[c] = apply(out[c]);
   }
+#if SPECDEC_HOST_SIMD
+  /// Values i .. i + simd::width - 1 as one host vector, lane c equal to (*this)(i + c) bit
+  /// for bit (the host executor's vector loops use it).
+  ::specdec::detail::simd::vf eval_v(index_t i) const noexcept {
+    namespace simd = ::specdec::detail::simd;
+    simd::vf r = load_vector(data, i);
+    const simd::vf w = Linear ? r : simd::exp_v((r - max_raw) * inv_temp);
+    return simd::select(r >= cut, simd::fmul(w, scale), simd::splat(0.0f));
+  }
+#endif
 };
+
+#if SPECDEC_HOST_SIMD
+/// Elements i .. i + simd::width - 1 of a row as one host vector of floats.
+template <class T>
+inline ::specdec::detail::simd::vf load_vector(const T* data, index_t i) noexcept {
+  namespace simd = ::specdec::detail::simd;
+  if constexpr (std::is_same_v<std::remove_cv_t<T>, float>) {
+    return simd::load(data + i);
+  } else {
+    float tmp[simd::width];
+    for (int c = 0; c < simd::width; ++c)
+      tmp[c] = load_as_float(data, i + c);
+    return simd::load(tmp);
+  }
+}
+#endif
+
+/// exp_f of a float, or lane-wise of a host vector (for weight maps written once for both).
+template <class V>
+SPECDEC_HD inline V exp_any(V x) noexcept {
+#if SPECDEC_HOST_SIMD
+  if constexpr (std::is_same_v<V, ::specdec::detail::simd::vf>)
+    return ::specdec::detail::simd::exp_v(x);
+  else
+#endif
+    return ::specdec::detail::exp_f(x);
+}
 
 /// scale * weight(i) for any row (one-hot and log-of-probabilities rows included).
 template <class T>
@@ -293,7 +337,7 @@ SPECDEC_HD void truncate(const E& ex,
                          const W& weight,
                          const sampling_params& params,
                          row_stats& st) {
-  const auto one = [](float) { return 1.0f; };
+  const auto one = [](auto r) { return decltype(r){} + 1.0f; }; // float or a host vector
   float cut = -::specdec::detail::infinity();
   if (params.min_p > 0.0f) {
     cut = st.mode == weight_mode::linear
@@ -363,9 +407,10 @@ SPECDEC_HD row_stats prepare_row_impl(const E& ex,
     // Unnormalised weights relative to the max, with the row form fixed at compile time.
     const float max_raw = st.max_raw;
     const float inv_temp = st.inv_temp;
-    const auto linear_weight = [](float r) { return r; };
-    const auto exp_weight = [max_raw, inv_temp](float r) {
-      return ::specdec::detail::exp_f((r - max_raw) * inv_temp);
+    // Generic lambdas: the host executor also calls them on vectors of raw values.
+    const auto linear_weight = [](auto r) { return r; };
+    const auto exp_weight = [max_raw, inv_temp](auto r) {
+      return exp_any((r - max_raw) * inv_temp);
     };
     if constexpr (runtime_dispatch<E>) {
       const bool linear = st.mode == weight_mode::linear;

@@ -8,12 +8,14 @@
 
 #include <specdec/core/executor.hpp>
 #include <specdec/core/rng.hpp>
+#include <specdec/core/simd.hpp>
 #include <specdec/core/status.hpp>
 #include <specdec/core/types.hpp>
 #include <specdec/sampling/distribution.hpp>
 #include <specdec/sampling/params.hpp>
 
 #include <cstdint>
+#include <type_traits>
 
 SPECDEC_NAMESPACE_BEGIN
 
@@ -170,6 +172,43 @@ struct token_indicator {
   SPECDEC_HD float operator()(index_t i) const noexcept {
     return i == token ? 1.0f : 0.0f;
   }
+#if SPECDEC_HOST_SIMD
+  /// Lanes i .. i + simd::width - 1 of the indicator (host vector loops).
+  ::specdec::detail::simd::vf eval_v(index_t i) const noexcept {
+    namespace simd = ::specdec::detail::simd;
+    simd::vi idx{};
+    for (int c = 0; c < simd::width; ++c)
+      idx[c] = static_cast<std::int32_t>(i + c);
+    return simd::select(
+        idx == static_cast<std::int32_t>(token), simd::splat(1.0f), simd::splat(0.0f));
+  }
+#endif
+};
+
+/// The residual i -> max(0, scale * p(i) - q(i)) of two weight functors; with a vector form
+/// (eval_v) on the host when both have one.
+template <class P, class Q>
+struct residual_fn {
+  P p;
+  Q q;
+  float scale;
+  SPECDEC_HD float operator()(index_t i) const noexcept {
+    const float d = ::specdec::detail::fmul(scale, p(i)) - q(i);
+    return d > 0.0f ? d : 0.0f;
+  }
+#if SPECDEC_HOST_SIMD
+  /// Lanes i .. i + simd::width - 1, each equal to (*this)(i + c) bit for bit.
+  ::specdec::detail::simd::vf eval_v(index_t i) const noexcept requires
+      requires(const P& pp, const Q& qq) {
+    pp.eval_v(i);
+    qq.eval_v(i);
+  }
+  {
+    namespace simd = ::specdec::detail::simd;
+    const simd::vf d = simd::fmul(simd::splat(scale), p.eval_v(i)) - q.eval_v(i);
+    return simd::select(d > 0.0f, d, simd::splat(0.0f));
+  }
+#endif
 };
 
 /// Calls f with the residual functor i -> max(0, scale * p(i) - q(i)), specialised for the
@@ -190,11 +229,7 @@ SPECDEC_HD auto visit_residual(const sampling::dist_row<TT>& trow,
   } else {
     return sampling::detail::visit_weights(trow, ts, ts.inv_mass, [&](const auto& p) {
       const auto with_q = [&](const auto& qf) {
-        const auto residual = [p, qf, scale](index_t i) {
-          const float d = ::specdec::detail::fmul(scale, p(i)) - qf(i);
-          return d > 0.0f ? d : 0.0f;
-        };
-        return f(residual);
+        return f(residual_fn<std::decay_t<decltype(p)>, std::decay_t<decltype(qf)>>{p, qf, scale});
       };
       if (q.one_hot)
         return with_q(token_indicator{q.token});
