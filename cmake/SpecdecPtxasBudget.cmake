@@ -1,0 +1,159 @@
+# SPDX-License-Identifier: Apache-2.0
+#
+# Resource budget of the hot CUDA kernels, checked without a device (issue 17, item 6). Two modes:
+#
+# include() from tests/CMakeLists.txt (CUDA builds only): registers the CTest test
+# specdec.test.cuda.ptxas_budget (labels cuda;ptxas; not gpu: it needs nvcc, not a device, so it
+# runs in the default Release CI build), which runs this file as a script.
+#
+# cmake -P (the test): scripts/ptxas_report.sh compiles tests/cuda/ptxas_hot_kernels.cu (every hot
+# kernel, instantiated through its public entry point) for sm_90a only with `nvcc --cubin -Xptxas
+# -v` (device code only: about 2 minutes on one core) and reports per kernel its registers, its
+# cumulative stack (own frame plus its deepest non-inlined callee's) and its spill stores and
+# loads (plus those of its non-inlined callees). The test fails when a kernel exceeds its limits
+# below, when a kernel of ours has no limits (a new kernel must get some), or when a listed kernel
+# is missing (renamed or no longer instantiated). ptxas's figures are deterministic for a given
+# toolkit; CUB's own kernels are not checked.
+#   -DNVCC=<nvcc> -DSOURCE_ROOT=<repo> [-DCCBIN=<host compiler>] [-DBASH=<bash>]
+#   [-DPTXAS_LOG=<file>]  check a kept raw ptxas log instead of compiling (to try limits quickly)
+#
+# The limits: what ptxas 13.0 gives for sm_90a, registers with a margin of about 8 (another
+# toolkit may allocate a few more), stack and spills exactly where they are 0, else with a
+# margin of about 10 %. Where they are not 0 the cause lies in shared code outside cuda/ (see
+# each entry); lower the limit when that cause goes, never raise one without the reason here.
+if(NOT CMAKE_SCRIPT_MODE_FILE)
+  include_guard(GLOBAL)
+  find_program(SPECDEC_BASH bash)
+  if(NOT SPECDEC_BASH)
+    message(STATUS "specdec: no bash, specdec.test.cuda.ptxas_budget not registered")
+    return()
+  endif()
+  set(_specdec_ccbin "")
+  if(CMAKE_CUDA_HOST_COMPILER)
+    set(_specdec_ccbin "-DCCBIN=${CMAKE_CUDA_HOST_COMPILER}")
+  endif()
+  add_test(NAME specdec.test.cuda.ptxas_budget
+    COMMAND "${CMAKE_COMMAND}"
+      "-DNVCC=${CMAKE_CUDA_COMPILER}"
+      "-DSOURCE_ROOT=${PROJECT_SOURCE_DIR}"
+      "-DBASH=${SPECDEC_BASH}"
+      ${_specdec_ccbin}
+      -P "${CMAKE_CURRENT_LIST_FILE}")
+  set_tests_properties(specdec.test.cuda.ptxas_budget PROPERTIES LABELS "cuda;ptxas" TIMEOUT 900)
+  return()
+endif()
+
+# name|max registers|max stack bytes|max spill bytes (stores, and loads, each)
+set(budget
+  # Streaming kernels without the shared sampling rule: no stack, no spills.
+  "tree_mask_kernel<256>|32|0|0"
+  "kv_compact_kernel<256, unsigned short, detail::contiguous_slots>|56|0|0"
+  "kv_compact_kernel<256, unsigned short, detail::paged_slots>|64|0|0"
+  "prefix_candidates_kernel<256>|40|0|0"
+  "prefix_tile_sum_kernel<256, 8>|24|0|0"
+  "prefix_tile_offsets_kernel<256, 8>|56|0|0"
+  "prefix_theta_kernel<256, 8>|64|0|0"
+  "prefix_admission_kernel<256>|24|0|0"
+  "prefix_lengths_kernel<256>|24|0|0"
+  # Row preparation and the rules: every one of them runs sampling's shared row code
+  # (sampling/distribution.hpp), whose radix select keeps `float mass[256]` per thread (1024
+  # bytes of stack in every kernel that can truncate) and whose truncate() is compiled as a real
+  # call taking row_stats, the raw reader and the weight by reference (so the caller keeps them
+  # in local memory) with call-site spills. The rest of the stack in scan_slices_kernel and the
+  # greedy rule (32 bytes) is block_executor's `float v[8]` indexed up to a run-time length;
+  # removing it alone changes NVVM's inlining of truncate() (two mass arrays, 255 registers),
+  # so it waits for the sampling change. verify_tree_kernel: rejection_tree (verify/tree.hpp)
+  # keeps draft_dist q[max_siblings] and float mass[max_siblings + 1] per thread.
+  "scan_slices_kernel<256, float, float>|48|32|0"
+  "scan_slices_kernel<256, bfloat16, bfloat16>|48|32|0"
+  "verify_chain_kernel<256, verify::greedy, float, float>|40|32|0"
+  "prepare_rows_kernel<256, float, float>|56|1536|120"
+  "prepare_rows_kernel<256, bfloat16, bfloat16>|56|1536|104"
+  "prepare_tree_rows_kernel<256, float, float>|48|1624|56"
+  "prepare_tree_rows_kernel<256, bfloat16, bfloat16>|48|1624|56"
+  "verify_chain_kernel<256, verify::rejection_sampling, float, float>|130|1552|0"
+  "verify_chain_kernel<256, verify::block_verification, bfloat16, bfloat16>|88|1992|520"
+  "verify_tree_kernel<256, verify::rejection_sampling, float, float>|255|3168|264"
+  "verify_tree_kernel<256, verify::rejection_sampling, bfloat16, bfloat16>|255|3168|224"
+  "markov_head_kernel<256, float>|128|1464|0"
+  "markov_head_kernel<256, bfloat16>|128|1464|0"
+)
+
+if(NOT DEFINED BASH)
+  set(BASH bash)
+endif()
+set(cmd "${BASH}" "${SOURCE_ROOT}/scripts/ptxas_report.sh" --tsv)
+if(DEFINED PTXAS_LOG)
+  list(APPEND cmd --from-log "${PTXAS_LOG}")
+else()
+  list(APPEND cmd --nvcc "${NVCC}" --arch sm_90a)
+  if(DEFINED CCBIN AND NOT CCBIN STREQUAL "")
+    list(APPEND cmd --ccbin "${CCBIN}")
+  endif()
+endif()
+execute_process(COMMAND ${cmd} OUTPUT_VARIABLE report ERROR_VARIABLE err RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "ptxas_report.sh failed (${rc}):\n${err}")
+endif()
+
+# One entry per kernel of ours: name -> "regs|stack|spill stores|spill loads".
+string(REPLACE "\n" ";" lines "${report}")
+set(seen "")
+set(failed 0)
+foreach(line IN LISTS lines)
+  if(NOT line MATCHES "^kernel\t([^\t]+)\t([0-9]+)\t([0-9]+)\t([0-9]+)\t([0-9]+)\t([0-9]+)$")
+    continue()
+  endif()
+  set(name "${CMAKE_MATCH_1}")
+  set(regs "${CMAKE_MATCH_2}")
+  set(stack "${CMAKE_MATCH_3}")
+  set(st "${CMAKE_MATCH_4}")
+  set(ld "${CMAKE_MATCH_5}")
+  if(name MATCHES "^cub::")
+    continue()
+  endif()
+  set(found "")
+  foreach(entry IN LISTS budget)
+    if(entry MATCHES "^([^|]+)\\|([0-9]+)\\|([0-9]+)\\|([0-9]+)$" AND CMAKE_MATCH_1 STREQUAL name)
+      set(found "${CMAKE_MATCH_2};${CMAKE_MATCH_3};${CMAKE_MATCH_4}")
+      break()
+    endif()
+  endforeach()
+  set(figures "regs ${regs}, stack ${stack}, spills ${st}/${ld}")
+  if(found STREQUAL "")
+    message(SEND_ERROR "${name} (${figures}): no limits in ${CMAKE_CURRENT_LIST_FILE}")
+    set(failed 1)
+    continue()
+  endif()
+  list(APPEND seen "${name}")
+  list(GET found 0 max_regs)
+  list(GET found 1 max_stack)
+  list(GET found 2 max_spill)
+  set(over "")
+  if(regs GREATER max_regs)
+    string(APPEND over " registers ${regs} > ${max_regs};")
+  endif()
+  if(stack GREATER max_stack)
+    string(APPEND over " stack ${stack} > ${max_stack};")
+  endif()
+  if(st GREATER max_spill OR ld GREATER max_spill)
+    string(APPEND over " spills ${st}/${ld} > ${max_spill};")
+  endif()
+  if(over STREQUAL "")
+    message(STATUS "ok    ${name}: ${figures} (limits ${max_regs}, ${max_stack}, ${max_spill})")
+  else()
+    message(SEND_ERROR "OVER  ${name}:${over} (${figures})")
+    set(failed 1)
+  endif()
+endforeach()
+foreach(entry IN LISTS budget)
+  string(REGEX REPLACE "\\|.*$" "" name "${entry}")
+  list(FIND seen "${name}" at)
+  if(at LESS 0)
+    message(SEND_ERROR "${name}: listed here but not in ptxas's report (renamed? not instantiated?)")
+    set(failed 1)
+  endif()
+endforeach()
+if(failed)
+  message(FATAL_ERROR "CUDA kernels over their resource budget (scripts/ptxas_report.sh shows all)")
+endif()
