@@ -280,7 +280,7 @@ status closed_loop(Decoder& dec,
 }
 
 // SPS(B) of the batched backend: B rows spread over min(B, 64) requests at a context of 96
-// tokens; median of interleaved rounds, then non-increasing in B.
+// tokens; best of interleaved rounds, then non-increasing in B (sched::profile_sps).
 status profile_backend(llama2c::batch_model& bm, sched::sps_table& table) {
   const index_t ctx = 96;
   const index_t seqs = std::min<index_t>(64, bm.max_sequences());
@@ -316,18 +316,13 @@ status profile_backend(llama2c::batch_model& bm, sched::sps_table& table) {
     return st;
   };
   const std::vector<index_t> batches{1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512};
-  sched::sps_table raw;
-  if (const status st = sched::profile_sps(step, batches, 9, raw); !st.ok())
-    return st;
+  // Best of 9 per B, step time made non-decreasing in B (sched/sps_profile.hpp): noise cannot
+  // make a larger batch look faster to the schedulers.
+  const status profiled = sched::profile_sps(step, batches, 9, table);
   for (index_t s = 0; s < seqs; ++s)
     (void)bm.close(static_cast<std::uint64_t>(900000 + s));
-  std::vector<sched::sps_point> pts;
-  double lowest = 1e300;
-  for (std::size_t i = 0; i < raw.batches().size(); ++i) {
-    lowest = std::min(lowest, raw.values()[i]);
-    pts.push_back({raw.batches()[i], lowest});
-  }
-  table = sched::sps_table(pts);
+  if (!profiled.ok())
+    return profiled;
   return table.validate();
 }
 

@@ -1,25 +1,31 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // Host cost of DSpark's prefix scheduler (sched/prefix_scheduler.hpp), so that kernel tuners know
-// from which batch size the device version pays: the heap merge of the per-request lists against
-// a naive full sort of every candidate (what a sort-based kernel does), at gamma = 7.
+// from which batch size the device version pays: the scheduler's selection (bucketed candidate
+// values sorted only as far as the walk goes, a threshold with the (j, r) tie rule for the
+// lengths) against a naive full sort of every candidate (what a sort-based kernel does), at
+// gamma = 7.
 //
-//   BM_sched_prefix_heap/requests:{64,256,1024,4096}/mode:{0,1,2}
+//   BM_sched_prefix_select/requests:{64,256,1024,4096}/mode:{0,1,2,3}
 //     prefix_scheduler (reused scratch) on R requests. mode 0 = early_stop (Algorithm 1), 1 =
-//     global search (visits the whole path: the worst case), 2 = top-K with K = 4 R (half the
-//     drafts). counters: requests/s, admitted (draft tokens admitted per request), ratio = seconds
-//     per call of the full-sort baseline below / seconds per call of the heap (> 1: the heap is
-//     faster), the baseline measured once per (R, mode) in this binary on first use (CPU time, >=
-//     0.1 s).
+//     global search (the whole path unless its bound stops it), 2 = top-K with K = 4 R (half the
+//     drafts), 3 = the same top-K also returning tau (what async_top_k_scheduler asks for).
+//     counters: us/step = CPU microseconds per call (one call schedules one decoding step of the
+//     R requests), requests/s, admitted (draft tokens admitted per request), ratio = seconds per
+//     call of the full-sort baseline below / seconds per call of the scheduler (> 1: the
+//     scheduler is faster), the baseline measured once per (R, mode) in this binary on first use
+//     (CPU time, >= 0.1 s). (Named BM_sched_prefix_heap while the scheduler merged the requests'
+//     lists with a max-heap: 2.90 ms global / 1.66 ms top-K per step at R = 4096 on the 2-core
+//     build VM, Release.)
 //   BM_sched_prefix_full_sort/requests/mode
 //     The baseline alone: cumulative products of every request, std::sort of all R gamma
-//     candidates by (-a, j, r), then the same walk. counters: requests/s.
+//     candidates by (-a, j, r), then the same walk. counters: us/step, requests/s.
 //
 // Inputs (generated once per R, fixed seed): c ~ U(0.5, 1) (typical calibrated conditionals),
 // 5% of them 1.0 (ties); the step curve is SPS(B) = 1 / (1 + B / 1024) sampled at B = 1 and every
 // multiple of 64 up to R (gamma + 1) (a memory-bound step up to about a thousand tokens).
 //
-// Run: specdec.bench.cpu.scheduler [--benchmark_filter=heap] [--benchmark_format=json]
+// Run: specdec.bench.cpu.scheduler [--benchmark_filter=select] [--benchmark_format=json]
 
 #include <specdec/sched/prefix_scheduler.hpp>
 
@@ -91,11 +97,15 @@ struct full_sort_scheduler {
       return sched::schedule_before(x.a, x.j, x.r, y.a, y.j, y.r);
     });
     std::fill(lengths.begin(), lengths.end(), index_t{0});
-    if (mode == 2) {
+    if (mode >= 2) {
       const index_t k = std::min<index_t>(4 * n, static_cast<index_t>(e.size()));
-      for (index_t i = 0; i < k; ++i)
+      double tau = static_cast<double>(n);
+      for (index_t i = 0; i < k; ++i) {
         lengths[static_cast<std::size_t>(e[static_cast<std::size_t>(i)].r)] =
             e[static_cast<std::size_t>(i)].j;
+        tau = sched::add_expected_tokens(tau, e[static_cast<std::size_t>(i)].a);
+      }
+      benchmark::DoNotOptimize(tau);
       return k;
     }
     index_t b = n;
@@ -121,11 +131,13 @@ struct full_sort_scheduler {
 };
 
 index_t
-run_heap(sched::prefix_scheduler& s, const workload& w, int mode, std::vector<index_t>& lengths) {
-  if (mode == 2) {
+run_select(sched::prefix_scheduler& s, const workload& w, int mode, std::vector<index_t>& lengths) {
+  if (mode >= 2) {
     const index_t n = static_cast<index_t>(lengths.size());
-    if (!s.top_k(w.c, w.offsets, 4 * n, lengths).ok())
+    double tau = 0.0;
+    if (!s.top_k(w.c, w.offsets, 4 * n, lengths, mode == 3 ? &tau : nullptr).ok())
       return -1;
+    benchmark::DoNotOptimize(tau);
     return std::min<index_t>(4 * n, static_cast<index_t>(w.c.size()));
   }
   sched::schedule_result res{};
@@ -164,21 +176,21 @@ double full_sort_seconds(index_t requests, int mode) {
   return sec;
 }
 
-void BM_sched_prefix_heap(benchmark::State& state) {
+void BM_sched_prefix_select(benchmark::State& state) {
   const index_t requests = state.range(0);
   const int mode = static_cast<int>(state.range(1));
   const workload& w = make_workload(requests);
   const double baseline = full_sort_seconds(requests, mode);
   sched::prefix_scheduler s;
   std::vector<index_t> lengths(static_cast<std::size_t>(requests));
-  index_t admitted = run_heap(s, w, mode, lengths); // warm-up (scratch grows)
+  index_t admitted = run_select(s, w, mode, lengths); // warm-up (scratch grows)
   if (admitted < 0) {
     state.SkipWithError("schedule failed");
     return;
   }
   const double t0 = cpu_seconds();
   for (auto _ : state) {
-    admitted = run_heap(s, w, mode, lengths);
+    admitted = run_select(s, w, mode, lengths);
     benchmark::DoNotOptimize(admitted);
     benchmark::ClobberMemory();
   }
@@ -188,6 +200,7 @@ void BM_sched_prefix_heap(benchmark::State& state) {
       benchmark::Counter(calls * static_cast<double>(requests), benchmark::Counter::kIsRate);
   state.counters["admitted"] = static_cast<double>(admitted) / static_cast<double>(requests);
   state.counters["ratio"] = baseline / per_call;
+  state.counters["us/step"] = per_call * 1e6;
 }
 
 void BM_sched_prefix_full_sort(benchmark::State& state) {
@@ -197,11 +210,13 @@ void BM_sched_prefix_full_sort(benchmark::State& state) {
   full_sort_scheduler s;
   std::vector<index_t> lengths(static_cast<std::size_t>(requests));
   index_t admitted = s.run(w, mode, lengths);
+  const double t0 = cpu_seconds();
   for (auto _ : state) {
     admitted = s.run(w, mode, lengths);
     benchmark::DoNotOptimize(admitted);
     benchmark::ClobberMemory();
   }
+  state.counters["us/step"] = (cpu_seconds() - t0) / static_cast<double>(state.iterations()) * 1e6;
   state.counters["requests/s"] =
       benchmark::Counter(static_cast<double>(state.iterations()) * static_cast<double>(requests),
                          benchmark::Counter::kIsRate);
@@ -211,11 +226,11 @@ void BM_sched_prefix_full_sort(benchmark::State& state) {
 void grid(benchmark::internal::Benchmark* b) {
   b->ArgNames({"requests", "mode"});
   for (const index_t r : {64, 256, 1024, 4096})
-    for (const int m : {0, 1, 2})
+    for (const int m : {0, 1, 2, 3})
       b->Args({r, m});
 }
 
 } // namespace
 
-BENCHMARK(BM_sched_prefix_heap)->Apply(grid);
+BENCHMARK(BM_sched_prefix_select)->Apply(grid);
 BENCHMARK(BM_sched_prefix_full_sort)->Apply(grid);

@@ -25,8 +25,15 @@
 ///   from earlier steps, which is how async_top_k_scheduler uses it (spec 8.5).
 /// - schedule_top_k: admit the first k candidates of the path.
 ///
-/// The path is produced by merging the R per-request lists with a max-heap: O(R + K log R) for K
-/// visited candidates, identical to a full sort of all candidates by the key.
+/// The path is produced by selection, not by merging the R lists: the schedule outcome depends
+/// only on the sorted sequence of candidate values (tau adds them in path order, and equal values
+/// add alike whatever their (j, r)) and on how many candidates m are admitted. The values are
+/// distributed into buckets of decreasing value by a counting sort on the high bits of their bit
+/// patterns (which order positive doubles like their values); the walk sorts a bucket when it
+/// reaches it, so only the visited prefix of the path is ever sorted. The admitted set is then
+/// the first m candidates of the key order: every candidate with a above the m-th value t, plus
+/// the first ties (a == t) in (j ascending, r ascending) order. The result is identical, bit for
+/// bit, to a full sort of all candidates by the key (and to the max-heap merge this replaced).
 ///
 /// Arithmetic contract (shared with the CUDA version, which must match bit for bit): everything is
 /// double; a_{r,j} = a_{r,j-1} * c_{r,j} left to right from a_{r,0} = 1 (cumulative_products);
@@ -40,8 +47,11 @@
 #include <specdec/core/math.hpp>
 #include <specdec/core/status.hpp>
 #include <specdec/core/types.hpp>
+#include <specdec/sched/detail/bucketed_values.hpp>
 
 #include <algorithm>
+#include <bit>
+#include <cstddef>
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
@@ -84,7 +94,7 @@ using ::specdec::detail::dsub;
 /// @hd
 SPECDEC_HD inline bool
 schedule_before(double a1, index_t j1, index_t r1, double a2, index_t j2, index_t r2) noexcept {
-  // Branch-free form (the heap compares unpredictable values): equal to the lexicographic test.
+  // Branch-free form (sorts compare unpredictable values): equal to the lexicographic test.
   return (a1 > a2) | ((a1 == a2) & ((j1 < j2) | ((j1 == j2) & (r1 < r2))));
 }
 
@@ -350,8 +360,8 @@ struct schedule_step {
 };
 
 /// @brief Reusable scheduler: the functions of this header with scratch memory kept between calls
-///        (no allocation once the scratch has grown to the largest R seen, except the optional
-///        trace).
+///        (no allocation once the scratch has grown to the largest R and N = c.size() seen,
+///        except the optional trace).
 ///
 /// Input layout (all entry points): `c` holds the calibrated conditionals of every request
 /// back to back; `offsets` has R + 1 entries and request r owns c[offsets[r] .. offsets[r+1]),
@@ -367,13 +377,19 @@ class prefix_scheduler {
 public:
   /// @brief Algorithm 1 (schedule_mode::early_stop) or the global search along the greedy path.
   ///
-  /// early_stop: start with l = 0, tau = R, B = R, best = R * SPS(R); pop candidates in key order;
-  /// admitting (r, j) sets l_r = j, B += 1, tau += a; if Theta > best (strict) it becomes the best,
-  /// otherwise stop (the candidate is not admitted). global: visit the whole path (stopping only
-  /// once B passes table.max_batch(), after which SPS = 0 can never win) and return the first
-  /// point with the maximal Theta. Candidates with a = 0 are never visited.
+  /// early_stop: start with l = 0, tau = R, B = R, best = R * SPS(R); visit candidates in key
+  /// order; admitting (r, j) sets l_r = j, B += 1, tau += a; if Theta > best (strict) it becomes
+  /// the best, otherwise stop (the candidate is not admitted). global: visit the whole path
+  /// (stopping only once B passes table.max_batch(), after which SPS = 0 can never win) and
+  /// return the first point with the maximal Theta. Candidates with a = 0 are never visited.
+  /// Without a trace the global walk also stops where an upper bound of Theta over the rest of
+  /// the path (from counts of the remaining values and the table) falls below the best: the
+  /// outputs are those of the whole walk; a requested trace lists the whole path.
   /// @par Complexity
-  /// O(N + R + K log R) for N = c.size() (validation) and K candidates visited.
+  /// O(N + R) for N = c.size() (validation, survival probabilities, bucketing, selection of the
+  /// admitted set) plus the sorting of the buckets holding the K visited candidates: O(K)
+  /// expected when the values are spread out, O(N log N) at worst (values clustered in a few
+  /// buckets). With a trace: O(N log N) (a full sort of the candidates by the key).
   /// @param[in] c calibrated conditionals, ragged by offsets
   /// @param[in] offsets R + 1 non-decreasing offsets into c
   /// @param[in] table the step curve (must be valid)
@@ -389,15 +405,20 @@ public:
                                 schedule_result* result = nullptr,
                                 schedule_mode mode = schedule_mode::early_stop,
                                 std::vector<schedule_step>* trace = nullptr) {
-    if (const status s = check(c, offsets, lengths, &table); !s.ok())
+    const bool global = mode == schedule_mode::global;
+    const bool prune = global && trace == nullptr;
+    std::size_t n = 0;
+    if (const status s = check_and_gather(c, offsets, lengths, &table, trace != nullptr, n);
+        !s.ok())
       return fail(s, lengths, result);
     const index_t r_count = static_cast<index_t>(lengths.size());
-    std::fill(lengths.begin(), lengths.end(), index_t{0});
-    build_heap(c, offsets);
     const std::span<const index_t> tb = table.batches();
     const std::span<const double> tv = table.values();
     const index_t tn = table.size();
     const index_t max_b = table.max_batch();
+    std::size_t group = 0;
+    if (prune)
+      group = path_bounds(table, r_count, n);
 
     index_t batch = r_count;
     double tau = static_cast<double>(r_count);
@@ -406,43 +427,41 @@ public:
         prefix_throughput(tau, sps_lookup_monotone(tb.data(), tv.data(), tn, batch, &cursor));
     double best_tau = tau;
     index_t best_count = 0; // candidates admitted at the best point
-    index_t count = 0;
     if (trace != nullptr) {
       trace->clear();
       trace->push_back(schedule_step{-1, 0, 0.0, batch, tau, best});
     }
-    order_.clear();
-    while (!heap_.empty()) {
-      if (mode == schedule_mode::global && batch >= max_b)
-        break; // every further point has SPS = 0 and cannot beat best >= 0
-      const entry top = heap_.front();
-      advance(c, offsets);
-      ++batch;
-      ++count;
-      tau = add_expected_tokens(tau, top.a);
-      const double theta =
-          prefix_throughput(tau, sps_lookup_monotone(tb.data(), tv.data(), tn, batch, &cursor));
-      if (trace != nullptr)
-        trace->push_back(schedule_step{top.r, top.j, top.a, batch, tau, theta});
-      if (mode == schedule_mode::early_stop) {
-        if (!(theta > best))
+    bool stop = n == 0;
+    for (std::size_t b = 0; !stop && b < values_.buckets(); ++b) {
+      if (prune && b % group == 0 && bounds_[b / group] < best)
+        break; // no later point of the path can exceed best
+      const std::size_t last = values_.end(b);
+      if (values_.begin(b) == last)
+        continue;
+      values_.sort_through(b);
+      for (std::size_t i = values_.begin(b); i < last; ++i) {
+        if (global && batch >= max_b) {
+          stop = true; // every further point has SPS = 0 and cannot beat best >= 0
           break;
-        lengths[static_cast<std::size_t>(top.r)] = top.j;
-        best = theta;
-        best_tau = tau;
-        best_count = count;
-      } else {
-        order_.push_back(top.r);
+        }
+        const double a = values_[i];
+        ++batch;
+        tau = add_expected_tokens(tau, a);
+        const double theta =
+            prefix_throughput(tau, sps_lookup_monotone(tb.data(), tv.data(), tn, batch, &cursor));
+        if (trace != nullptr)
+          trace->push_back(schedule_step{records_[i].r, records_[i].j, a, batch, tau, theta});
         if (theta > best) {
           best = theta;
           best_tau = tau;
-          best_count = count;
+          best_count = static_cast<index_t>(i) + 1;
+        } else if (!global) {
+          stop = true; // early stop: the candidate is not admitted
+          break;
         }
       }
     }
-    if (mode == schedule_mode::global)
-      for (index_t i = 0; i < best_count; ++i)
-        ++lengths[static_cast<std::size_t>(order_[static_cast<std::size_t>(i)])];
+    assign_lengths(static_cast<std::size_t>(best_count), lengths);
     if (result != nullptr)
       *result = schedule_result{best, best_tau, r_count + best_count, best_count};
     return status{};
@@ -451,51 +470,64 @@ public:
   /// @brief Top-K admission: the first min(k, number of candidates) candidates of the greedy
   ///        path (candidates with a = 0 excluded); l_r = the largest admitted j of request r.
   /// @par Complexity
-  /// O(N + R + k log R).
+  /// O(N + R) expected when the values are spread out: a selection of the k-th value (only the
+  /// values of its bucket are partially sorted), plus, when expected_tokens is requested, the
+  /// sorting of the buckets before it (tau adds the a's in path order); O(N log N) at worst.
   /// @param[in] c calibrated conditionals, ragged by offsets
   /// @param[in] offsets R + 1 non-decreasing offsets into c
   /// @param[in] k draft tokens to admit, >= 0
   /// @param[out] lengths R prefix lengths
-  /// @param[out] expected_tokens when non-null, tau of the admitted set (R + their a's)
+  /// @param[out] expected_tokens when non-null, tau of the admitted set (R + their a's in path
+  ///             order)
   /// @return ok or an error (see the class comment)
   [[nodiscard]] status top_k(std::span<const double> c,
                              std::span<const index_t> offsets,
                              index_t k,
                              std::span<index_t> lengths,
                              double* expected_tokens = nullptr) {
-    if (const status s = check(c, offsets, lengths, nullptr); !s.ok())
+    std::size_t n = 0;
+    if (const status s = check_and_gather(c, offsets, lengths, nullptr, false, n); !s.ok())
       return fail(s, lengths, nullptr);
     if (k < 0)
       return fail(status{errc::invalid_argument}, lengths, nullptr);
-    std::fill(lengths.begin(), lengths.end(), index_t{0});
-    build_heap(c, offsets);
-    double tau = static_cast<double>(lengths.size());
-    for (index_t i = 0; i < k && !heap_.empty(); ++i) {
-      const entry top = heap_.front();
-      advance(c, offsets);
-      tau = add_expected_tokens(tau, top.a);
-      lengths[static_cast<std::size_t>(top.r)] = top.j;
-    }
-    if (expected_tokens != nullptr)
+    const std::size_t m = std::min(static_cast<std::size_t>(k), n);
+    if (expected_tokens != nullptr) {
+      double tau = static_cast<double>(lengths.size());
+      if (m > 0) // one pass places every bucket up to the one of rank m - 1
+        values_.place(values_.bucket_of_rank(m - 1) + 1);
+      for (std::size_t b = 0; b < values_.buckets() && values_.begin(b) < m; ++b) {
+        values_.sort_through(b);
+        const std::size_t last = std::min(values_.end(b), m);
+        for (std::size_t i = values_.begin(b); i < last; ++i)
+          tau = add_expected_tokens(tau, values_[i]);
+      }
       *expected_tokens = tau;
+    }
+    assign_lengths(m, lengths);
     return status{};
   }
 
 private:
-  struct entry {
+  // One candidate of the optional trace: survival probability a, position j, request r.
+  struct record {
     double a;
     index_t j;
     index_t r;
   };
+  // One candidate whose a equals the selection threshold.
+  struct tie {
+    index_t j;
+    index_t r;
+  };
 
-  [[nodiscard]] static bool before(const entry& x, const entry& y) noexcept {
-    return schedule_before(x.a, x.j, x.r, y.a, y.j, y.r);
-  }
-
-  static status check(std::span<const double> c,
-                      std::span<const index_t> offsets,
-                      std::span<index_t> lengths,
-                      const sps_table* table) noexcept {
+  // Validates the input (the class comment's errors, in that order) and, when it is valid,
+  // gathers the candidates (gather); n receives their number.
+  status check_and_gather(std::span<const double> c,
+                          std::span<const index_t> offsets,
+                          std::span<index_t> lengths,
+                          const sps_table* table,
+                          bool with_records,
+                          std::size_t& n) {
     if (offsets.empty() || offsets.front() != 0)
       return status{errc::shape_mismatch};
     constexpr auto max_index = static_cast<std::size_t>(std::numeric_limits<index_t>::max());
@@ -506,12 +538,15 @@ private:
         return status{errc::shape_mismatch};
     if (offsets.back() != static_cast<index_t>(c.size()) || lengths.size() != offsets.size() - 1)
       return status{errc::shape_mismatch};
-    for (const double x : c)
-      if (!(x >= 0.0 && x <= 1.0))
-        return status{errc::invalid_value};
+    if (!gather(c, offsets, n))
+      return status{errc::invalid_value};
     if (table != nullptr)
       if (const status s = table->validate(); !s.ok())
         return s;
+    if (with_records)
+      sort_records(n);
+    else
+      values_.prepare(candidates_.data(), n, lo_, hi_);
     return status{};
   }
 
@@ -522,68 +557,218 @@ private:
     return s;
   }
 
-  // Heap of each request's next candidate, a max-heap under `before` (front = next on the path).
-  void build_heap(std::span<const double> c, std::span<const index_t> offsets) {
-    heap_.clear();
-    const index_t r_count = static_cast<index_t>(offsets.size()) - 1;
-    for (index_t r = 0; r < r_count; ++r) {
-      const index_t o = offsets[static_cast<std::size_t>(r)];
-      if (offsets[static_cast<std::size_t>(r) + 1] > o) {
-        const double a = detail::dmul(1.0, c[static_cast<std::size_t>(o)]);
-        if (a > 0.0)
-          heap_.push_back(entry{a, 1, r});
+  // a_{r,j} > 0 of every request back to back into candidates_ (request r's at
+  // candidates_[first_[r] .. first_[r + 1]), in j order), their smallest and largest bit patterns
+  // into lo_ and hi_, their number into n. Returns false when a c is NaN or outside [0, 1] (the
+  // candidates are then meaningless and must not be used).
+  bool gather(std::span<const double> c, std::span<const index_t> offsets, std::size_t& n) {
+    const std::size_t r_count = offsets.size() - 1;
+    candidates_.resize(c.size());
+    request_.resize(c.size());
+    first_.resize(r_count + 1);
+    n = 0;
+    lo_ = ~std::uint64_t{0};
+    hi_ = 0;
+    first_[0] = 0;
+    // c in [0, 1] (-0.0 included, NaN excluded) <=> its bit pattern is at most 1.0's or is -0.0's:
+    // accumulated without branches while the products are computed, checked at the end.
+    std::uint64_t bad = 0;
+    const auto check_c = [&bad](double x) {
+      const auto u = std::bit_cast<std::uint64_t>(x);
+      bad |= static_cast<std::uint64_t>(u > 0x3FF0000000000000u)
+             & static_cast<std::uint64_t>(u != 0x8000000000000000u);
+    };
+    // Records request r's m candidates, written at candidates_[n ..).
+    const auto keep = [&](std::size_t r, std::size_t m) {
+      if (m > 0) { // a is non-increasing: the first is the request's largest, the m-th its least
+        hi_ = std::max(hi_, std::bit_cast<std::uint64_t>(candidates_[n]));
+        lo_ = std::min(lo_, std::bit_cast<std::uint64_t>(candidates_[n + m - 1]));
       }
+      for (std::size_t k = 0; k < m; ++k)
+        request_[n + k] = r;
+      n += m;
+      first_[r + 1] = n;
+    };
+    for (std::size_t r = 0; r < r_count;) {
+      const auto o = static_cast<std::size_t>(offsets[r]);
+      const auto g = static_cast<std::size_t>(offsets[r + 1]) - o;
+      if (r + lanes <= r_count && g <= max_lane_len && same_length(offsets, r, g)) {
+        // `lanes` requests of g drafts each: their products (cumulative_products, bit for bit)
+        // interleaved so that the chains of multiplications overlap, written as if every a were
+        // positive (request r + i at n + i g), then moved down past a request with zeros.
+        double* out = candidates_.data() + n;
+        double run[lanes];
+        std::size_t m[lanes];
+        for (std::size_t i = 0; i < lanes; ++i) {
+          run[i] = 1.0;
+          m[i] = 0;
+        }
+        for (std::size_t k = 0; k < g; ++k)
+          for (std::size_t i = 0; i < lanes; ++i) {
+            check_c(c[o + i * g + k]);
+            run[i] = detail::dmul(run[i], c[o + i * g + k]);
+            out[i * g + k] = run[i];
+            m[i] = run[i] > 0.0 ? k + 1 : m[i];
+          }
+        for (std::size_t i = 0; i < lanes; ++i) {
+          const double* src = out + i * g;
+          double* dst = candidates_.data() + n; // dst <= src
+          if (dst != src)
+            std::copy_n(src, m[i], dst);
+          keep(r + i, m[i]);
+        }
+        r += lanes;
+        continue;
+      }
+      for (std::size_t k = o; k < o + g; ++k)
+        check_c(c[k]);
+      // Writes g values; the zeros past the m candidates are overwritten by the next request.
+      keep(r,
+           static_cast<std::size_t>(
+               cumulative_products(c.data() + o, static_cast<index_t>(g), candidates_.data() + n)));
+      ++r;
     }
-    const auto n = static_cast<std::ptrdiff_t>(heap_.size());
-    for (std::ptrdiff_t i = n / 2 - 1; i >= 0; --i)
-      sift_down(static_cast<std::size_t>(i));
+    return bad == 0;
   }
 
-  // Replaces the front by its request's next candidate (or removes it) and restores the heap.
-  void advance(std::span<const double> c, std::span<const index_t> offsets) {
-    entry& top = heap_.front();
-    const auto r = static_cast<std::size_t>(top.r);
-    const index_t next = offsets[r] + top.j; // index of c_{r, j+1}
-    double a = 0.0;
-    if (next < offsets[r + 1])
-      a = detail::dmul(top.a, c[static_cast<std::size_t>(next)]);
-    if (a > 0.0) {
-      top.a = a;
-      ++top.j;
-    } else {
-      top = heap_.back();
-      heap_.pop_back();
-      if (heap_.empty())
-        return;
-    }
-    sift_down(0);
+  // True when requests r .. r + lanes - 1 all have g drafts.
+  static bool same_length(std::span<const index_t> offsets, std::size_t r, std::size_t g) noexcept {
+    bool same = true;
+    for (std::size_t i = 1; i <= lanes; ++i)
+      same &= static_cast<std::size_t>(offsets[r + i] - offsets[r + i - 1]) == g;
+    return same;
   }
 
-  void sift_down(std::size_t i) noexcept {
-    const std::size_t n = heap_.size();
-    const entry x = heap_[i];
-    for (;;) {
-      std::size_t child = 2 * i + 1;
-      if (child >= n)
-        break;
-      if (child + 1 < n)
-        child += static_cast<std::size_t>(before(heap_[child + 1], heap_[child]));
-      if (!before(heap_[child], x))
-        break;
-      heap_[i] = heap_[child];
-      i = child;
-    }
-    heap_[i] = x;
+  static constexpr std::size_t lanes = 4;         // requests whose products gather interleaves
+  static constexpr std::size_t max_lane_len = 16; // for requests of at most this many drafts
+
+  // Trace: the n candidates as records fully sorted by the key, and values_ over their values.
+  void sort_records(std::size_t n) {
+    records_.clear();
+    for (std::size_t r = 0; r + 1 < first_.size(); ++r)
+      for (std::size_t k = first_[r]; k < first_[r + 1]; ++k)
+        records_.push_back(record{
+            candidates_[k], static_cast<index_t>(k - first_[r]) + 1, static_cast<index_t>(r)});
+    std::sort(records_.begin(), records_.end(), [](const record& x, const record& y) {
+      return schedule_before(x.a, x.j, x.r, y.a, y.j, y.r);
+    });
+    sorted_.resize(n);
+    for (std::size_t i = 0; i < n; ++i)
+      sorted_[i] = records_[i].a;
+    values_.assign_sorted(sorted_.data(), n);
   }
 
-  std::vector<entry> heap_;
-  std::vector<index_t> order_;
+  // Global search: bounds_[g] >= every Theta the walk can compute at a point inside bucket group
+  // g or after it (groups of `group` consecutive buckets, about 1024 groups); returns `group`.
+  // Inside group g, tau <= T_{g+1} = R + sum over the buckets up to the group's last of (count x
+  // the bucket's largest possible value), and SPS <= the largest table value over the group's
+  // batch range (interpolation between two points stays between them); the margin covers every
+  // rounding on both sides (tau, T and the interpolation are each within n + 4 units in the last
+  // place of the exact values). A NaN bound would disable the stop, never hide a group.
+  // Also places the buckets that the walk will visit (up to the first group whose bound falls
+  // below an estimate of the best Theta, from the group ends; only a hint for speed).
+  std::size_t path_bounds(const sps_table& table, index_t r_count, std::size_t n) {
+    const std::size_t nb = values_.buckets();
+    const std::size_t group = std::max<std::size_t>(1, nb / 1024);
+    const std::size_t groups = (nb + group - 1) / group;
+    bounds_.assign(groups, 0.0);
+    const std::span<const index_t> tb = table.batches();
+    const std::span<const double> tv = table.values();
+    const index_t tn = table.size();
+    const index_t max_b = table.max_batch();
+    double t_end = static_cast<double>(r_count);
+    double estimate = 0.0; // max over group ends of T * SPS, about the Theta there
+    index_t p = 0;         // first table point not below the current group's first batch
+    index_t lo_cursor = 0;
+    index_t hi_cursor = 0;
+    for (std::size_t g = 0; g < groups; ++g) {
+      const std::size_t fb = g * group;
+      const std::size_t lb = std::min(nb, fb + group);
+      for (std::size_t b = fb; b < lb; ++b)
+        t_end += static_cast<double>(values_.end(b) - values_.begin(b)) * values_.bound(b);
+      const index_t lo = r_count + static_cast<index_t>(values_.begin(fb)) + 1;
+      const index_t hi = std::min(r_count + static_cast<index_t>(values_.end(lb - 1)), max_b);
+      if (lo > hi)
+        continue; // no point of the walk in this group
+      const double sps_hi = sps_lookup_monotone(tb.data(), tv.data(), tn, hi, &hi_cursor);
+      double sps_max =
+          std::max(sps_lookup_monotone(tb.data(), tv.data(), tn, lo, &lo_cursor), sps_hi);
+      while (p < tn && tb[static_cast<std::size_t>(p)] < lo)
+        ++p;
+      for (index_t q = p; q < tn && tb[static_cast<std::size_t>(q)] <= hi; ++q)
+        sps_max = std::max(sps_max, tv[static_cast<std::size_t>(q)]);
+      bounds_[g] = t_end * sps_max;
+      estimate = std::max(estimate, t_end * sps_hi);
+    }
+    const double margin = 1.0 + static_cast<double>(n + 16) * 0x1p-48;
+    double suffix = 0.0;
+    std::size_t reach = groups; // groups the walk is expected to enter
+    for (std::size_t g = groups; g-- > 0;) {
+      const double bound = bounds_[g] * margin;
+      if (!(bound <= suffix)) // a NaN propagates
+        suffix = bound;
+      bounds_[g] = suffix;
+      if (suffix < estimate * (1.0 - 1e-9))
+        reach = g;
+    }
+    values_.place(reach * group);
+    return group;
+  }
+
+  // lengths = the prefix lengths of the first m candidates of the key order: with t the m-th
+  // largest value, request r keeps its candidates with a > t, and the ties a == t (consecutive
+  // positions of each request) are admitted in (j, r) order until m are admitted.
+  void assign_lengths(std::size_t m, std::span<index_t> lengths) {
+    std::fill(lengths.begin(), lengths.end(), index_t{0});
+    if (m == 0)
+      return;
+    const double t = values_.value_at_rank(m - 1);
+    const std::size_t n = first_.back();
+    const double* a = candidates_.data();
+    pick_.resize(n);
+    std::size_t* pick = pick_.data();
+    std::size_t picked = 0;
+    for (std::size_t k = 0; k < n; ++k) { // branch-free: list the candidates with a >= t
+      pick[picked] = k;
+      picked += static_cast<std::size_t>(a[k] >= t);
+    }
+    ties_.clear();
+    for (std::size_t i = 0; i < picked; ++i) {
+      const std::size_t k = pick[i];
+      const std::size_t r = request_[k];
+      if (a[k] > t)
+        ++lengths[r];
+      else
+        ties_.push_back(tie{static_cast<index_t>(k - first_[r]) + 1, static_cast<index_t>(r)});
+    }
+    const std::size_t need = m - (picked - ties_.size()); // 1 .. ties_.size(): rank m - 1 ties
+    if (need < ties_.size())
+      std::nth_element(
+          ties_.begin(),
+          ties_.begin() + static_cast<std::ptrdiff_t>(need),
+          ties_.end(),
+          [](const tie& x, const tie& y) { return x.j < y.j || (x.j == y.j && x.r < y.r); });
+    for (std::size_t i = 0; i < need; ++i)
+      ++lengths[static_cast<std::size_t>(ties_[i].r)];
+  }
+
+  std::vector<double> candidates_;   // the positive a's, request by request
+  std::vector<std::size_t> first_;   // [R + 1] request r's candidates start at first_[r]
+  std::vector<std::size_t> request_; // the request of each candidate
+  std::vector<std::size_t> pick_;    // assign_lengths scratch
+  std::uint64_t lo_ = 0;             // bit patterns of the smallest and largest candidate
+  std::uint64_t hi_ = 0;
+  std::vector<double> sorted_;     // trace only: the values in path order
+  detail::bucketed_values values_; // the candidates' values in path order
+  std::vector<double> bounds_;     // global search: suffix bounds of Theta per bucket group
+  std::vector<tie> ties_;
+  std::vector<record> records_; // trace only
 };
 
 /// @brief Chooses per-request verification lengths by Algorithm 1 (default) or the global search;
 ///        see prefix_scheduler::schedule for the rule, errors and complexity.
 ///
-/// Allocates O(R) scratch (O(N) more in global mode); use a prefix_scheduler object to reuse it.
+/// Allocates O(N + R) scratch; use a prefix_scheduler object to reuse it.
 /// @param[in] c calibrated conditionals, ragged by offsets
 /// @param[in] offsets R + 1 non-decreasing offsets into c
 /// @param[in] table the step curve (must be valid)
@@ -605,7 +790,7 @@ private:
 
 /// @brief Top-K admission along the greedy path; see prefix_scheduler::top_k.
 ///
-/// Allocates O(R) scratch; use a prefix_scheduler object to reuse it.
+/// Allocates O(N + R) scratch; use a prefix_scheduler object to reuse it.
 /// @param[in] c calibrated conditionals, ragged by offsets
 /// @param[in] offsets R + 1 non-decreasing offsets into c
 /// @param[in] k draft tokens to admit, >= 0
@@ -637,7 +822,7 @@ class async_top_k_scheduler {
 public:
   /// @brief Schedules call t (see the class comment) and records K_t.
   /// @par Complexity
-  /// O(N + R + K log R), plus O(N) memory for the global search.
+  /// Two or three prefix_scheduler calls (see their complexity); O(N + R) memory.
   /// @param[in] c calibrated conditionals of the current step, ragged by offsets
   /// @param[in] offsets R + 1 non-decreasing offsets into c
   /// @param[in] table the step curve (must be valid)
