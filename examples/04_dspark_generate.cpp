@@ -602,7 +602,10 @@ int demo(llama2c::model& m,
 
   // 4. Decoding: plain, full blocks, threshold cut, Algorithm 1 (one sequence), at T = 0 and 1.
   bool exact = true;
-  std::printf("\n%-6s %-22s %8s %10s %11s %9s %10s %s\n",
+  // Draft cost on its own line: ms per drafted block (the proposer's time per step), the
+  // target's ms per verification step, and the block's cost in plain target steps (issue 17:
+  // the block and head should cost at most 0.4 of a target step to pay off).
+  std::printf("\n%-6s %-22s %8s %10s %11s %9s %10s %9s %9s %9s %s\n",
               "T",
               "length rule",
               "tau",
@@ -610,6 +613,9 @@ int demo(llama2c::model& m,
               "verify rate",
               "tok/s",
               "speedup",
+              "draft ms",
+              "target ms",
+              "draft/tgt",
               "identical to plain");
   for (const float t : {0.0f, 1.0f}) {
     decode::decode_result plain;
@@ -618,7 +624,11 @@ int demo(llama2c::model& m,
       return 1;
     const double plain_tps =
         static_cast<double>(plain.tokens.size()) / std::max(plain.stats.seconds_total, 1e-9);
-    std::printf("%-6.1f %-22s %8.3f %10.2f %11.3f %9.0f %10s %s\n",
+    const auto per_step = [](double seconds, std::int64_t steps) {
+      return steps > 0 ? 1e3 * seconds / static_cast<double>(steps) : 0.0;
+    };
+    const double plain_step_ms = per_step(plain.stats.seconds_verify, plain.stats.steps);
+    std::printf("%-6.1f %-22s %8.3f %10.2f %11.3f %9.0f %10s %9s %9.3f %9s %s\n",
                 static_cast<double>(t),
                 "plain",
                 1.0,
@@ -626,6 +636,9 @@ int demo(llama2c::model& m,
                 1.0,
                 plain_tps,
                 "1.00",
+                "-",
+                plain_step_ms,
+                "-",
                 "-");
     const auto report = [&](const char* name, const run_result& r) {
       const double tps =
@@ -633,7 +646,8 @@ int demo(llama2c::model& m,
       const bool same = r.out.tokens == plain.tokens;
       if (t == 0.0f)
         exact = exact && same;
-      std::printf("%-6.1f %-22s %8.3f %10.2f %11.3f %9.0f %10.2f %s\n",
+      const double draft_ms = per_step(r.out.stats.seconds_draft, r.out.stats.steps);
+      std::printf("%-6.1f %-22s %8.3f %10.2f %11.3f %9.0f %10.2f %9.3f %9.3f %9.2f %s\n",
                   static_cast<double>(t),
                   name,
                   r.metrics.tau_mean(),
@@ -641,6 +655,9 @@ int demo(llama2c::model& m,
                   r.metrics.verify_rate(),
                   tps,
                   tps / plain_tps,
+                  draft_ms,
+                  per_step(r.out.stats.seconds_verify, r.out.stats.steps),
+                  plain_step_ms > 0.0 ? draft_ms / plain_step_ms : 0.0,
                   t == 0.0f ? (same ? "yes" : "NO") : "-");
     };
     run_result r;

@@ -7,8 +7,8 @@
 # Also puts /usr/local/cuda/bin on PATH when it exists (nvcc is optional for the demo and tests).
 
 # The packages of the README's two commands: CMake >= 3.25 with Ninja, g++ 12, Catch2 2.x,
-# Eigen 3, Google Benchmark.
-specdec_build_packages=(cmake ninja-build g++ catch2 libeigen3-dev libbenchmark-dev)
+# Eigen 3, Google Benchmark, valgrind (the vectorisation guard counts instructions with it).
+specdec_build_packages=(cmake ninja-build g++ catch2 libeigen3-dev libbenchmark-dev valgrind)
 
 specdec_missing_packages() {
   local p

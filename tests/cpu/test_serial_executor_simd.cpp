@@ -22,7 +22,8 @@ using namespace specdec;
 
 namespace {
 
-const cpu::serial_executor vec{};
+/// The vector lane loops with the same truncation as the scalar reference (radix select).
+const cpu::basic_serial_executor<true, false> vec{};
 const cpu::scalar_executor ref{};
 
 std::uint32_t bits(float x) {

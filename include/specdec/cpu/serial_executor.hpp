@@ -24,6 +24,7 @@
 
 #include <concepts>
 #include <cstdint>
+#include <cstring>
 
 SPECDEC_NAMESPACE_BEGIN
 
@@ -36,14 +37,16 @@ namespace cpu {
 /// `Vector` selects the explicit-vector lane loops on the host (where SPECDEC_HOST_SIMD); the
 /// scalar instantiation (`scalar_executor`) is the reference they are tested against, bit for
 /// bit. Stateless and trivially copyable.
-/// @tparam Vector true to run the lane loops as explicit vectors where the host compiler can Its
+/// @tparam Vector true to run the lane loops as explicit vectors where the host compiler can
+/// @tparam Fused true to offer the fused truncation primitives (key_histogram, gather_keys), so
+///   that top-k / top-p take one histogram pass and one gather pass instead of radix select Its
 /// members are also `SPECDEC_HD`, so a single device thread can run a rule with it (the GPU tests
 /// use that to run the exact host decision logic on the device; the fast device path is the block
 /// executor).
 /// @par Complexity
 /// Each primitive is O(n) with one read of the row; sample_inverse_cdf reads at most one chunk
 /// twice.
-template <bool Vector>
+template <bool Vector, bool Fused = Vector>
 struct basic_serial_executor {
   static constexpr index_t chunk = 512; ///< elements staged per chunk (fits L1 with headroom)
   static constexpr int lanes = 16;      ///< independent accumulators (the sum order)
@@ -299,14 +302,167 @@ struct basic_serial_executor {
     }
   }
 
+#if !defined(__CUDA_ARCH__)
+  /// Offers key_histogram and gather_keys: prepare_row truncates in one histogram pass plus one
+  /// gather pass (sampling/fused_truncation.hpp) instead of radix or bisection probes.
+  static constexpr bool fused_truncation = Fused;
+
+  /// @brief Count and weight histogram of the order keys of one key range (host only).
+  ///
+  /// Over the entries with raw >= floor (NaN skipped) whose key k = zero_key(raw) agrees with
+  /// `prefix` on the bits above `shift + width`, adds 1 to `count[b]` and g(raw) to `mass[b]`
+  /// with b = (k >> shift) mod 2^width. Both arrays are zeroed first. Weights are summed per bin
+  /// in index order; skipped entries go to an extra last bin, so the scatter loop has no branch.
+  /// @tparam Raw a callable `float(index_t)` giving the raw value at an index
+  /// @tparam G a callable `float(float)` mapping a raw value to its weight
+  /// @param[in] n number of entries
+  /// @param[in] raw the raw values
+  /// @param[in] g the weight of a raw value
+  /// @param[in] floor entries below it are skipped
+  /// @param[in] prefix the key bits chosen so far (bits above shift + width count)
+  /// @param[in] shift position of the digit
+  /// @param[in] width bits of the digit (1 .. 16), shift + width <= 32
+  /// @param[out] count 2^width + 1 counters (the last one collects the skipped entries)
+  /// @param[out] mass 2^width + 1 weight sums (likewise)
+  /// @par Complexity
+  /// O(n + 2^width), one read of each raw value, weights computed as vectors where G allows.
+  template <class Raw, class G>
+  void key_histogram(index_t n,
+                     Raw raw,
+                     G g,
+                     float floor,
+                     std::uint32_t prefix,
+                     int shift,
+                     int width,
+                     std::uint32_t* count,
+                     float* mass) const {
+    const std::uint32_t bins = 1u << width;
+    for (std::uint32_t b = 0; b <= bins; ++b) {
+      count[b] = 0;
+      mass[b] = 0.0f;
+    }
+    const int high = shift + width;
+    const std::uint32_t want = high < 32 ? prefix >> high : 0u;
+    const std::uint32_t mask = bins - 1u;
+    float buf[chunk];
+    float wbuf[chunk];
+    std::uint32_t bin[chunk]; // `bins` marks an entry that is skipped
+    for (index_t base = 0; base < n; base += chunk) {
+      const int len = static_cast<int>(detail::min_i<index_t>(chunk, n - base));
+      for (int j = 0; j < len; ++j)
+        buf[j] = raw(base + j);
+      int j = 0;
+#if SPECDEC_HOST_SIMD
+      if constexpr (vector && vector_weight<G>) {
+        const vu none = vu{} + bins;
+        for (; j + width_v <= len; j += width_v) {
+          const vf x = detail::simd::load(buf + j);
+          detail::simd::store(wbuf + j, g(x));
+          const vu k = zero_keys(x);
+          vi ok = x >= floor;
+          if (high < 32)
+            ok &= __builtin_bit_cast(vi, k >> high) == static_cast<std::int32_t>(want);
+          const vu b = (k >> shift) & mask;
+          const vu chosen = __builtin_bit_cast(
+              vu,
+              detail::simd::select_i(ok, __builtin_bit_cast(vi, b), __builtin_bit_cast(vi, none)));
+          std::memcpy(bin + j, &chosen, sizeof(chosen));
+        }
+      }
+#endif
+      for (; j < len; ++j) {
+        const float x = buf[j];
+        wbuf[j] = g(x);
+        const std::uint32_t k = detail::order_key(x == 0.0f ? 0.0f : x);
+        const bool ok = x >= floor && (high >= 32 || (k >> high) == want);
+        bin[j] = ok ? (k >> shift) & mask : bins;
+      }
+      for (j = 0; j < len; ++j) { // skipped entries land in the extra bin `bins`
+        count[bin[j]] += 1u;
+        mass[bin[j]] += wbuf[j];
+      }
+    }
+  }
+
+  /// @brief Gathers the keys and weights of the entries with raw >= floor and lo <= zero_key(raw)
+  /// <= hi, in index order (host only).
+  /// @tparam Raw a callable `float(index_t)` giving the raw value at an index
+  /// @tparam G a callable `float(float)` mapping a raw value to its weight
+  /// @param[in] n number of entries
+  /// @param[in] raw the raw values
+  /// @param[in] g the weight of a raw value
+  /// @param[in] floor entries below it are skipped
+  /// @param[in] lo smallest key gathered
+  /// @param[in] hi largest key gathered
+  /// @param[out] keys the keys of the first `cap` such entries
+  /// @param[out] weights their weights
+  /// @param[in] cap capacity of `keys` and `weights`
+  /// @return the number of such entries (may exceed cap; only cap are written)
+  /// @par Complexity
+  /// O(n), one read of each raw value; g is called for the gathered entries only.
+  template <class Raw, class G>
+  index_t gather_keys(index_t n,
+                      Raw raw,
+                      G g,
+                      float floor,
+                      std::uint32_t lo,
+                      std::uint32_t hi,
+                      std::uint32_t* keys,
+                      float* weights,
+                      index_t cap) const {
+    index_t found = 0;
+    float buf[chunk];
+    std::uint32_t kbuf[chunk];
+    std::uint32_t pass[chunk];
+    std::uint32_t idx[chunk];
+    for (index_t base = 0; base < n; base += chunk) {
+      const int len = static_cast<int>(detail::min_i<index_t>(chunk, n - base));
+      for (int j = 0; j < len; ++j)
+        buf[j] = raw(base + j);
+      int j0 = 0;
+#if SPECDEC_HOST_SIMD
+      if constexpr (vector) {
+        for (; j0 + width_v <= len; j0 += width_v) {
+          const vf x = detail::simd::load(buf + j0);
+          const vu k = zero_keys(x);
+          const vi ok = (x >= floor) & __builtin_bit_cast(vi, (k >= lo) & (k <= hi));
+          const vu one = __builtin_bit_cast(vu, ok) & 1u;
+          std::memcpy(kbuf + j0, &k, sizeof(k));
+          std::memcpy(pass + j0, &one, sizeof(one));
+        }
+      }
+#endif
+      for (int j = j0; j < len; ++j) { // branch-free: the key and whether the entry is gathered
+        const float x = buf[j];
+        const std::uint32_t k = detail::order_key(x == 0.0f ? 0.0f : x);
+        kbuf[j] = k;
+        pass[j] = (x >= floor) & (k >= lo) & (k <= hi);
+      }
+      int m = 0;
+      for (int j = 0; j < len; ++j) { // compaction without a branch
+        idx[m] = static_cast<std::uint32_t>(j);
+        m += static_cast<int>(pass[j]);
+      }
+      for (int t = 0; t < m; ++t, ++found) {
+        if (found < cap) {
+          const int j = static_cast<int>(idx[t]);
+          keys[found] = kbuf[j];
+          weights[found] = g(buf[j]);
+        }
+      }
+    }
+    return found;
+  }
+#endif
+
 private:
 #if SPECDEC_HOST_SIMD
+  static constexpr int width_v = detail::simd::width;
   using vf = detail::simd::vf;
   using vi = detail::simd::vi;
-  static constexpr int width = detail::simd::width;
-  static constexpr int k_vec = lanes / width; ///< vectors per block of `lanes`
+  static constexpr int k_vec = lanes / width_v; ///< vectors per block of `lanes`
 
-  /// Terms offering `eval_v(i)`: the values i .. i + width - 1 as one vector, lane c equal to
+  /// Terms offering `eval_v(i)`: the values i .. i + width_v - 1 as one vector, lane c equal to
   /// the scalar term i + c bit for bit.
   template <class F>
   static constexpr bool vector_terms = requires(const F& f, index_t i) {
@@ -317,6 +473,16 @@ private:
   static constexpr bool vector_weight = requires(const G& g, vf x) {
     { g(x) } -> std::same_as<vf>;
   };
+
+  using vu = detail::simd::vu;
+
+  /// Lane-wise order_key(x == 0 ? +0 : x): -0 as +0, then all bits flipped for negative values,
+  /// the sign bit set for the others.
+  static vu zero_keys(vf x) {
+    const vu u = detail::simd::bits(detail::simd::select(x == 0.0f, vf{}, x));
+    const vi neg = __builtin_bit_cast(vi, u) < 0;
+    return u ^ __builtin_bit_cast(vu, detail::simd::select_i(neg, vi{} - 1, vi{} + INT32_MIN));
+  }
 
   /// scan_row's validation lane loop over the whole blocks of a chunk; returns where it stopped.
   static int validate_vector(float* buf, int len, bool linear, float* lane_max, int* lane_bad) {
@@ -332,18 +498,18 @@ private:
     int j = 0;
     for (; j + lanes <= len; j += lanes) {
       for (int k = 0; k < k_vec; ++k) {
-        const vf x = detail::simd::load(buf + j + k * width);
+        const vf x = detail::simd::load(buf + j + k * width_v);
         const vi bad = detail::simd::is_nan(x) | (x == inf) | (lin & (x < 0.0f));
         nbad[k] -= bad; // a true lane is -1
         const vf v = detail::simd::select(bad, neg_inf, x);
-        detail::simd::store(buf + j + k * width, v);
+        detail::simd::store(buf + j + k * width_v, v);
         mx[k] = detail::simd::max(mx[k], v);
       }
     }
     for (int k = 0; k < k_vec; ++k)
-      for (int c = 0; c < width; ++c) {
-        lane_max[k * width + c] = mx[k][c];
-        lane_bad[k * width + c] = nbad[k][c];
+      for (int c = 0; c < width_v; ++c) {
+        lane_max[k * width_v + c] = mx[k][c];
+        lane_bad[k * width_v + c] = nbad[k][c];
       }
     return j;
   }
@@ -354,9 +520,9 @@ private:
     int j = 0;
     for (; j + lanes <= len; j += lanes)
       for (int k = 0; k < k_vec; ++k)
-        a[k] += detail::simd::exp_v((detail::simd::load(buf + j + k * width) - m) * inv_temp);
+        a[k] += detail::simd::exp_v((detail::simd::load(buf + j + k * width_v) - m) * inv_temp);
     for (int k = 0; k < k_vec; ++k)
-      detail::simd::store(acc + k * width, a[k]);
+      detail::simd::store(acc + k * width_v, a[k]);
     return j;
   }
 
@@ -367,9 +533,9 @@ private:
     int j = 0;
     for (; j + lanes <= len; j += lanes)
       for (int k = 0; k < k_vec; ++k)
-        a[k] += detail::simd::max(detail::simd::load(buf + j + k * width), zero);
+        a[k] += detail::simd::max(detail::simd::load(buf + j + k * width_v), zero);
     for (int k = 0; k < k_vec; ++k)
-      detail::simd::store(acc + k * width, a[k]);
+      detail::simd::store(acc + k * width_v, a[k]);
     return j;
   }
 
@@ -386,19 +552,19 @@ private:
                           float* below) {
     vf ms[k_vec], ab[k_vec], be[k_vec];
     vi iota{};
-    for (int c = 0; c < width; ++c)
+    for (int c = 0; c < width_v; ++c)
       iota[c] = c;
     for (int k = 0; k < k_vec; ++k) {
-      ms[k] = detail::simd::load(mass + k * width);
-      ab[k] = detail::simd::load(above + k * width);
-      be[k] = detail::simd::load(below + k * width);
+      ms[k] = detail::simd::load(mass + k * width_v);
+      ab[k] = detail::simd::load(above + k * width_v);
+      be[k] = detail::simd::load(below + k * width_v);
     }
     const vf zero = detail::simd::splat(0.0f);
     int j = 0;
     for (; j < padded; j += lanes) {
       for (int k = 0; k < k_vec; ++k) {
-        const vf x = detail::simd::load(buf + j + k * width);
-        const vi in = (x >= floor) & (iota + (j + k * width) < len);
+        const vf x = detail::simd::load(buf + j + k * width_v);
+        const vi in = (x >= floor) & (iota + (j + k * width_v) < len);
         const vi up = in & (x >= mid);
         const vf w = g(x);
         ms[k] += detail::simd::select(up, w, zero);
@@ -407,9 +573,9 @@ private:
       }
     }
     for (int k = 0; k < k_vec; ++k) {
-      detail::simd::store(mass + k * width, ms[k]);
-      detail::simd::store(above + k * width, ab[k]);
-      detail::simd::store(below + k * width, be[k]);
+      detail::simd::store(mass + k * width_v, ms[k]);
+      detail::simd::store(above + k * width_v, ab[k]);
+      detail::simd::store(below + k * width_v, be[k]);
     }
     return j;
   }
@@ -447,9 +613,9 @@ private:
 
 /// @brief The host executor: explicit vector lane loops where the host compiler has them.
 using serial_executor = basic_serial_executor<true>;
-/// @brief The scalar reference of serial_executor (same results bit for bit; the vector paths
-/// are tested against it).
-using scalar_executor = basic_serial_executor<false>;
+/// @brief The scalar reference of serial_executor's lane loops, truncating by radix select like
+/// the device (the vector paths are tested against it bit for bit with the same truncation).
+using scalar_executor = basic_serial_executor<false, false>;
 
 static_assert(row_executor<serial_executor>);
 static_assert(row_executor<scalar_executor>);

@@ -13,6 +13,7 @@
 #include <specdec/core/simd.hpp>
 #include <specdec/core/status.hpp>
 #include <specdec/core/types.hpp>
+#include <specdec/sampling/fused_truncation.hpp>
 #include <specdec/sampling/params.hpp>
 
 #include <cstdint>
@@ -53,7 +54,8 @@ struct row_stats {
   ///   `raw >= cut`, else 0
   /// @hd
   SPECDEC_HD float weight(float raw) const noexcept {
-    const float w = mode == weight_mode::linear ? raw : detail::exp_f((raw - max_raw) * inv_temp);
+    const float w =
+        mode == weight_mode::linear ? raw : ::specdec::detail::exp_f((raw - max_raw) * inv_temp);
     return raw >= cut ? w : 0.0f;
   }
   /// @brief True when the row could be processed (no invalid value, positive mass).
@@ -77,7 +79,9 @@ struct row_stats {
 template <class T>
 SPECDEC_HD inline float raw_value(const dist_row<T>& row, bool log_of_probs, index_t i) noexcept {
   const float x = load_as_float(row.data, i);
-  return log_of_probs ? (x < 0.0f ? detail::bits_float(0x7fc00000u) : detail::log_f(x)) : x;
+  return log_of_probs
+             ? (x < 0.0f ? ::specdec::detail::bits_float(0x7fc00000u) : ::specdec::detail::log_f(x))
+             : x;
 }
 
 /// @brief Processed probability of index i.
@@ -329,7 +333,9 @@ search_threshold(const E& ex, index_t n, const Raw& raw, const G& g, float floor
 }
 
 /// Applies min-p, top-k and top-p to `st` (cut and mass), with `weight(raw)` the unnormalised
-/// weight relative to the row max.
+/// weight relative to the row max. Host executors with fused truncation find the top-k / top-p
+/// cuts with one histogram and one gather pass (fused_truncation.hpp); the others, and those
+/// whose fused walk disagrees with its bin sums by rounding, by radix select or bisection.
 template <row_executor E, class Raw, class W>
 SPECDEC_HD void truncate(const E& ex,
                          index_t n,
@@ -347,6 +353,15 @@ SPECDEC_HD void truncate(const E& ex,
                                               params.temperature);
     cut = ::specdec::detail::min_f(cut, st.max_raw); // the top token always survives
   }
+#if !defined(__CUDA_ARCH__)
+  if constexpr (fused_truncation_executor<E>) {
+    // Rows of at most small_row entries keep bisection: a few probes of a short row cost less
+    // than any histogram.
+    if ((params.top_k > 0 || params.top_p < 1.0f) && n > small_row
+        && fused_truncate(ex, n, raw, weight, params, st, cut))
+      return;
+  }
+#endif
   if (params.top_k > 0) {
     const float count = ex.threshold_probe(n, raw, one, cut, cut).mass; // entries kept so far
     if (static_cast<float>(params.top_k) < count)

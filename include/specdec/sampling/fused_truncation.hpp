@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+/// @file
+/// @brief Top-k and top-p cuts from one histogram pass of the order keys plus one gather pass
+/// over the boundary (host executors that offer `key_histogram` and `gather_keys`).
+///
+/// The rule is the one `truncate` applies everywhere: for top-k the largest raw value v >= floor
+/// with at least k entries >= v (ties at v all kept), for top-p the largest v with
+/// F(v) = sum over raw >= v of weight(raw) >= top_p times the mass kept so far. Radix select
+/// finds v with four 256-bin histogram passes per filter and a probe pass for the mass (seven
+/// passes for top-p, twelve with top-k as well). Here:
+///
+/// 1. One pass builds a histogram (2^8 bins for rows up to 4095 entries, up to 2^14 from 131072
+/// entries;
+///    count and weight sum per bin) of the order keys of the entries >= floor; walking the bins
+///    from the top finds the bin where the goal is crossed.
+/// 2. One pass gathers the keys and weights of the entries in that bin (or, when they fit, of
+///    every entry from that bin up, so that a following top-p needs no further pass); sorted,
+///    they give v exactly, with the mass kept.
+/// 3. When more than `fused_gather_cap` entries share the boundary bin (heavy ties, as in
+///    bfloat16 rows), the remaining key bits are histogrammed in two more levels first, like
+///    radix select; the last level's bins are single keys.
+///
+/// The cut is the same value radix select finds, up to the rounding of the weight sums (bin
+/// sums here, lane sums there) at the goal; the kept mass is summed bin by bin, then entry by
+/// entry. When the rounding of the two sums disagrees on which side of the goal a value lies
+/// (the walk through a bin does not reach a goal its bin sum reached), the caller falls back to
+/// radix select, so the result is always a cut that the rule admits.
+
+#include <specdec/config.hpp>
+
+#include <specdec/core/math.hpp>
+#include <specdec/core/types.hpp>
+
+#include <cstdint>
+
+#if !defined(__CUDA_ARCH__)
+#include <algorithm>
+#include <memory>
+#endif
+
+SPECDEC_NAMESPACE_BEGIN
+
+namespace sampling {
+namespace detail {
+
+#if !defined(__CUDA_ARCH__)
+
+/// True for host executors that offer key_histogram and gather_keys (cpu::serial_executor).
+template <class E>
+concept fused_truncation_executor = requires {
+  requires E::fused_truncation;
+};
+
+/// Entries gathered around a boundary at most (larger boundary bins are refined by histogram).
+inline constexpr index_t fused_gather_cap = 4096;
+
+/// Per-thread scratch of the fused truncation: 2^14 bins plus the gather list (160 KiB, allocated
+/// on a thread's first truncation, never larger).
+struct fused_scratch {
+  static constexpr int bins = 1 << 14;         ///< bins of the first level
+  std::uint32_t count[bins];                   ///< entries per bin
+  float mass[bins];                            ///< weight per bin
+  std::uint32_t keys[fused_gather_cap];        ///< gathered keys
+  float weights[fused_gather_cap];             ///< their weights
+  std::uint32_t order[fused_gather_cap];       ///< sort permutation
+  std::uint32_t sorted_keys[fused_gather_cap]; ///< keys, descending
+  float sorted_weights[fused_gather_cap];      ///< weights in that order
+  index_t list = 0;                            ///< gathered entries (sorted)
+};
+
+/// The calling thread's scratch.
+inline fused_scratch& fused_scratch_for_thread() {
+  thread_local std::unique_ptr<fused_scratch> s;
+  if (!s)
+    s = std::make_unique<fused_scratch>();
+  return *s;
+}
+
+/// Outcome of a fused search.
+struct fused_cut {
+  float cut = 0.0f;           ///< the threshold value
+  std::uint64_t kept = 0;     ///< entries >= cut (and >= floor)
+  float kept_mass = 0.0f;     ///< their weight
+  bool ok = false;            ///< false: rounding disagreed, fall back to radix select
+  bool whole = false;         ///< the goal exceeds everything: no cut (cut = floor)
+  bool complete_list = false; ///< scratch holds every entry >= floor down to the boundary bin
+};
+
+/// Sorts the first m gathered entries of `s` by key, descending (ties keep index order).
+inline void sort_gathered(fused_scratch& s, index_t m) {
+  for (index_t i = 0; i < m; ++i)
+    s.order[i] = static_cast<std::uint32_t>(i);
+  std::stable_sort(s.order, s.order + m, [&s](std::uint32_t a, std::uint32_t b) {
+    return s.keys[a] > s.keys[b];
+  });
+  for (index_t i = 0; i < m; ++i) {
+    s.sorted_keys[i] = s.keys[s.order[i]];
+    s.sorted_weights[i] = s.weights[s.order[i]];
+  }
+  s.list = m;
+}
+
+/// Walks the sorted list from the top, key group by key group, from the counts above it; returns
+/// the first key value whose F reaches the goal (count goal when by_count, else mass goal), or
+/// ok = false when none does. Entries below `floor_key` are ignored.
+inline fused_cut walk_sorted(const fused_scratch& s,
+                             std::uint64_t base_count,
+                             float base_mass,
+                             bool by_count,
+                             std::uint64_t count_goal,
+                             float mass_goal) {
+  fused_cut r;
+  std::uint64_t c = base_count;
+  float m = base_mass;
+  index_t i = 0;
+  while (i < s.list) {
+    const std::uint32_t k = s.sorted_keys[i];
+    while (i < s.list && s.sorted_keys[i] == k) {
+      c += 1;
+      m += s.sorted_weights[i];
+      ++i;
+    }
+    if (by_count ? c >= count_goal : m >= mass_goal) {
+      r.cut = ::specdec::detail::from_order_key(k);
+      r.kept = c;
+      r.kept_mass = m;
+      r.ok = true;
+      return r;
+    }
+  }
+  return r;
+}
+
+/// The fused search of the largest v >= floor whose F(v) reaches the goal: by count
+/// (`count_goal`) or by mass (`mass_goal`, or top_p times the total mass when `p_of_total` is
+/// below 1). See the file comment.
+template <class E, class Raw, class G>
+fused_cut fused_search(const E& ex,
+                       index_t n,
+                       const Raw& raw,
+                       const G& g,
+                       float floor,
+                       bool by_count,
+                       std::uint64_t count_goal,
+                       float mass_goal,
+                       float p_of_total,
+                       fused_scratch& s) {
+  struct level {
+    int shift, width;
+  };
+  // First-level bins scale with the row (2^8 for short rows, where zeroing 2^14 bins would cost
+  // more than the row, up to 2^14 from 131072 entries); the other two levels split the rest.
+  int w1 = 8;
+  while (w1 < 14 && (index_t{1} << (w1 + 3)) <= n)
+    ++w1;
+  const int w2 = (32 - w1 + 1) / 2;
+  const level levels[3] = {{32 - w1, w1}, {32 - w1 - w2, w2}, {0, 32 - w1 - w2}};
+  std::uint32_t prefix = 0;
+  std::uint64_t base_c = 0;
+  float base_m = 0.0f;
+  for (int li = 0; li < 3; ++li) {
+    const level lv = levels[li];
+    ex.key_histogram(n, raw, g, floor, prefix, lv.shift, lv.width, s.count, s.mass);
+    const int bins = 1 << lv.width;
+    if (li == 0 && !by_count && p_of_total < 1.0f) {
+      float total = 0.0f;
+      for (int b = bins - 1; b >= 0; --b)
+        total += s.mass[b];
+      mass_goal = ::specdec::detail::fmul(p_of_total, total);
+    }
+    if (li == 0 && by_count) { // k >= the entries left: no cut (as radix select's caller)
+      std::uint64_t total = 0;
+      float total_mass = 0.0f;
+      for (int b = bins - 1; b >= 0; --b) {
+        total += s.count[b];
+        total_mass += s.mass[b];
+      }
+      if (total <= count_goal) {
+        fused_cut r;
+        r.cut = floor;
+        r.kept = total;
+        r.kept_mass = total_mass;
+        r.ok = true;
+        r.whole = true;
+        return r;
+      }
+    }
+    std::uint64_t c = base_c;
+    float m = base_m;
+    int chosen = -1;
+    for (int b = bins - 1; b >= 0; --b) {
+      if (s.count[b] == 0u)
+        continue;
+      if (by_count ? c + s.count[b] >= count_goal : m + s.mass[b] >= mass_goal) {
+        chosen = b;
+        break;
+      }
+      c += s.count[b];
+      m += s.mass[b];
+    }
+    fused_cut r;
+    if (chosen < 0)
+      return r; // a goal nothing reaches (rounding): let radix select decide
+    const std::uint32_t lo = prefix | (static_cast<std::uint32_t>(chosen) << lv.shift);
+    const std::uint32_t hi = lv.shift == 0 ? lo : lo | ((1u << lv.shift) - 1u);
+    const std::uint32_t in_bin = s.count[chosen];
+    if (lv.shift == 0) { // a single key
+      r.cut = ::specdec::detail::from_order_key(lo);
+      r.kept = c + in_bin;
+      r.kept_mass = m + s.mass[chosen];
+      r.ok = true;
+      return r;
+    }
+    if (li == 0 && c + in_bin <= static_cast<std::uint64_t>(fused_gather_cap)) {
+      // Everything from this bin up fits: gather it all (a top-p after a top-k reuses it).
+      const index_t got =
+          ex.gather_keys(n, raw, g, floor, lo, 0xffffffffu, s.keys, s.weights, fused_gather_cap);
+      if (got != static_cast<index_t>(c + in_bin))
+        return r;
+      sort_gathered(s, got);
+      r = walk_sorted(s, 0, 0.0f, by_count, count_goal, mass_goal);
+      r.complete_list = r.ok;
+      return r;
+    }
+    if (in_bin <= static_cast<std::uint32_t>(fused_gather_cap)) {
+      const index_t got =
+          ex.gather_keys(n, raw, g, floor, lo, hi, s.keys, s.weights, fused_gather_cap);
+      if (got != static_cast<index_t>(in_bin))
+        return r;
+      sort_gathered(s, got);
+      return walk_sorted(s, c, m, by_count, count_goal, mass_goal);
+    }
+    prefix = lo;
+    base_c = c;
+    base_m = m;
+  }
+  return fused_cut{};
+}
+
+/// Top-k then top-p by the fused search (min-p's cut given as `cut`). Writes st.cut and st.mass
+/// and returns true, or returns false (st untouched) when rounding made a walk disagree with its
+/// bin sums; the caller then runs radix select.
+template <class E, class Raw, class W, class Stats, class Params>
+bool fused_truncate(const E& ex,
+                    index_t n,
+                    const Raw& raw,
+                    const W& weight,
+                    const Params& params,
+                    Stats& st,
+                    float cut) {
+  fused_scratch& s = fused_scratch_for_thread();
+  float mass = 0.0f;
+  bool have_mass = false;
+  bool complete = false;
+  if (params.top_k > 0) {
+    const fused_cut r = fused_search(
+        ex, n, raw, weight, cut, true, static_cast<std::uint64_t>(params.top_k), 0.0f, 1.0f, s);
+    if (!r.ok)
+      return false;
+    if (!r.whole)
+      cut = r.cut;
+    mass = r.kept_mass;
+    have_mass = true;
+    complete = r.complete_list;
+  }
+  if (params.top_p < 1.0f) {
+    fused_cut r;
+    if (complete) { // every entry >= the top-k cut is in the sorted list
+      index_t keep = 0;
+      const std::uint32_t cut_key = ::specdec::detail::order_key(cut == 0.0f ? 0.0f : cut);
+      while (keep < s.list && s.sorted_keys[keep] >= cut_key)
+        ++keep;
+      s.list = keep;
+      r = walk_sorted(s, 0, 0.0f, false, 0, ::specdec::detail::fmul(params.top_p, mass));
+    } else if (have_mass) {
+      r = fused_search(
+          ex, n, raw, weight, cut, false, 0, ::specdec::detail::fmul(params.top_p, mass), 1.0f, s);
+    } else {
+      r = fused_search(ex, n, raw, weight, cut, false, 0, 0.0f, params.top_p, s);
+    }
+    if (!r.ok)
+      return false;
+    cut = r.cut;
+    mass = r.kept_mass;
+  }
+  st.cut = cut;
+  st.mass = mass;
+  return true;
+}
+
+#endif // !__CUDA_ARCH__
+
+} // namespace detail
+} // namespace sampling
+
+SPECDEC_NAMESPACE_END

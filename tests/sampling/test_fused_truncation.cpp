@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: Apache-2.0
+// The fused top-k / top-p truncation (one histogram pass, one gather pass) against radix select
+// (the device's rule, cpu::basic_serial_executor<true, false>): the same top-k cut always, the
+// same top-p cut except where the goal lies within float rounding of F at the cut, the same kept
+// mass to rounding; rows that force the deeper histogram levels (heavy ties, > 4096 entries in
+// one bin) and the radix fallback; and the fused path really taken on ordinary rows.
+
+#include <specdec/core/dtype.hpp>
+#include <specdec/cpu/serial_executor.hpp>
+#include <specdec/sampling/distribution.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+using namespace specdec;
+
+namespace {
+
+const cpu::serial_executor fused{};
+const cpu::basic_serial_executor<true, false> radix{};
+
+/// Rows: 0 normal logits, 1 heavy ties (quarter steps), 2 bfloat16-like (8 mantissa bits) with
+/// one value repeated 6000 times near the top, 3 probabilities, 4 nearly flat logits.
+std::vector<float> make_row(int kind, std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 2.0f);
+  std::uniform_real_distribution<float> ud(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    float x = nd(rng);
+    switch (kind) {
+    case 1:
+      x = std::round(x * 4.0f) / 4.0f;
+      break;
+    case 2:
+      x = specdec::detail::bits_float(specdec::detail::float_bits(x) & 0xffff0000u);
+      if (i % 5 == 0 && i < 30000)
+        x = 3.0f;
+      break;
+    case 3:
+      x = ud(rng) * ud(rng) * ud(rng);
+      break;
+    case 4:
+      x = 0.01f * x;
+      break;
+    default:
+      break;
+    }
+    v[i] = x;
+  }
+  return v;
+}
+
+/// F(v) in double: the weight of the entries >= v (and >= floor) under the stats' weights.
+double mass_at(const std::vector<float>& v, const sampling::row_stats& st, float cut, bool probs) {
+  double f = 0.0;
+  for (const float x : v) {
+    const double r = probs && st.log_of_probs ? std::log(static_cast<double>(x)) : x;
+    if (!(r >= cut))
+      continue;
+    f += st.mode == weight_mode::linear ? r : std::exp((r - st.max_raw) * st.inv_temp);
+  }
+  return f;
+}
+
+} // namespace
+
+TEST_CASE("fused truncation finds radix select's cuts", "[sampling][fused]") {
+  struct cfg {
+    float t, p, minp;
+    int k;
+  };
+  const cfg cfgs[] = {{1.0f, 0.9f, 0.0f, 0},
+                      {0.7f, 0.5f, 0.0f, 0},
+                      {1.0f, 1.0f, 0.0f, 50},
+                      {0.8f, 0.95f, 0.0f, 50},
+                      {1.2f, 0.9f, 0.02f, 0},
+                      {1.0f, 0.99f, 0.0f, 5000},
+                      {1.0f, 1.0f, 0.0f, 1},
+                      {0.6f, 0.3f, 0.0f, 7000}};
+  int rows = 0, same_cut = 0, rounding_only = 0, fused_taken = 0;
+  double worst_mass = 0.0;
+  for (const std::size_t n : {600u, 4099u, 32000u, 151936u})
+    for (int kind = 0; kind < 5; ++kind)
+      for (unsigned seed = 0; seed < 2; ++seed) {
+        const auto v = make_row(kind, n, seed * 977u + static_cast<unsigned>(n) + kind);
+        const bool probs = kind == 3;
+        const sampling::dist_row<float> row{v.data(),
+                                            static_cast<index_t>(n),
+                                            probs ? distribution_kind::probabilities
+                                                  : distribution_kind::logits};
+        for (const cfg& c : cfgs) {
+          sampling::sampling_params sp;
+          sp.temperature = c.t;
+          sp.top_p = c.p;
+          sp.top_k = c.k;
+          sp.min_p = c.minp;
+          const auto a = sampling::prepare_row(fused, row, sp);
+          const auto b = sampling::prepare_row(radix, row, sp);
+          REQUIRE(a.ok() == b.ok());
+          if (!a.ok())
+            continue;
+          ++rows;
+          // Was the fused path taken? Run it alone on the same stats.
+          {
+            sampling::row_stats st = b;
+            const bool linear = st.mode == weight_mode::linear;
+            const float mx = st.max_raw, it = st.inv_temp;
+            const auto w = [linear, mx, it](auto r) {
+              if constexpr (std::is_same_v<decltype(r), float>)
+                return linear ? r : specdec::detail::exp_f((r - mx) * it);
+              else
+                return linear ? r : sampling::detail::exp_any((r - mx) * it);
+            };
+            float cut0 = -specdec::detail::infinity();
+            if (sp.min_p > 0.0f)
+              cut0 = linear ? specdec::detail::fmul(sp.min_p, mx)
+                            : std::min(
+                                mx + specdec::detail::fmul(std::log(sp.min_p), sp.temperature), mx);
+            const auto go = [&](const auto& raw) {
+              return sampling::detail::fused_truncate(fused, row.vocab, raw, w, sp, st, cut0);
+            };
+            const bool took =
+                st.log_of_probs
+                    ? go(sampling::detail::
+                             raw_reader<float, sampling::detail::raw_form::log_of_probabilities>{
+                                 v.data()})
+                    : (probs ? go(
+                           sampling::detail::raw_reader<float,
+                                                        sampling::detail::raw_form::probabilities>{
+                               v.data()})
+                             : go(sampling::detail::raw_reader<float,
+                                                               sampling::detail::raw_form::logits>{
+                                 v.data()}));
+            fused_taken += took;
+          }
+          if (specdec::detail::float_bits(a.cut) == specdec::detail::float_bits(b.cut)
+              || a.cut == b.cut) {
+            // Same cut, same support: the masses differ by summation order only.
+            const double rel = std::fabs(static_cast<double>(a.mass) - b.mass) / b.mass;
+            worst_mass = std::max(worst_mass, rel);
+            ++same_cut;
+            continue;
+          }
+          // Different cuts: only top-p may differ, and only where F at one of the cuts is within
+          // rounding of the goal.
+          CHECK(c.p < 1.0f);
+          const float lo = std::min(a.cut, b.cut), hi = std::max(a.cut, b.cut);
+          const double f_hi = mass_at(v, b, hi, probs);
+          double kept_before = 0.0;
+          {
+            sampling::sampling_params kp = sp;
+            kp.top_p = 1.0f;
+            const auto k_only = sampling::prepare_row(radix, row, kp);
+            kept_before = k_only.mass;
+          }
+          const double goal = static_cast<double>(c.p) * kept_before;
+          const bool near = std::fabs(f_hi - goal) <= 2e-5 * kept_before;
+          CHECK(near);
+          CHECK(lo < hi);
+          rounding_only += near;
+        }
+      }
+  INFO("rows " << rows << ", same cut " << same_cut << ", rounding-only " << rounding_only
+               << ", fused path " << fused_taken << ", worst relative mass " << worst_mass);
+  CHECK(rows == 4 * 5 * 2 * 8);
+  CHECK(same_cut + rounding_only == rows);
+  CHECK(same_cut >= rows * 9 / 10);
+  CHECK(worst_mass < 1e-4);            // bins summed in index order: about sqrt(n) ulps
+  CHECK(fused_taken >= rows * 9 / 10); // the fallback is the exception
+}
+
+TEST_CASE("fused truncation on small and degenerate rows", "[sampling][fused]") {
+  // All equal, a single entry, -inf entries, k larger than the row, -0 next to +0.
+  const std::vector<std::vector<float>> rows = {
+      std::vector<float>(3000, 1.5f),
+      {2.0f},
+      {-std::numeric_limits<float>::infinity(), 1.0f, -std::numeric_limits<float>::infinity()},
+      {0.0f, -0.0f, 0.0f, -0.0f, -1.0f, 1e-30f},
+      std::vector<float>(5000, -0.0f)};
+  for (const auto& v : rows)
+    for (const int k : {0, 1, 2, 4, 10000})
+      for (const float p : {1.0f, 0.5f, 0.01f}) {
+        if (k == 0 && p == 1.0f)
+          continue;
+        sampling::sampling_params sp;
+        sp.top_k = k;
+        sp.top_p = p;
+        const sampling::dist_row<float> row{
+            v.data(), static_cast<index_t>(v.size()), distribution_kind::logits};
+        const auto a = sampling::prepare_row(fused, row, sp);
+        const auto b = sampling::prepare_row(radix, row, sp);
+        REQUIRE(a.ok() == b.ok());
+        if (!a.ok())
+          continue;
+        CHECK(a.cut == b.cut);
+        CHECK(std::fabs(a.mass - b.mass) <= 1e-5f * b.mass);
+      }
+}
