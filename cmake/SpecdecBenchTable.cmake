@@ -2,7 +2,7 @@
 #
 # cmake -DDIR=<folder of Google Benchmark JSON files> -P SpecdecBenchTable.cmake
 # Prints one table over every benchmark in every *.json of DIR: bench file, benchmark name (rule /
-# setting / V ...) and its ratio counters (ratio, vs_scalar, vs_temp, us_per_step, speedup), the
+# setting / V ...) and its ratio counters (ratio, vs_scalar, vs_temp, us/step, speedup), the
 # figures the `bench` workflow preset guards. A counter a benchmark lacks prints as "-".
 cmake_minimum_required(VERSION 3.25)
 if(NOT DIR)
@@ -13,7 +13,7 @@ list(SORT files)
 if(NOT files)
   message(FATAL_ERROR "no benchmark results (*.json) in ${DIR}")
 endif()
-set(counters ratio vs_scalar vs_temp us_per_step speedup)
+set(counters ratio vs_scalar vs_temp us/step speedup)
 set(out "")
 string(APPEND out "| bench | benchmark |")
 foreach(c IN LISTS counters)

@@ -19,9 +19,9 @@
 ///
 /// Exactness: every function here applies, lane by lane, exactly the scalar operations of its
 /// scalar twin in core/math.hpp, in the same order, each rounded to nearest and never contracted
-/// into an FMA (the products go through `unfused`), so lane c of `exp_v(x)` equals
-/// `exp_f(x[c])` bit for bit. tests/core/test_simd.cpp checks it over all special values and
-/// random inputs; the executor tests check whole rows against the scalar executor.
+/// into an FMA (each product passes an empty asm barrier), so lane c of `exp_v(x)` equals
+/// `exp_f(x[c])` bit for bit. tests/cpu/test_serial_executor_simd.cpp checks it over all special
+/// values and random inputs; the executor tests check whole rows against the scalar executor.
 ///
 /// Device code (nvcc's device pass) never sees this file's contents: `SPECDEC_HOST_SIMD` is 0
 /// there and wherever the compiler lacks vector extensions.
