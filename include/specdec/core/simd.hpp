@@ -37,6 +37,7 @@
 /// 1 where the host compiler has GCC/Clang vector extensions (the executor's vector paths).
 #define SPECDEC_HOST_SIMD 1
 #else
+/// 0: device code, or a compiler without GCC/Clang vector extensions (scalar loops only).
 #define SPECDEC_HOST_SIMD 0
 #endif
 
