@@ -161,7 +161,19 @@ fused_cut fused_search(const E& ex,
   float base_m = 0.0f;
   for (int li = 0; li < 3; ++li) {
     const level lv = levels[li];
-    ex.key_histogram(n, raw, g, floor, prefix, lv.shift, lv.width, s.count, s.mass);
+    // A top-k search counts first without computing weights: when everything from the boundary
+    // bin up fits the gather list (k well below fused_gather_cap), the weights of the gathered
+    // entries are all it needs, so the row's exp pass is saved.
+    bool weighted = !(li == 0 && by_count);
+    const auto histogram = [&](bool with_weights) {
+      if (with_weights) {
+        ex.key_histogram(n, raw, g, floor, prefix, lv.shift, lv.width, s.count, s.mass);
+      } else {
+        const auto no_weight = [](auto r) { return decltype(r){}; };
+        ex.key_histogram(n, raw, no_weight, floor, prefix, lv.shift, lv.width, s.count, s.mass);
+      }
+    };
+    histogram(weighted);
     const int bins = 1 << lv.width;
     if (li == 0 && !by_count && p_of_total < 1.0f) {
       float total = 0.0f;
@@ -177,6 +189,12 @@ fused_cut fused_search(const E& ex,
         total_mass += s.mass[b];
       }
       if (total <= count_goal) {
+        if (!weighted) { // the kept mass is the row's whole mass: weigh it
+          histogram(true);
+          total_mass = 0.0f;
+          for (int b = bins - 1; b >= 0; --b)
+            total_mass += s.mass[b];
+        }
         fused_cut r;
         r.cut = floor;
         r.kept = total;
@@ -222,6 +240,13 @@ fused_cut fused_search(const E& ex,
       r = walk_sorted(s, 0, 0.0f, by_count, count_goal, mass_goal);
       r.complete_list = r.ok;
       return r;
+    }
+    if (!weighted) { // bucket mode needs the masses of the bins above: weigh this level
+      histogram(true);
+      weighted = true;
+      m = base_m;
+      for (int b = bins - 1; b > chosen; --b)
+        m += s.mass[b];
     }
     if (in_bin <= static_cast<std::uint32_t>(fused_gather_cap)) {
       const index_t got =
