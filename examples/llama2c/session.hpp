@@ -5,7 +5,8 @@
 ///        shared core of the `speculative_generate` demo and the end-to-end benchmark; and the
 ///        chain-versus-tree comparison of the `tree_generate` demo.
 ///
-/// run_session() profiles the verify cost curve c(T) at the prompt, then decodes the prompt
+/// run_session() profiles the verify cost curve c(T) (at the prompt and `steps` tokens further,
+/// keeping the worse shape: sched::profile_verify_costs with a horizon), then decodes the prompt
 /// `repeat` times plainly and `repeat` times speculatively (alternating, so both see the same
 /// machine state), keeping the fastest run of each. Plain decoding is the same decoding loop with
 /// the empty proposer, so the comparison measures speculation and nothing else.
@@ -155,7 +156,8 @@ run_session(model& m,
           prompt,
           static_cast<int>(std::clamp<index_t>(kmax, 0, std::max<index_t>(0, fits))),
           opt.profile_reps,
-          rep.verify_cost);
+          rep.verify_cost,
+          static_cast<index_t>(std::clamp<std::int64_t>(opt.steps, 0, m.cache().capacity())));
       !s.ok())
     return s;
 

@@ -23,8 +23,12 @@
 ///
 /// Proposers that report a per-step feature (`bucketed_proposer`, e.g. the n-gram drafter's match
 /// length) are cheap to run: they draft the full budget first and the draft-length policy then
-/// chooses how many of the drafts to verify, knowing the feature. Other proposers (model drafters)
-/// are asked for exactly the chosen number of tokens, and not called at all when it is 0.
+/// chooses how many of the drafts to verify, knowing the feature; a policy with a `may_draft(n)`
+/// member that answers false (no bucket would draft) spares the proposer's run for that step (such
+/// a proposer must accept skipped steps: the n-gram drafter catches up with the context on its
+/// next call).
+/// Other proposers (model drafters) are asked for exactly the chosen number of tokens, and not
+/// called at all when it is 0.
 
 #include <specdec/config.hpp>
 
@@ -189,7 +193,12 @@ private:
                        scored);
       }
     } else if constexpr (bucketed_proposer<Proposer>) {
-      if (available > 0) {
+      // A policy that can tell no bucket would draft now (sched::adaptive_draft_length::
+      // may_draft) spares the proposer's run: the step is then a plain step in cost too.
+      bool may = available > 0;
+      if constexpr (requires { length_.may_draft(available); })
+        may = may && static_cast<bool>(length_.may_draft(available));
+      if (may) {
         if (const status s = this->proposer_->propose(r, block); !s.ok())
           return s;
         bucket = this->proposer_->draft_bucket();

@@ -28,6 +28,21 @@
 /// geometrically, so the controller follows a change of regime (a story drifting into a copied
 /// passage), and a bucket whose choice is zero is re-explored with one draft token every
 /// `explore_interval` of its steps, which bounds the cost of learning (see the config).
+///
+/// Never slower than plain decoding (by design, up to the cost model's accuracy):
+///  - a positive length must beat plain decoding by the margin `min_gain` (default 1.05), which
+///    absorbs the noise of a measured c(T) and the per-step costs outside it;
+///  - no probe is spent where drafting cannot reach that margin even if every draft were accepted
+///    (E(k) = k + 1): on a backend whose c(T) grows about linearly, or whose drafts cost about a
+///    target step, the controller is plain decoding from the first step;
+///  - a probe that leaves its bucket at zero doubles that bucket's probe interval, up to
+///    `max_explore_interval`, so a regime where drafting does not pay costs a vanishing share of
+///    the steps; a probe that makes the bucket draft again resets the interval;
+///  - may_draft() tells a decoder whose proposer drafts before the length is chosen (a
+///    bucketed proposer) that no bucket would draft now, so the proposer is not run at all and a
+///    step costs what a plain step does.
+/// The cost curve itself should be the worst over the contexts the decode will see
+/// (sched::profile_verify_costs with a horizon): c(T) / c(1) grows with the context length.
 
 #include <specdec/config.hpp>
 
@@ -124,19 +139,29 @@ struct adaptive_config {
   double prior_weight = 2.0; ///< pseudo-observations behind the prior
   double decay = 0.98;       ///< per-observation discount of a position's counts, in (0, 1]
   int explore_interval =
-      64;                ///< a bucket choosing 0 drafts one token every this many steps; 0 = never
-  double min_gain = 1.0; ///< draft only when the best ratio beats plain decoding by this factor
+      64; ///< a bucket choosing 0 drafts one token every this many steps; 0 = never
+  /// Draft only when the best ratio E(k) / C(k) beats plain decoding's 1 / C(0) by this factor,
+  /// >= 1: the margin that absorbs the noise of a measured cost curve and per-step costs it does
+  /// not hold (a mispredicted draft costs a whole extra row, a too-cautious one only a lost gain).
+  double min_gain = 1.05;
   /// Optional prior mean per bucket (overrides prior_accept where given): a proposer whose
   /// feature predicts acceptance (a longer n-gram match is accepted more often) starts each
   /// bucket from a sensible guess instead of paying to explore it.
   std::vector<double> prior_by_bucket;
+  /// Back-off cap: each probe after which its bucket still chooses 0 doubles the bucket's probe
+  /// interval (from explore_interval) up to this many steps; a value <= explore_interval keeps
+  /// the interval fixed.
+  int max_explore_interval = 4096;
 };
 
 /// @brief Cost-aware draft-length controller (see the file comment for the rule).
 ///
 /// Exploration cost: a bucket whose choice is 0 verifies one extra token once per
-/// `explore_interval` of its steps, so the worst-case slowdown from learning is
-/// (c(2)/c(1) - 1) / explore_interval, about 1% for c(2)/c(1) = 1.65 and the default 64.
+/// `explore_interval` of its steps at first, so the slowdown from learning starts at
+/// (C(1)/C(0) - 1) / explore_interval, about 1% for C(1)/C(0) = 1.65 and the default 64, and
+/// halves with every probe that fails (the interval doubles up to `max_explore_interval`). No
+/// probe is made where drafting cannot beat plain decoding by `min_gain` even at perfect
+/// acceptance.
 class adaptive_draft_length {
 public:
   /// @brief A controller without costs: it drafts nothing until set_costs() is called.
@@ -156,6 +181,12 @@ public:
     if (!s.ok())
       return s;
     costs_ = costs;
+    // Could any length reach the margin if every draft were accepted (E(k) = k + 1)? A tie
+    // counts as reachable: only a strictly losing curve turns probing off.
+    can_pay_ = false;
+    const double need = config_.min_gain / costs_.cost(0);
+    for (int k = 1; k <= costs_.max_draft(); ++k)
+      can_pay_ = can_pay_ || static_cast<double>(k + 1) / costs_.cost(k) >= need;
     reset_statistics();
     return status{};
   }
@@ -167,6 +198,11 @@ public:
     tries_.assign(b * k, 0.0);
     hits_.assign(b * k, 0.0);
     idle_.assign(b, 0);
+    interval_.assign(b, config_.explore_interval);
+    probing_.assign(b, 0);
+    first_paying_.assign(b, 0);
+    for (int i = 0; i < config_.buckets; ++i)
+      refresh(i);
   }
 
   /// @brief The installed cost model. O(1).
@@ -178,6 +214,41 @@ public:
   /// @return the settings
   [[nodiscard]] const adaptive_config& config() const noexcept {
     return config_;
+  }
+
+  /// @brief Whether some length could reach the `min_gain` margin over plain decoding if every
+  ///        draft were accepted; when false the controller never drafts and never probes. O(1).
+  /// @return false when the installed cost curve rules drafting out (or none is installed)
+  [[nodiscard]] bool drafting_can_pay() const noexcept {
+    return can_pay_;
+  }
+
+  /// @brief The current probe interval of a bucket: explore_interval, doubled by every failed
+  ///        probe up to max_explore_interval (0 when exploration is off). O(1).
+  /// @param[in] bucket feature bucket (clamped)
+  /// @return steps between probes of the bucket while it chooses 0
+  [[nodiscard]] int explore_interval(int bucket) const noexcept {
+    return interval_[static_cast<std::size_t>(clamp_bucket(bucket))];
+  }
+
+  /// @brief Whether a step offering `available` drafts could draft in some bucket now: false
+  ///        when every bucket would choose 0 and no probe can be due, so a decoder may skip
+  ///        running a proposer that drafts before the length is chosen (choose() would return 0
+  ///        whatever the bucket). Probes need the bucket, so with exploration on this is true
+  ///        wherever drafting_can_pay().
+  /// @par Complexity
+  /// O(buckets) (the per-bucket answer is kept up to date by record()).
+  /// @param[in] available drafts the step can offer
+  /// @return true when choose() might return a positive length
+  [[nodiscard]] bool may_draft(int available) const noexcept {
+    if (available <= 0 || !can_pay_)
+      return false;
+    if (config_.explore_interval > 0)
+      return true;
+    for (int k : first_paying_)
+      if (k > 0 && k <= available)
+        return true;
+    return false;
   }
 
   /// @brief Posterior-mean conditional acceptance rate of draft position j (1-based) in a bucket.
@@ -221,25 +292,17 @@ public:
   /// @return the draft length
   [[nodiscard]] int choose(int bucket, int available) {
     const int kmax = std::min(available, costs_.max_draft());
-    if (kmax <= 0 || costs_.verify.empty())
+    if (kmax <= 0 || costs_.verify.empty() || !can_pay_)
       return 0;
     const std::size_t b = static_cast<std::size_t>(clamp_bucket(bucket));
-    const double plain = 1.0 / costs_.cost(0);
-    int best = 0;
-    double best_rate = plain * config_.min_gain;
-    double e = 1.0;
-    double run = 1.0;
-    for (int k = 1; k <= kmax; ++k) {
-      run *= alpha(bucket, k);
-      e += run;
-      const double rate = e / costs_.cost(k);
-      if (rate > best_rate) {
-        best = k;
-        best_rate = rate;
-      }
-    }
-    if (best == 0 && config_.explore_interval > 0 && ++idle_[b] >= config_.explore_interval) {
+    // first_paying_ is the shortest length that beats plain decoding by the margin: when it is
+    // out of reach, so is every longer one at this kmax, and the scan is skipped.
+    const int first = first_paying_[b];
+    const int best = first > 0 && first <= kmax ? best_length(bucket, kmax) : 0;
+    probing_[b] = 0;
+    if (best == 0 && interval_[b] > 0 && ++idle_[b] >= interval_[b]) {
       idle_[b] = 0;
+      probing_[b] = 1;
       return 1;
     }
     if (best > 0)
@@ -254,6 +317,9 @@ public:
   /// @param[in] bucket the step's feature bucket
   /// @param[in] drafted drafts verified
   /// @param[in] accepted drafts accepted
+  /// A recorded probe (a step whose length came from exploration) that leaves the bucket at 0
+  /// doubles the bucket's probe interval (up to max_explore_interval); one after which the bucket
+  /// drafts resets it to explore_interval.
   void record(int bucket, int drafted, int accepted) noexcept {
     const int kmax = std::max(1, costs_.max_draft());
     const int tried = std::min({drafted, accepted + 1, kmax});
@@ -262,9 +328,58 @@ public:
       tries_[i] = tries_[i] * config_.decay + 1.0;
       hits_[i] = hits_[i] * config_.decay + (j <= accepted ? 1.0 : 0.0);
     }
+    const int cb = clamp_bucket(bucket);
+    const std::size_t b = static_cast<std::size_t>(cb);
+    refresh(cb);
+    if (probing_[b] != 0) {
+      probing_[b] = 0;
+      interval_[b] = first_paying_[b] > 0 ? config_.explore_interval
+                                          : std::max(interval_[b],
+                                                     interval_[b] > config_.max_explore_interval / 2
+                                                         ? config_.max_explore_interval
+                                                         : 2 * interval_[b]);
+    }
   }
 
 private:
+  // The best length in 1..kmax by E(k) / C(k) against the margin over plain decoding (0 if none
+  // beats it); ties go to the shorter length.
+  [[nodiscard]] int best_length(int bucket, int kmax) const noexcept {
+    int best = 0;
+    double best_rate = config_.min_gain / costs_.cost(0);
+    double e = 1.0;
+    double run = 1.0;
+    for (int k = 1; k <= kmax; ++k) {
+      run *= alpha(bucket, k);
+      e += run;
+      const double rate = e / costs_.cost(k);
+      if (rate > best_rate) {
+        best = k;
+        best_rate = rate;
+      }
+    }
+    return best;
+  }
+
+  // Recomputes a bucket's shortest length that beats plain decoding by the margin (0: none).
+  void refresh(int bucket) noexcept {
+    const std::size_t b = static_cast<std::size_t>(bucket);
+    first_paying_[b] = 0;
+    if (!can_pay_ || costs_.verify.empty())
+      return;
+    const double need = config_.min_gain / costs_.cost(0);
+    double e = 1.0;
+    double run = 1.0;
+    for (int k = 1; k <= costs_.max_draft(); ++k) {
+      run *= alpha(bucket, k);
+      e += run;
+      if (e / costs_.cost(k) > need) {
+        first_paying_[b] = k;
+        return;
+      }
+    }
+  }
+
   [[nodiscard]] int clamp_bucket(int bucket) const noexcept {
     return std::clamp(bucket, 0, config_.buckets - 1);
   }
@@ -280,6 +395,10 @@ private:
   std::vector<double> tries_;
   std::vector<double> hits_;
   std::vector<int> idle_;
+  std::vector<int> interval_;     // current probe interval per bucket (back-off)
+  std::vector<char> probing_;     // the bucket's last choice was a probe
+  std::vector<int> first_paying_; // shortest length beating plain by the margin, 0 if none
+  bool can_pay_ = false;          // some length could pay at perfect acceptance
 };
 
 static_assert(draft_length_policy<fixed_draft_length>);
