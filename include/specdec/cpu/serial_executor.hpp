@@ -593,7 +593,6 @@ private:
     index_t j = 0;
 #if SPECDEC_HOST_SIMD
     if constexpr (vector && vector_terms<F>) {
-      constexpr int k_vec = lanes / detail::simd::width;
       detail::simd::vf a[k_vec] = {};
       for (; j + lanes <= len; j += lanes)
         for (int k = 0; k < k_vec; ++k)
