@@ -56,27 +56,37 @@ set(budget
   "prefix_admission_kernel<256>|24|0|0"
   "prefix_lengths_kernel<256>|24|0|0"
   # Row preparation and the rules: every one of them runs sampling's shared row code
-  # (sampling/distribution.hpp), whose radix select keeps `float mass[256]` per thread (1024
-  # bytes of stack in every kernel that can truncate) and whose truncate() is compiled as a real
-  # call taking row_stats, the raw reader and the weight by reference (so the caller keeps them
-  # in local memory) with call-site spills. The rest of the stack in scan_slices_kernel and the
-  # greedy rule (32 bytes) is block_executor's `float v[8]` indexed up to a run-time length;
-  # removing it alone changes NVVM's inlining of truncate() (two mass arrays, 255 registers),
-  # so it waits for the sampling change. verify_tree_kernel: rejection_tree (verify/tree.hpp)
-  # keeps draft_dist q[max_siblings] and float mass[max_siblings + 1] per thread.
-  "scan_slices_kernel<256, float, float>|48|32|0"
-  "scan_slices_kernel<256, bfloat16, bfloat16>|48|32|0"
-  "verify_chain_kernel<256, verify::greedy, float, float>|40|32|0"
-  "prepare_rows_kernel<256, float, float>|56|1536|120"
-  "prepare_rows_kernel<256, bfloat16, bfloat16>|56|1536|104"
-  "prepare_tree_rows_kernel<256, float, float>|48|1624|56"
-  "prepare_tree_rows_kernel<256, bfloat16, bfloat16>|48|1624|56"
-  "verify_chain_kernel<256, verify::rejection_sampling, float, float>|130|1552|0"
-  "verify_chain_kernel<256, verify::block_verification, bfloat16, bfloat16>|88|1992|520"
-  "verify_tree_kernel<256, verify::rejection_sampling, float, float>|255|3168|264"
-  "verify_tree_kernel<256, verify::rejection_sampling, bfloat16, bfloat16>|255|3168|224"
-  "markov_head_kernel<256, float>|128|1464|0"
-  "markov_head_kernel<256, bfloat16>|128|1464|0"
+  # (sampling/distribution.hpp). Radix select reads the bins where the executor keeps them (the
+  # block executor's shared memory, through radix_histogram's visitor: no per-thread float[256]),
+  # truncate() takes its readers by value and returns {cut, mass}, prepare_row_with has one call
+  # site of the row code (its log-form retry is a loop), and block_executor::for_each_owned reads
+  # whole groups into an array indexed by constants (the partial group element by element). That
+  # took the 1024-byte histogram copy out of every kernel that truncates (stack 1392 -> 120 in
+  # prepare_rows_kernel, 1328 -> 0 in markov_head, 32 -> 0 in scan_slices and greedy) at the
+  # price of registers (48 -> 64 there, 80 -> 126 in block verification, 120 -> 128 in
+  # markov_head, 32 -> 38 in greedy: values and bins now stay in registers or shared memory).
+  # What stack and spills remain: prepare_rows_kernel, prepare_tree_rows_kernel<bfloat16> and
+  # the chain rules keep call frames (and some spills) around truncate(), which NVVM still
+  # compiles as a real call; verify_chain<rejection_sampling> settles at 80 registers with
+  # spills (stack 1408 -> 240, spills 0 -> 158/244: inlining truncate() there, or calling the
+  # histogram as a real function, gave more). verify_tree_kernel: rejection_tree
+  # (verify/tree.hpp) keeps draft_dist q[max_siblings] and float mass[max_siblings + 1] per
+  # thread, indexed at run time (about 1.1 KB of the stack), and sits at 255 registers (stack
+  # 2880 -> 1584, spills 176/240 -> 236/472; executor-provided scratch for the siblings would
+  # remove both).
+  "scan_slices_kernel<256, float, float>|48|0|0"
+  "scan_slices_kernel<256, bfloat16, bfloat16>|48|0|0"
+  "verify_chain_kernel<256, verify::greedy, float, float>|46|0|0"
+  "prepare_rows_kernel<256, float, float>|72|136|0"
+  "prepare_rows_kernel<256, bfloat16, bfloat16>|72|136|0"
+  "prepare_tree_rows_kernel<256, float, float>|56|0|0"
+  "prepare_tree_rows_kernel<256, bfloat16, bfloat16>|48|36|44"
+  "verify_chain_kernel<256, verify::rejection_sampling, float, float>|88|264|268"
+  "verify_chain_kernel<256, verify::block_verification, bfloat16, bfloat16>|136|360|0"
+  "verify_tree_kernel<256, verify::rejection_sampling, float, float>|255|1744|520"
+  "verify_tree_kernel<256, verify::rejection_sampling, bfloat16, bfloat16>|255|1744|520"
+  "markov_head_kernel<256, float>|136|0|0"
+  "markov_head_kernel<256, bfloat16>|136|0|0"
 )
 
 if(NOT DEFINED BASH)

@@ -277,11 +277,11 @@ struct counting_executor {
     *visited += n;
     return inner.threshold_probe(n, raw, g, floor, mid);
   }
-  template <class Raw, class G>
-  void radix_histogram(
-      index_t n, Raw raw, G g, float floor, std::uint32_t prefix, int shift, float* mass) const {
+  template <class Raw, class G, class Visit>
+  auto radix_histogram(
+      index_t n, Raw raw, G g, float floor, std::uint32_t prefix, int shift, Visit visit) const {
     *visited += n;
-    inner.radix_histogram(n, raw, g, floor, prefix, shift, mass);
+    return inner.radix_histogram(n, raw, g, floor, prefix, shift, visit);
   }
 };
 static_assert(row_executor<counting_executor>);

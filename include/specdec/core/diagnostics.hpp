@@ -174,12 +174,17 @@ consteval bool check_row_executor() {
       "row_executor: E needs 'threshold_probe_result threshold_probe(index_t, Raw, G, float, "
       "float) const'");
   static_assert(
-      requires(const E& e, index_t n, float x, std::uint32_t k, int s, float* m) {
-        e.radix_histogram(
-            n, detail::index_fn_archetype{}, detail::value_fn_archetype{}, x, k, s, m);
+      requires(const E& e, index_t n, float x, std::uint32_t k, int s) {
+        e.radix_histogram(n,
+                          detail::index_fn_archetype{},
+                          detail::value_fn_archetype{},
+                          x,
+                          k,
+                          s,
+                          detail::histogram_fn_archetype{});
       },
-      "row_executor: E needs 'void radix_histogram(index_t, Raw, G, float floor, std::uint32_t "
-      "prefix, int shift, float* mass) const'");
+      "row_executor: E needs 'auto radix_histogram(index_t, Raw, G, float floor, std::uint32_t "
+      "prefix, int shift, Visit visit) const' returning visit(bins)");
   return true;
 }
 

@@ -52,6 +52,14 @@ struct value_fn_archetype {
     return 0.0f;
   }
 };
+/// Archetype of the visitors radix_histogram hands its bins to (concept checking only): reads
+/// bins through `operator[](int) -> float` and returns a value.
+struct histogram_fn_archetype {
+  template <class Bins>
+  SPECDEC_HD int operator()(const Bins& bins) const noexcept {
+    return static_cast<int>(static_cast<float>(bins[0]));
+  }
+};
 } // namespace detail
 
 /// @brief A row-ops executor.
@@ -68,9 +76,13 @@ struct value_fn_archetype {
 ///   exceeds `target`; if rounding leaves none, the last i with f(i) > 0; -1 when all are 0.
 /// - `threshold_probe(n, raw, g, floor, mid)` -> threshold_probe_result over the entries with
 ///   raw >= floor.
-/// - `radix_histogram(n, raw, g, floor, prefix, shift, mass)`: zeroes `mass[0..255]`, then adds
-///   g(raw) to `mass[(order_key(raw) >> shift) & 255]` for every entry with raw >= floor whose
-///   order key agrees with `prefix` on the bits above `shift + 8` (one pass; radix select).
+/// - `radix_histogram(n, raw, g, floor, prefix, shift, visit)` -> what `visit` returns: builds
+///   the 256 bins mass[b] = sum of g(raw) over the entries with raw >= floor whose order key
+///   agrees with `prefix` on the bits above `shift + 8` and has digit
+///   `(order_key(raw) >> shift) & 255` = b (one pass; radix select), then returns
+///   `visit(bins)`, where `bins[b]` (b in 0 .. 255, an int) reads mass[b] as a float and stays
+///   valid only during the call. The executor owns the storage (a device executor's shared
+///   memory, a host executor's local array), so callers keep no per-thread copy of the bins.
 ///
 /// Checked: each call compiles on a `const E&` with callables of the shapes above; scan_row and
 /// threshold_probe return exactly the result types named, sum and sample_inverse_cdf something
@@ -87,7 +99,7 @@ concept row_executor = requires(const E& e,
   { e.sum(n, f) } -> std::convertible_to<float>;
   { e.sample_inverse_cdf(n, f, x) } -> std::convertible_to<index_t>;
   { e.threshold_probe(n, f, g, x, x) } -> std::same_as<threshold_probe_result>;
-  e.radix_histogram(n, f, g, x, std::uint32_t{}, int{}, static_cast<float*>(nullptr));
+  e.radix_histogram(n, f, g, x, std::uint32_t{}, int{}, detail::histogram_fn_archetype{});
 };
 
 SPECDEC_NAMESPACE_END

@@ -281,13 +281,16 @@ struct basic_serial_executor {
   /// @param[in] floor entries with raw < floor (and NaN) are skipped
   /// @param[in] prefix the order-key bits chosen so far (only the bits above `shift + 8` count)
   /// @param[in] shift position of the digit: 24, 16, 8 or 0
-  /// @param[out] mass the 256 bins, zeroed and then filled
-  /// @pre `mass` points to 256 floats; 0 <= shift <= 24.
+  /// @param[in] visit called once with the 256 bins (a `const float*` to an array local to this
+  ///   call), its result returned
+  /// @return `visit(bins)`
+  /// @pre 0 <= shift <= 24.
   /// @par Complexity
   /// O(n), one read of each raw value. @hd
-  template <class Raw, class G>
-  SPECDEC_HD void radix_histogram(
-      index_t n, Raw raw, G g, float floor, std::uint32_t prefix, int shift, float* mass) const {
+  template <class Raw, class G, class Visit>
+  SPECDEC_HD auto radix_histogram(
+      index_t n, Raw raw, G g, float floor, std::uint32_t prefix, int shift, Visit visit) const {
+    float mass[256];
     for (int b = 0; b < 256; ++b)
       mass[b] = 0.0f;
     const int high = shift + 8;
@@ -300,6 +303,7 @@ struct basic_serial_executor {
         continue;
       mass[(key >> shift) & 255u] += g(x);
     }
+    return visit(static_cast<const float*>(mass));
   }
 
 #if !defined(__CUDA_ARCH__)

@@ -280,6 +280,12 @@ SPECDEC_HD inline std::uint32_t zero_key(float x) noexcept {
 /// Rows up to this length find thresholds by bisection rather than radix select.
 inline constexpr index_t small_row = 512;
 
+/// One radix-select digit: the chosen bin and the mass of the entries above it.
+struct radix_step {
+  int chosen;  ///< the bin holding the threshold
+  float above; ///< mass of the entries whose key is above that bin
+};
+
 /// Largest raw value v (among the row's values >= floor) with F(v) = sum over raw >= v of g(raw)
 /// at least `goal`, by radix select on the order-preserving key: four histogram passes of 8 bits.
 /// When rounding leaves F below `goal` everywhere, the smallest value >= floor (everything kept).
@@ -308,58 +314,73 @@ search_threshold(const E& ex, index_t n, const Raw& raw, const G& g, float floor
   }
   std::uint32_t prefix = 0;
   float above = 0.0f; // mass of the entries whose key is above the current bucket
-  float mass[256];
   for (int shift = 24; shift >= 0; shift -= 8) {
-    ex.radix_histogram(n, raw, g, floor, prefix, shift, mass);
-    int chosen = -1;
-    int lowest_nonempty = -1;
-    for (int b = 255; b >= 0; --b) {
-      if (!(mass[b] > 0.0f))
-        continue;
-      lowest_nonempty = b;
-      if (above + mass[b] >= goal) {
-        chosen = b;
-        break;
-      }
-      above += mass[b];
-    }
-    if (chosen < 0) { // rounding: take the whole remaining range
-      chosen = lowest_nonempty < 0 ? 0 : lowest_nonempty;
-      above -= chosen == lowest_nonempty && lowest_nonempty >= 0 ? mass[chosen] : 0.0f;
-    }
-    prefix |= static_cast<std::uint32_t>(chosen) << shift;
+    // The executor owns the bins (shared memory on the device): no per-thread copy.
+    const radix_step step =
+        ex.radix_histogram(n, raw, g, floor, prefix, shift, [above, goal](const auto& mass) {
+          float acc = above;
+          int chosen = -1;
+          int lowest_nonempty = -1;
+          for (int b = 255; b >= 0; --b) {
+            if (!(mass[b] > 0.0f))
+              continue;
+            lowest_nonempty = b;
+            if (acc + mass[b] >= goal) {
+              chosen = b;
+              break;
+            }
+            acc += mass[b];
+          }
+          if (chosen < 0) { // rounding: take the whole remaining range
+            chosen = lowest_nonempty < 0 ? 0 : lowest_nonempty;
+            acc -= chosen == lowest_nonempty && lowest_nonempty >= 0 ? mass[chosen] : 0.0f;
+          }
+          return radix_step{chosen, acc};
+        });
+    above = step.above;
+    prefix |= static_cast<std::uint32_t>(step.chosen) << shift;
   }
   return ::specdec::detail::from_order_key(prefix);
 }
 
-/// Applies min-p, top-k and top-p to `st` (cut and mass), with `weight(raw)` the unnormalised
-/// weight relative to the row max. Host executors with fused truncation find the top-k / top-p
-/// cuts with one histogram and one gather pass (fused_truncation.hpp); the others, and those
-/// whose fused walk disagrees with its bin sums by rounding, by radix select or bisection.
+/// What truncation leaves of a row: the cut and the kept mass.
+struct truncation {
+  float cut;  ///< raw values below it are dropped
+  float mass; ///< unnormalised mass of the kept entries
+};
+
+/// Applies min-p, top-k and top-p to a row with largest raw value `max_raw` in weight mode
+/// `mode`, with `weight(raw)` the unnormalised weight relative to the row max, and returns the
+/// cut and the kept mass (by value, with the readers by value: a device caller keeps nothing in
+/// local memory for it). Host executors with fused truncation find the top-k / top-p cuts with
+/// one histogram and one gather pass (fused_truncation.hpp); the others, and those whose fused
+/// walk disagrees with its bin sums by rounding, by radix select or bisection.
 template <row_executor E, class Raw, class W>
-SPECDEC_HD void truncate(const E& ex,
-                         index_t n,
-                         const Raw& raw,
-                         const W& weight,
-                         const sampling_params& params,
-                         row_stats& st) {
+SPECDEC_HD truncation truncate(const E& ex,
+                               index_t n,
+                               Raw raw,
+                               W weight,
+                               const sampling_params& params,
+                               weight_mode mode,
+                               float max_raw) {
   const auto one = [](auto r) { return decltype(r){} + 1.0f; }; // float or a host vector
   float cut = -::specdec::detail::infinity();
   if (params.min_p > 0.0f) {
-    cut = st.mode == weight_mode::linear
-              ? ::specdec::detail::fmul(params.min_p, st.max_raw)
-              : st.max_raw
+    cut = mode == weight_mode::linear
+              ? ::specdec::detail::fmul(params.min_p, max_raw)
+              : max_raw
                     + ::specdec::detail::fmul(::specdec::detail::log_f(params.min_p),
                                               params.temperature);
-    cut = ::specdec::detail::min_f(cut, st.max_raw); // the top token always survives
+    cut = ::specdec::detail::min_f(cut, max_raw); // the top token always survives
   }
 #if !defined(__CUDA_ARCH__)
   if constexpr (fused_truncation_executor<E>) {
     // Rows of at most small_row entries keep bisection: a few probes of a short row cost less
     // than any histogram.
+    truncation fused{cut, 0.0f};
     if ((params.top_k > 0 || params.top_p < 1.0f) && n > small_row
-        && fused_truncate(ex, n, raw, weight, params, st, cut))
-      return;
+        && fused_truncate(ex, n, raw, weight, params, fused, cut))
+      return fused;
   }
 #endif
   if (params.top_k > 0) {
@@ -372,8 +393,7 @@ SPECDEC_HD void truncate(const E& ex,
     cut = search_threshold(ex, n, raw, weight, cut, ::specdec::detail::fmul(params.top_p, mass));
     mass = ex.threshold_probe(n, raw, weight, cut, cut).mass;
   }
-  st.cut = cut;
-  st.mass = mass;
+  return truncation{cut, mass};
 }
 
 /// True when a probability row's mass can be normalised in single precision as it is: in
@@ -427,17 +447,20 @@ SPECDEC_HD row_stats prepare_row_impl(const E& ex,
     const auto exp_weight = [max_raw, inv_temp](auto r) {
       return exp_any((r - max_raw) * inv_temp);
     };
+    truncation t;
     if constexpr (runtime_dispatch<E>) {
       const bool linear = st.mode == weight_mode::linear;
       const auto weight = [max_raw, inv_temp, linear](float r) {
         return linear ? r : ::specdec::detail::exp_f((r - max_raw) * inv_temp);
       };
-      truncate(ex, row.vocab, raw, weight, params, st);
+      t = truncate(ex, row.vocab, raw, weight, params, st.mode, max_raw);
     } else if (st.mode == weight_mode::linear) {
-      truncate(ex, row.vocab, raw, linear_weight, params, st);
+      t = truncate(ex, row.vocab, raw, linear_weight, params, st.mode, max_raw);
     } else {
-      truncate(ex, row.vocab, raw, exp_weight, params, st);
+      t = truncate(ex, row.vocab, raw, exp_weight, params, st.mode, max_raw);
     }
+    st.cut = t.cut;
+    st.mass = t.mass;
     if (st.mode == weight_mode::linear && !linear_mass_ok(st.mass))
       return log_form_needed(st); // the kept mass of many tiny entries
   }
@@ -514,11 +537,16 @@ SPECDEC_HD row_stats prepare_row_with(const E& ex,
                                       const dist_row<T>& row,
                                       const sampling_params& params,
                                       const row_scan_result* prescan) {
-  const row_stats st0 = initial_stats(row.kind, params);
-  const row_stats st = prepare_row_dispatch(ex, row, params, st0, prescan);
-  if (st.mode == st0.mode)
-    return st;
-  return prepare_row_dispatch(ex, row, params, log_form_needed(st0), nullptr);
+  row_stats st0 = initial_stats(row.kind, params);
+  // At most two rounds, the second in log form. One call site, so a device build inlines one
+  // copy of the row code (the truncation above all) rather than two.
+  for (;;) {
+    const row_stats st = prepare_row_dispatch(ex, row, params, st0, prescan);
+    if (st.mode == st0.mode)
+      return st; // the second round's mode is exp_scaled, which never asks for another
+    st0 = log_form_needed(st0);
+    prescan = nullptr;
+  }
 }
 } // namespace detail
 

@@ -34,8 +34,11 @@ struct executor_archetype {
   SPECDEC_HD threshold_probe_result threshold_probe(index_t, Raw, G, float, float) const {
     return {};
   }
-  template <class Raw, class G>
-  SPECDEC_HD void radix_histogram(index_t, Raw, G, float, std::uint32_t, int, float*) const {}
+  template <class Raw, class G, class Visit>
+  SPECDEC_HD auto radix_histogram(index_t, Raw, G, float, std::uint32_t, int, Visit visit) const {
+    const float bins[256] = {};
+    return visit(static_cast<const float*>(bins));
+  }
 };
 } // namespace detail
 

@@ -58,6 +58,18 @@ struct max_index_op {
   }
 };
 
+/// Read-only view of block_executor's fixed-point radix bins, as floats (what radix_histogram
+/// hands its visitor).
+struct shared_bins {
+  const unsigned long long* bins; ///< the 256 shared-memory bins
+  float unscale;                  ///< fixed point to float
+
+  /// The mass of bin b, 0 <= b < 256.
+  SPECDEC_DEVICE float operator[](int b) const {
+    return static_cast<float>(bins[b]) * unscale;
+  }
+};
+
 /// Smallest power of two >= n, as its exponent (0 for n <= 1).
 SPECDEC_HD inline int ceil_log2(index_t n) noexcept {
   int e = 0;
@@ -159,32 +171,51 @@ struct block_executor {
     return rows.find(p);
   }
 
-  /// @brief Visits the elements this thread owns: `body(i0, v, len)` with v[0..len) the values of
-  /// f at i0 .. i0+len-1, in index order. Not a collective.
+  /// @brief Visits the elements this thread owns: `body(i, f(i))` for each, in index order. Not a
+  /// collective.
+  ///
+  /// Whole groups of items_per_thread are read at once (16-byte loads through `eval8` when f has
+  /// it) into an array indexed only by constants, so it stays in registers; the last, partial
+  /// group is read one element at a time. (An array filled and read up to a run-time length is
+  /// indexed dynamically, which puts it in local memory: a stack frame in every kernel.)
   /// @tparam F a callable float(index_t), optionally with eval8
-  /// @tparam Body a callable void(index_t, const float*, int)
+  /// @tparam Body a callable void(index_t, float)
   /// @param[in] n number of entries
   /// @param[in] f the values
-  /// @param[in] body what to do with each group of 8 (fewer at the end)
+  /// @param[in] body what to do with each element
   template <class F, class Body>
-  SPECDEC_DEVICE static void for_each_owned(index_t n, const F& f, Body&& body) {
+  SPECDEC_DEVICE SPECDEC_FORCEINLINE static void
+  for_each_owned(index_t n, const F& f, Body&& body) {
     constexpr index_t step = static_cast<index_t>(Threads) * items_per_thread;
     for (index_t i0 = static_cast<index_t>(threadIdx.x) * items_per_thread; i0 < n; i0 += step) {
-      float v[items_per_thread];
       if (i0 + items_per_thread <= n) {
-        if constexpr (detail::eval8_callable<F>) {
-          f.eval8(i0, v);
-        } else {
-          for (int c = 0; c < items_per_thread; ++c)
-            v[c] = f(i0 + c);
-        }
-        body(i0, v, items_per_thread);
+        float v[items_per_thread];
+        load_group(f, i0, v);
+#pragma unroll
+        for (int c = 0; c < items_per_thread; ++c)
+          body(i0 + c, v[c]);
       } else {
-        const int len = static_cast<int>(n - i0);
-        for (int c = 0; c < len; ++c)
-          v[c] = f(i0 + c);
-        body(i0, v, len);
+        for (index_t i = i0; i < n; ++i)
+          body(i, f(i));
       }
+    }
+  }
+
+  /// @brief The items_per_thread values of f from i0 (all in range): one `eval8` call when f has
+  /// it, else element by element. Every index into `v` is a constant.
+  /// @tparam F a callable float(index_t), optionally with eval8
+  /// @param[in] f the values
+  /// @param[in] i0 the first index
+  /// @param[out] v the values
+  template <class F>
+  SPECDEC_DEVICE SPECDEC_FORCEINLINE static void
+  load_group(const F& f, index_t i0, float (&v)[items_per_thread]) {
+    if constexpr (detail::eval8_callable<F>) {
+      f.eval8(i0, v);
+    } else {
+#pragma unroll
+      for (int c = 0; c < items_per_thread; ++c)
+        v[c] = f(i0 + c);
     }
   }
 
@@ -220,10 +251,8 @@ struct block_executor {
   SPECDEC_DEVICE sampling::scan_partial
   scan_partial_row(index_t n, Raw raw, weight_mode mode, float inv_temp, index_t first) const {
     sampling::scan_partial p = sampling::empty_partial();
-    for_each_owned(n, raw, [&](index_t i0, const float* v, int len) {
-      for (int c = 0; c < len; ++c)
-        sampling::scan_add(p, v[c], first + i0 + c, mode, inv_temp);
-    });
+    for_each_owned(
+        n, raw, [&](index_t i, float x) { sampling::scan_add(p, x, first + i, mode, inv_temp); });
     using reduce = cub::BlockReduce<sampling::scan_partial, Threads>;
     const sampling::scan_partial r =
         reduce(smem->cub.scan)
@@ -240,10 +269,7 @@ struct block_executor {
   template <class F>
   SPECDEC_DEVICE float sum(index_t n, F f) const {
     float acc = 0.0f;
-    for_each_owned(n, f, [&](index_t, const float* v, int len) {
-      for (int c = 0; c < len; ++c)
-        acc += v[c];
-    });
+    for_each_owned(n, f, [&](index_t, float x) { acc += x; });
     const float total = cub::BlockReduce<float, Threads>(smem->cub.sum).Sum(acc);
     if (threadIdx.x == 0)
       smem->float_out = total;
@@ -269,38 +295,39 @@ struct block_executor {
     index_t last_positive = -1;
     for (index_t tile = 0; tile < n; tile += step) {
       const index_t i0 = tile + static_cast<index_t>(threadIdx.x) * items_per_thread;
-      float v[items_per_thread];
-      int len = 0;
-      if (i0 < n) {
-        len = static_cast<int>(::specdec::detail::min_i<index_t>(items_per_thread, n - i0));
-        if (len == items_per_thread) {
-          if constexpr (detail::eval8_callable<F>) {
-            f.eval8(i0, v);
-          } else {
-            for (int c = 0; c < items_per_thread; ++c)
-              v[c] = f(i0 + c);
-          }
-        } else {
-          for (int c = 0; c < len; ++c)
-            v[c] = f(i0 + c);
-        }
-      }
+      const bool whole = i0 + items_per_thread <= n;
+      float v[items_per_thread] = {};
       float local = 0.0f;
-      for (int c = 0; c < len; ++c)
-        local += v[c];
+      if (whole) {
+        load_group(f, i0, v);
+#pragma unroll
+        for (int c = 0; c < items_per_thread; ++c)
+          local += v[c];
+      } else {
+        for (index_t i = i0; i < n; ++i)
+          local += f(i);
+      }
       float prefix = 0.0f;
       float tile_total = 0.0f;
       cub::BlockScan<float, Threads>(smem->cub.prefix).ExclusiveSum(local, prefix, tile_total);
       __syncthreads();
       index_t found = none;
       float acc = running + prefix;
-      for (int c = 0; c < len; ++c) {
-        acc += v[c];
-        if (v[c] > 0.0f) {
-          last_positive = i0 + c;
+      const auto visit = [&](index_t i, float x) {
+        acc += x;
+        if (x > 0.0f) {
+          last_positive = i;
           if (acc > target && found == none)
-            found = i0 + c;
+            found = i;
         }
+      };
+      if (whole) {
+#pragma unroll
+        for (int c = 0; c < items_per_thread; ++c)
+          visit(i0 + c, v[c]);
+      } else {
+        for (index_t i = i0; i < n; ++i) // f is a pure function of i: the same values again
+          visit(i, f(i));
       }
       const index_t first =
           cub::BlockReduce<index_t, Threads>(smem->cub.index).Reduce(found, detail::min_index_op{});
@@ -338,17 +365,14 @@ struct block_executor {
   threshold_probe(index_t n, Raw raw, G g, float floor, float mid) const {
     const float inf = ::specdec::detail::infinity();
     threshold_probe_result p{0.0f, inf, -inf};
-    for_each_owned(n, raw, [&](index_t, const float* v, int len) {
-      for (int c = 0; c < len; ++c) {
-        const float x = v[c];
-        if (!(x >= floor))
-          continue;
-        if (x >= mid) {
-          p.mass += g(x);
-          p.above = ::specdec::detail::min_f(p.above, x);
-        } else {
-          p.below = ::specdec::detail::max_f(p.below, x);
-        }
+    for_each_owned(n, raw, [&](index_t, float x) {
+      if (!(x >= floor))
+        return;
+      if (x >= mid) {
+        p.mass += g(x);
+        p.above = ::specdec::detail::min_f(p.above, x);
+      } else {
+        p.below = ::specdec::detail::max_f(p.below, x);
       }
     });
     const threshold_probe_result r =
@@ -377,10 +401,12 @@ struct block_executor {
   /// @param[in] floor entries with raw < floor (and NaN) are skipped
   /// @param[in] prefix the order-key bits chosen so far (bits above `shift + 8` count)
   /// @param[in] shift position of the digit: 24, 16, 8 or 0
-  /// @param[out] mass the 256 bins (each thread's own copy)
-  template <class Raw, class G>
-  SPECDEC_DEVICE void radix_histogram(
-      index_t n, Raw raw, G g, float floor, std::uint32_t prefix, int shift, float* mass) const {
+  /// @param[in] visit called by every thread with a read-only view of the shared bins
+  ///   (detail::shared_bins, floats on read), which stay valid until it returns
+  /// @return `visit(bins)`
+  template <class Raw, class G, class Visit>
+  SPECDEC_DEVICE auto radix_histogram(
+      index_t n, Raw raw, G g, float floor, std::uint32_t prefix, int shift, Visit visit) const {
     for (int b = static_cast<int>(threadIdx.x); b < 256; b += Threads)
       smem->bins[b] = 0ull;
     __syncthreads();
@@ -388,22 +414,19 @@ struct block_executor {
     const float scale = ::specdec::detail::bits_float(static_cast<std::uint32_t>(127 + e) << 23);
     const float unscale = ::specdec::detail::bits_float(static_cast<std::uint32_t>(127 - e) << 23);
     const int high = shift + 8;
-    for_each_owned(n, raw, [&](index_t, const float* v, int len) {
-      for (int c = 0; c < len; ++c) {
-        const float x = v[c];
-        if (!(x >= floor))
-          continue;
-        const std::uint32_t key = ::specdec::detail::order_key(x);
-        if (high < 32 && (key >> high) != (prefix >> high))
-          continue;
-        const float w = ::specdec::detail::min_f(::specdec::detail::max_f(g(x), 0.0f), 16.0f);
-        atomicAdd(&smem->bins[(key >> shift) & 255u], static_cast<unsigned long long>(w * scale));
-      }
+    for_each_owned(n, raw, [&](index_t, float x) {
+      if (!(x >= floor))
+        return;
+      const std::uint32_t key = ::specdec::detail::order_key(x);
+      if (high < 32 && (key >> high) != (prefix >> high))
+        return;
+      const float w = ::specdec::detail::min_f(::specdec::detail::max_f(g(x), 0.0f), 16.0f);
+      atomicAdd(&smem->bins[(key >> shift) & 255u], static_cast<unsigned long long>(w * scale));
     });
     __syncthreads();
-    for (int b = 0; b < 256; ++b)
-      mass[b] = static_cast<float>(smem->bins[b]) * unscale;
-    __syncthreads();
+    const auto result = visit(detail::shared_bins{smem->bins, unscale});
+    __syncthreads(); // the next collective may zero or reuse the bins
+    return result;
   }
 };
 

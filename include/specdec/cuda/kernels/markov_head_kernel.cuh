@@ -113,10 +113,10 @@ struct own_row_executor {
   threshold_probe(index_t n, Raw raw, G g, float floor, float mid) const {
     return ex.threshold_probe(n, scalar_reads<Raw>{raw}, g, floor, mid);
   }
-  template <class Raw, class G>
-  SPECDEC_DEVICE void radix_histogram(
-      index_t n, Raw raw, G g, float floor, std::uint32_t prefix, int shift, float* mass) const {
-    ex.radix_histogram(n, scalar_reads<Raw>{raw}, g, floor, prefix, shift, mass);
+  template <class Raw, class G, class Visit>
+  SPECDEC_DEVICE auto radix_histogram(
+      index_t n, Raw raw, G g, float floor, std::uint32_t prefix, int shift, Visit visit) const {
+    return ex.radix_histogram(n, scalar_reads<Raw>{raw}, g, floor, prefix, shift, visit);
   }
 };
 
