@@ -283,6 +283,35 @@ struct counting_executor {
     *visited += n;
     return inner.radix_histogram(n, raw, g, floor, prefix, shift, visit);
   }
+  // The fused truncation primitives, so that the counted passes are the ones the timed
+  // cpu::serial_executor runs.
+  static constexpr bool fused_truncation = cpu::serial_executor::fused_truncation;
+  template <class Raw, class G>
+  void key_histogram(index_t n,
+                     Raw raw,
+                     G g,
+                     float floor,
+                     std::uint32_t prefix,
+                     int shift,
+                     int width,
+                     std::uint32_t* count,
+                     float* mass) const {
+    *visited += n;
+    inner.key_histogram(n, raw, g, floor, prefix, shift, width, count, mass);
+  }
+  template <class Raw, class G>
+  index_t gather_keys(index_t n,
+                      Raw raw,
+                      G g,
+                      float floor,
+                      std::uint32_t lo,
+                      std::uint32_t hi,
+                      std::uint32_t* keys,
+                      float* weights,
+                      index_t cap) const {
+    *visited += n;
+    return inner.gather_keys(n, raw, g, floor, lo, hi, keys, weights, cap);
+  }
 };
 static_assert(row_executor<counting_executor>);
 
