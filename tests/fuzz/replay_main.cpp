@@ -107,6 +107,22 @@ void* operator new(std::size_t n, std::align_val_t a) {
 void* operator new[](std::size_t n, std::align_val_t a) {
   return checked_alloc(n, static_cast<std::size_t>(a));
 }
+// The nothrow forms too (std::get_temporary_buffer uses them): every allocation of the harness
+// then goes through one allocator, so delete never frees what another operator new returned.
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  try {
+    return checked_alloc(n, 0);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+  try {
+    return checked_alloc(n, 0);
+  } catch (...) {
+    return nullptr;
+  }
+}
 void operator delete(void* p) noexcept {
   release(p);
 }

@@ -87,12 +87,13 @@ struct fused_cut {
   bool complete_list = false; ///< scratch holds every entry >= floor down to the boundary bin
 };
 
-/// Sorts the first m gathered entries of `s` by key, descending (ties keep index order).
+/// Sorts the first m gathered entries of `s` by key, descending, ties in index order. std::sort
+/// with the index as tie-break: deterministic, and in place (std::stable_sort may allocate).
 inline void sort_gathered(fused_scratch& s, index_t m) {
   for (index_t i = 0; i < m; ++i)
     s.order[i] = static_cast<std::uint32_t>(i);
-  std::stable_sort(s.order, s.order + m, [&s](std::uint32_t a, std::uint32_t b) {
-    return s.keys[a] > s.keys[b];
+  std::sort(s.order, s.order + m, [&s](std::uint32_t a, std::uint32_t b) {
+    return s.keys[a] != s.keys[b] ? s.keys[a] > s.keys[b] : a < b;
   });
   for (index_t i = 0; i < m; ++i) {
     s.sorted_keys[i] = s.keys[s.order[i]];
