@@ -3,7 +3,8 @@
 // (the device's rule, cpu::basic_serial_executor<true, false>): the same top-k cut always, the
 // same top-p cut except where the goal lies within float rounding of F at the cut, the same kept
 // mass to rounding; rows that force the deeper histogram levels (heavy ties, > 4096 entries in
-// one bin) and the radix fallback; and the fused path really taken on ordinary rows.
+// one bin) and the radix fallback; the fused path really taken on ordinary rows; and draws
+// through a fused cut fit the processed law while a cut one entry low fails the same test.
 
 #include <specdec/core/dtype.hpp>
 #include <specdec/cpu/serial_executor.hpp>
@@ -11,6 +12,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "support/sanitizer.hpp"
+#include "support/stats.hpp"
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -201,4 +204,83 @@ TEST_CASE("fused truncation on small and degenerate rows", "[sampling][fused]") 
         CHECK(a.cut == b.cut);
         CHECK(std::fabs(a.mass - b.mass) <= 1e-5f * b.mass);
       }
+}
+
+TEST_CASE("draws through the fused cut fit the processed law (1e6 draws); a cut one entry low "
+          "fails",
+          "[sampling][fused][stat]") {
+  // Rows above small_row take the fused truncation in prepare_row; sample_row then draws by
+  // inverse CDF below st.cut with st.mass. The law is the double-precision reference
+  // (support/stats.hpp); chi-square with the cells expected fewer than 5 times pooled, bound at
+  // alpha = 1e-6. The biased variant keeps the next value below the cut as well (the mistake a
+  // boundary walk off by one entry makes): its draws land where the law has no mass.
+  const std::uint64_t draws = specdec_test::by_build<std::uint64_t>(1000000, 100000);
+  const double alpha = 1e-6;
+  const auto v = make_row(0, 1024, 4242u);
+  const sampling::dist_row<float> row{
+      v.data(), static_cast<index_t>(v.size()), distribution_kind::logits};
+  const std::vector<double> vd(v.begin(), v.end());
+  struct cfg {
+    float t, p;
+    int k;
+  };
+  for (const cfg c : {cfg{0.8f, 0.9f, 40}, cfg{1.0f, 0.85f, 0}}) {
+    sampling::sampling_params sp;
+    sp.temperature = c.t;
+    sp.top_p = c.p;
+    sp.top_k = c.k;
+    CAPTURE(c.t, c.p, c.k);
+    const sampling::row_stats st = sampling::prepare_row(fused, row, sp);
+    REQUIRE(st.ok());
+    const specdec_test::reference_row ref =
+        specdec_test::reference_processed(vd, false, specdec_test::reference_params(sp));
+    REQUIRE(ref.margin > 1e-4); // no float rounding can move this cut
+    std::size_t support = 0;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      REQUIRE((v[i] >= st.cut) == (ref.p[i] > 0.0));
+      support += ref.p[i] > 0.0;
+    }
+    REQUIRE(support >= 10);
+
+    // The next value below the cut, and the stats of the biased cut that keeps it too.
+    float below = -specdec::detail::infinity();
+    for (const float x : v)
+      if (x < st.cut)
+        below = std::max(below, x);
+    sampling::row_stats biased = st;
+    biased.cut = below;
+    for (const float x : v)
+      if (x == below)
+        biased.mass += specdec::detail::exp_f((x - st.max_raw) * st.inv_temp);
+
+    const auto run = [&](const sampling::row_stats& s, std::uint64_t m) {
+      std::mt19937_64 rng(0x5eedu + static_cast<unsigned>(c.k));
+      std::vector<std::uint64_t> counts(v.size(), 0);
+      std::uint64_t failed = 0;
+      for (std::uint64_t i = 0; i < m; ++i) {
+        const float u = static_cast<float>(rng() >> 40) * 0x1p-24f;
+        const index_t x = sampling::sample_row(fused, row, s, u);
+        if (x >= 0)
+          ++counts[static_cast<std::size_t>(x)];
+        else
+          ++failed;
+      }
+      CHECK(failed == 0);
+      return counts;
+    };
+    {
+      const auto counts = run(st, draws);
+      const auto f =
+          specdec_test::pooled_chi_square(counts, specdec_test::expected_counts(ref.p, draws));
+      CAPTURE(f.statistic, f.degrees_of_freedom, f.impossible, support);
+      CHECK(specdec_test::fits(f, alpha));
+    }
+    {
+      const auto counts = run(biased, draws / 5);
+      const auto f =
+          specdec_test::pooled_chi_square(counts, specdec_test::expected_counts(ref.p, draws / 5));
+      CAPTURE(f.statistic, f.degrees_of_freedom, f.impossible);
+      CHECK_FALSE(specdec_test::fits(f, alpha));
+    }
+  }
 }

@@ -55,18 +55,25 @@ concept fused_truncation_executor = requires {
 /// Entries gathered around a boundary at most (larger boundary bins are refined by histogram).
 inline constexpr index_t fused_gather_cap = 4096;
 
-/// Per-thread scratch of the fused truncation: 2^14 bins plus the gather list (160 KiB, allocated
+/// Per-thread scratch of the fused truncation: 2^14 bins plus the gather list (176 KiB, allocated
 /// on a thread's first truncation, never larger).
 struct fused_scratch {
-  static constexpr int bins = 1 << 14;         ///< bins of the first level
-  std::uint32_t count[bins];                   ///< entries per bin
-  float mass[bins];                            ///< weight per bin
-  std::uint32_t keys[fused_gather_cap];        ///< gathered keys
-  float weights[fused_gather_cap];             ///< their weights
-  std::uint32_t order[fused_gather_cap];       ///< sort permutation
-  std::uint32_t sorted_keys[fused_gather_cap]; ///< keys, descending
-  float sorted_weights[fused_gather_cap];      ///< weights in that order
-  index_t list = 0;                            ///< gathered entries (sorted)
+  static constexpr int bins = 1 << 14;    ///< bins of the first level
+  std::uint32_t count[bins + 1];          ///< entries per bin (+ key_histogram's skip bin)
+  float mass[bins + 1];                   ///< weight per bin (likewise)
+  std::uint32_t keys[fused_gather_cap];   ///< gathered keys, in gather order
+  float weights[fused_gather_cap];        ///< their weights, in gather order
+  std::uint64_t sorted[fused_gather_cap]; ///< (~key << 32) | gather index, ascending
+  index_t list = 0;                       ///< gathered entries (sorted)
+
+  /// Key of the i-th entry of the sorted list (keys descending).
+  [[nodiscard]] std::uint32_t key(index_t i) const noexcept {
+    return ~static_cast<std::uint32_t>(sorted[i] >> 32);
+  }
+  /// Weight of the i-th entry of the sorted list.
+  [[nodiscard]] float weight(index_t i) const noexcept {
+    return weights[static_cast<std::uint32_t>(sorted[i])];
+  }
 };
 
 /// The calling thread's scratch.
@@ -77,54 +84,67 @@ inline fused_scratch& fused_scratch_for_thread() {
   return *s;
 }
 
+/// What a fused search looks for: the largest v whose F(v) (count, or weight, of the entries
+/// >= v) reaches a goal.
+struct fused_goal {
+  bool by_count = false;   ///< count goal (top-k) rather than a mass goal (top-p)
+  std::uint64_t count = 0; ///< the count goal
+  float mass = 0.0f;       ///< the mass goal, when `of_total` is 1
+  float of_total = 1.0f;   ///< below 1: the mass goal is this fraction of the entries' total
+
+  /// At least k entries (top-k).
+  static fused_goal top_k(std::uint64_t k) noexcept {
+    return {true, k, 0.0f, 1.0f};
+  }
+  /// A kept mass of at least m (top-p after a filter that told the mass).
+  static fused_goal mass_at_least(float m) noexcept {
+    return {false, 0, m, 1.0f};
+  }
+  /// A kept mass of at least p times the total mass >= floor, which the first pass sums (top-p).
+  static fused_goal fraction_of_total(float p) noexcept {
+    return {false, 0, 0.0f, p};
+  }
+};
+
 /// Outcome of a fused search.
 struct fused_cut {
   float cut = 0.0f;           ///< the threshold value
-  std::uint64_t kept = 0;     ///< entries >= cut (and >= floor)
-  float kept_mass = 0.0f;     ///< their weight
+  float kept_mass = 0.0f;     ///< weight of the entries >= cut (and >= floor)
   bool ok = false;            ///< false: rounding disagreed, fall back to radix select
   bool whole = false;         ///< the goal exceeds everything: no cut (cut = floor)
   bool complete_list = false; ///< scratch holds every entry >= floor down to the boundary bin
 };
 
-/// Sorts the first m gathered entries of `s` by key, descending, ties in index order. std::sort
-/// with the index as tie-break: deterministic, and in place (std::stable_sort may allocate).
+/// Sorts the first m gathered entries of `s` by key, descending, ties in gather (index) order:
+/// one std::sort of packed (~key, gather index) words, deterministic and in place
+/// (std::stable_sort may allocate).
 inline void sort_gathered(fused_scratch& s, index_t m) {
   for (index_t i = 0; i < m; ++i)
-    s.order[i] = static_cast<std::uint32_t>(i);
-  std::sort(s.order, s.order + m, [&s](std::uint32_t a, std::uint32_t b) {
-    return s.keys[a] != s.keys[b] ? s.keys[a] > s.keys[b] : a < b;
-  });
-  for (index_t i = 0; i < m; ++i) {
-    s.sorted_keys[i] = s.keys[s.order[i]];
-    s.sorted_weights[i] = s.weights[s.order[i]];
-  }
+    s.sorted[i] = static_cast<std::uint64_t>(~s.keys[i]) << 32 | static_cast<std::uint32_t>(i);
+  std::sort(s.sorted, s.sorted + m);
   s.list = m;
 }
 
-/// Walks the sorted list from the top, key group by key group, from the counts above it; returns
-/// the first key value whose F reaches the goal (count goal when by_count, else mass goal), or
-/// ok = false when none does. Entries below `floor_key` are ignored.
+/// Walks the sorted list from the top, key group by key group, from the count and mass above it;
+/// returns the first key value whose F reaches the goal (a fraction-of-total goal must have been
+/// resolved to a mass), or ok = false when none does.
 inline fused_cut walk_sorted(const fused_scratch& s,
                              std::uint64_t base_count,
                              float base_mass,
-                             bool by_count,
-                             std::uint64_t count_goal,
-                             float mass_goal) {
+                             const fused_goal& goal) {
   fused_cut r;
   std::uint64_t c = base_count;
   float m = base_mass;
   index_t i = 0;
   while (i < s.list) {
-    const std::uint32_t k = s.sorted_keys[i];
-    while (i < s.list && s.sorted_keys[i] == k) {
+    const std::uint32_t k = s.key(i);
+    while (i < s.list && s.key(i) == k) {
       c += 1;
-      m += s.sorted_weights[i];
+      m += s.weight(i);
       ++i;
     }
-    if (by_count ? c >= count_goal : m >= mass_goal) {
+    if (goal.by_count ? c >= goal.count : m >= goal.mass) {
       r.cut = ::specdec::detail::from_order_key(k);
-      r.kept = c;
       r.kept_mass = m;
       r.ok = true;
       return r;
@@ -133,20 +153,18 @@ inline fused_cut walk_sorted(const fused_scratch& s,
   return r;
 }
 
-/// The fused search of the largest v >= floor whose F(v) reaches the goal: by count
-/// (`count_goal`) or by mass (`mass_goal`, or top_p times the total mass when `p_of_total` is
-/// below 1). See the file comment.
+/// The fused search of the largest v >= floor whose F(v) reaches `goal`. See the file comment.
+/// O(n) per histogram level (one to three, plus one unweighted count for top-k) and one gather
+/// pass, then O(m log m) for the m <= fused_gather_cap gathered entries.
 template <class E, class Raw, class G>
 fused_cut fused_search(const E& ex,
                        index_t n,
                        const Raw& raw,
                        const G& g,
                        float floor,
-                       bool by_count,
-                       std::uint64_t count_goal,
-                       float mass_goal,
-                       float p_of_total,
+                       fused_goal goal,
                        fused_scratch& s) {
+  const bool by_count = goal.by_count;
   struct level {
     int shift, width;
   };
@@ -176,11 +194,11 @@ fused_cut fused_search(const E& ex,
     };
     histogram(weighted);
     const int bins = 1 << lv.width;
-    if (li == 0 && !by_count && p_of_total < 1.0f) {
+    if (li == 0 && !by_count && goal.of_total < 1.0f) {
       float total = 0.0f;
       for (int b = bins - 1; b >= 0; --b)
         total += s.mass[b];
-      mass_goal = ::specdec::detail::fmul(p_of_total, total);
+      goal = fused_goal::mass_at_least(::specdec::detail::fmul(goal.of_total, total));
     }
     if (li == 0 && by_count) { // k >= the entries left: no cut (as radix select's caller)
       std::uint64_t total = 0;
@@ -189,7 +207,7 @@ fused_cut fused_search(const E& ex,
         total += s.count[b];
         total_mass += s.mass[b];
       }
-      if (total <= count_goal) {
+      if (total <= goal.count) {
         if (!weighted) { // the kept mass is the row's whole mass: weigh it
           histogram(true);
           total_mass = 0.0f;
@@ -198,7 +216,6 @@ fused_cut fused_search(const E& ex,
         }
         fused_cut r;
         r.cut = floor;
-        r.kept = total;
         r.kept_mass = total_mass;
         r.ok = true;
         r.whole = true;
@@ -211,7 +228,7 @@ fused_cut fused_search(const E& ex,
     for (int b = bins - 1; b >= 0; --b) {
       if (s.count[b] == 0u)
         continue;
-      if (by_count ? c + s.count[b] >= count_goal : m + s.mass[b] >= mass_goal) {
+      if (by_count ? c + s.count[b] >= goal.count : m + s.mass[b] >= goal.mass) {
         chosen = b;
         break;
       }
@@ -226,7 +243,6 @@ fused_cut fused_search(const E& ex,
     const std::uint32_t in_bin = s.count[chosen];
     if (lv.shift == 0) { // a single key
       r.cut = ::specdec::detail::from_order_key(lo);
-      r.kept = c + in_bin;
       r.kept_mass = m + s.mass[chosen];
       r.ok = true;
       return r;
@@ -238,7 +254,7 @@ fused_cut fused_search(const E& ex,
       if (got != static_cast<index_t>(c + in_bin))
         return r;
       sort_gathered(s, got);
-      r = walk_sorted(s, 0, 0.0f, by_count, count_goal, mass_goal);
+      r = walk_sorted(s, 0, 0.0f, goal);
       r.complete_list = r.ok;
       return r;
     }
@@ -255,7 +271,7 @@ fused_cut fused_search(const E& ex,
       if (got != static_cast<index_t>(in_bin))
         return r;
       sort_gathered(s, got);
-      return walk_sorted(s, c, m, by_count, count_goal, mass_goal);
+      return walk_sorted(s, c, m, goal);
     }
     prefix = lo;
     base_c = c;
@@ -281,7 +297,7 @@ bool fused_truncate(const E& ex,
   bool complete = false;
   if (params.top_k > 0) {
     const fused_cut r = fused_search(
-        ex, n, raw, weight, cut, true, static_cast<std::uint64_t>(params.top_k), 0.0f, 1.0f, s);
+        ex, n, raw, weight, cut, fused_goal::top_k(static_cast<std::uint64_t>(params.top_k)), s);
     if (!r.ok)
       return false;
     if (!r.whole)
@@ -295,15 +311,16 @@ bool fused_truncate(const E& ex,
     if (complete) { // every entry >= the top-k cut is in the sorted list
       index_t keep = 0;
       const std::uint32_t cut_key = ::specdec::detail::order_key(cut == 0.0f ? 0.0f : cut);
-      while (keep < s.list && s.sorted_keys[keep] >= cut_key)
+      while (keep < s.list && s.key(keep) >= cut_key)
         ++keep;
       s.list = keep;
-      r = walk_sorted(s, 0, 0.0f, false, 0, ::specdec::detail::fmul(params.top_p, mass));
-    } else if (have_mass) {
-      r = fused_search(
-          ex, n, raw, weight, cut, false, 0, ::specdec::detail::fmul(params.top_p, mass), 1.0f, s);
+      r = walk_sorted(
+          s, 0, 0.0f, fused_goal::mass_at_least(::specdec::detail::fmul(params.top_p, mass)));
     } else {
-      r = fused_search(ex, n, raw, weight, cut, false, 0, 0.0f, params.top_p, s);
+      const fused_goal goal =
+          have_mass ? fused_goal::mass_at_least(::specdec::detail::fmul(params.top_p, mass))
+                    : fused_goal::fraction_of_total(params.top_p);
+      r = fused_search(ex, n, raw, weight, cut, goal, s);
     }
     if (!r.ok)
       return false;
