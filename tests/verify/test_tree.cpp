@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <random>
@@ -133,7 +134,98 @@ void check_chain_parity(const Policy& policy) {
   }
 }
 
+/// The serial executor lending scratch (scratch_executor), as the block executor does: the rule
+/// keeps its sibling state in `bytes` instead of a local object. scratch() fills the bytes with
+/// a pattern (indeterminate contents); publish counts its calls.
+template <bool Dispatch>
+struct lending_executor : cpu::serial_executor {
+  static constexpr bool runtime_dispatch = Dispatch;
+  unsigned char* bytes = nullptr;
+  std::size_t size = 0;
+  std::size_t* publishes = nullptr;
+
+  template <class T>
+  T* scratch() const {
+    static_assert(alignof(T) <= 16);
+    REQUIRE(sizeof(T) <= size);
+    std::fill_n(bytes, size, static_cast<unsigned char>(0xA5));
+    return reinterpret_cast<T*>(bytes);
+  }
+  template <class T>
+  void publish(T& dst, const T& v) const {
+    const auto* p = reinterpret_cast<const unsigned char*>(&dst);
+    CHECK((p >= bytes && p + sizeof(T) <= bytes + size)); // only the scratch is written
+    dst = v;
+    ++*publishes;
+  }
+};
+static_assert(scratch_executor<lending_executor<false>>);
+static_assert(scratch_executor<lending_executor<true>>);
+static_assert(!scratch_executor<cpu::serial_executor>);
+
+/// The serial executor with the device's runtime dispatch, lending no scratch.
+struct dispatch_executor : cpu::serial_executor {
+  static constexpr bool runtime_dispatch = true;
+};
+
+/// Multi-draft rejection sampling with a given density and renormalisation (the policies use
+/// <true, true> and <false, true>; <., false> is the biased variant).
+template <bool Dense, bool Renormalise>
+struct tree_rule {
+  template <row_executor E, class TT, class TD, uniform_source U>
+  verify::tree_outcome
+  operator()(const E& ex, const verify::tree_request<TT, TD>& r, const U& u) const {
+    return verify::detail::rejection_tree<Dense, Renormalise>(ex, r, u);
+  }
+};
+
+/// Runs `rule` with the plain executor `Plain` and with the same executor lending scratch, on
+/// random trees (stars wider than tree::max_siblings included): bit-identical outcomes.
+template <class Plain, bool Dispatch, class Rule>
+void check_lent_scratch(const Rule& rule, std::uint32_t seed) {
+  std::mt19937 g(seed);
+  alignas(16) unsigned char bytes[verify::tree_scratch_bytes<float>];
+  std::size_t publishes = 0;
+  lending_executor<Dispatch> lend;
+  lend.bytes = bytes;
+  lend.size = sizeof bytes;
+  lend.publishes = &publishes;
+  const Plain plain{};
+  for (int t = 0; t < 300; ++t) {
+    const int shape = t % 3;
+    const auto n =
+        std::uniform_int_distribution<std::int32_t>(1, shape == 2 ? tree::max_siblings + 4 : 40)(g);
+    const tree_case c = make_case(g, random_parents(g, n, shape), 24, 0.3);
+    for (const auto& sp : param_sets()) {
+      const philox_uniforms u{rng_key{11, static_cast<std::uint64_t>(t)}};
+      const verify::tree_outcome a = rule(plain, c.request(sp), u);
+      const verify::tree_outcome b = rule(lend, c.request(sp), u);
+      INFO("trial " << t << " n " << n << " T " << sp.temperature);
+      REQUIRE(a == b);
+    }
+  }
+  CHECK(publishes > 0);
+}
+
 } // namespace
+
+TEST_CASE("tree rejection sampling in an executor's scratch gives the same outcomes bit for bit",
+          "[verify][tree]") {
+  SECTION("rejection sampling") {
+    check_lent_scratch<cpu::serial_executor, false>(tree_rule<true, true>{}, 1);
+  }
+  SECTION("one-hot rejection") {
+    check_lent_scratch<cpu::serial_executor, false>(tree_rule<false, true>{}, 2);
+  }
+  SECTION("the biased variants") {
+    check_lent_scratch<cpu::serial_executor, false>(tree_rule<true, false>{}, 3);
+    check_lent_scratch<cpu::serial_executor, false>(tree_rule<false, false>{}, 4);
+  }
+  SECTION("runtime dispatch (the device's functors)") {
+    check_lent_scratch<dispatch_executor, true>(tree_rule<true, true>{}, 5);
+    check_lent_scratch<dispatch_executor, true>(tree_rule<false, true>{}, 6);
+  }
+}
 
 TEST_CASE("tree rules on a chain-shaped tree reproduce the chain rules bit for bit",
           "[verify][tree]") {

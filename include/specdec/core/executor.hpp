@@ -60,6 +60,10 @@ struct histogram_fn_archetype {
     return static_cast<int>(static_cast<float>(bins[0]));
   }
 };
+/// Archetype of the values a scratch_executor lends scratch for (concept checking only).
+struct scratch_archetype {
+  float value = 0.0f; ///< a trivially copyable member
+};
 } // namespace detail
 
 /// @brief A row-ops executor.
@@ -100,6 +104,36 @@ concept row_executor = requires(const E& e,
   { e.sample_inverse_cdf(n, f, x) } -> std::convertible_to<index_t>;
   { e.threshold_probe(n, f, g, x, x) } -> std::same_as<threshold_probe_result>;
   e.radix_histogram(n, f, g, x, std::uint32_t{}, int{}, detail::histogram_fn_archetype{});
+};
+
+/// @brief A row executor that also lends the rule running on it scratch memory: one object,
+/// seen by every thread that runs the rule (a device executor's shared memory), so that state a
+/// rule indexes at run time need not live per thread (on the device, per-thread arrays indexed
+/// at run time go to the stack: local memory and spills).
+///
+/// Optional: a rule asks for it with `if constexpr (scratch_executor<E>)` and keeps a local
+/// object otherwise (cpu::serial_executor lends none: its local object is the plain array).
+/// Required, with these semantics:
+/// - `e.template scratch<T>()` -> `T*`: the executor's scratch, viewed as one T (T trivially
+///   copyable, its size and alignment within what the executor has; an executor that has too
+///   little fails to compile or asserts). The same address in every thread and on every call;
+///   its contents are indeterminate until written, and it stays valid for the executor's
+///   lifetime. Only one rule call at a time may use it.
+/// - `e.publish(dst, v)` (dst a `T&` inside the scratch, v a `const T&`): stores v at dst so
+///   that every thread reads v there once publish returns. A collective like the row
+///   primitives: every thread calls it with the same arguments; a thread may read dst's earlier
+///   value until it calls publish. Constant time (device: one copy, two barriers).
+/// Reads of the scratch are plain loads; the scratch is written only through publish.
+///
+/// Checked: both calls compile on a `const E&` for a small trivially copyable T, and scratch
+/// returns exactly `T*`.
+/// @tparam E the candidate executor type
+template <class E>
+concept scratch_executor = row_executor<E> && requires(const E& e,
+                                                       detail::scratch_archetype& dst,
+                                                       const detail::scratch_archetype& v) {
+  { e.template scratch<detail::scratch_archetype>() } -> std::same_as<detail::scratch_archetype*>;
+  e.publish(dst, v);
 };
 
 SPECDEC_NAMESPACE_END

@@ -18,7 +18,10 @@
 ///
 /// The residuals are kept unnormalised: R_0 = p, R_{i+1} = max(0, R_i - M_i q_i) with
 /// M_i = sum R_i (so r_i = R_i / M_i), evaluated per vocabulary entry by looping over the
-/// rejected siblings: O(i) per entry, one vocabulary pass per rejection, no scratch rows.
+/// rejected siblings: O(i) per entry, one vocabulary pass per rejection, no scratch rows. The
+/// rejected siblings' draft distributions and the masses M_i (about 1.2 KB at
+/// tree::max_siblings) live in the executor's scratch when it lends one (scratch_executor: the
+/// block executor's shared memory, one copy per CTA), else in a local object.
 
 #include <specdec/config.hpp>
 
@@ -35,6 +38,7 @@
 #include <specdec/verify/policy.hpp>
 
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 
 SPECDEC_NAMESPACE_BEGIN
@@ -131,6 +135,49 @@ SPECDEC_HD bool tree_usable(const tree_request<TT, TD>& r) noexcept {
   return r.tokens != nullptr && tree::validate(r.tree).ok();
 }
 
+/// The sibling state of rejection_tree at one node: what the residual R_m reads.
+template <class TD>
+struct sibling_state {
+  draft_dist<TD> q[tree::max_siblings]; ///< the rejected siblings' draft distributions
+  float mass[tree::max_siblings + 1];   ///< M_0 = 1, M_1, ... M_m
+};
+
+/// Where a rule keeps a T: the executor's scratch when it lends one (scratch_executor, one copy
+/// for every thread running the rule), else this object's own member.
+template <class E, class T, bool Lent = scratch_executor<E>>
+struct rule_scratch {
+  T own; ///< the object (default-initialised)
+  /// Takes no storage from `ex`. @hd
+  SPECDEC_HD explicit rule_scratch(const E&) noexcept {}
+  /// The object. @hd
+  SPECDEC_HD T& get() noexcept {
+    return own;
+  }
+  /// Stores v at dst (a member of get()). @hd
+  template <class V>
+  SPECDEC_HD static void publish(const E&, V& dst, const V& v) noexcept {
+    dst = v;
+  }
+};
+
+/// rule_scratch in the executor's scratch.
+template <class E, class T>
+struct rule_scratch<E, T, true> {
+  T* lent; ///< `ex.scratch<T>()`
+  /// Views the executor's scratch as a T. @hd
+  SPECDEC_HD explicit rule_scratch(const E& ex) noexcept
+      : lent(ex.template scratch<T>()) {}
+  /// The object. @hd
+  SPECDEC_HD T& get() const noexcept {
+    return *lent;
+  }
+  /// Stores v at dst (a member of get()) for every thread: `ex.publish`, a collective. @hd
+  template <class V>
+  SPECDEC_HD static void publish(const E& ex, V& dst, const V& v) {
+    ex.publish(dst, v);
+  }
+};
+
 /// The residual R_m over the vocabulary after m rejected siblings (see the file comment):
 /// R_0 = p, R_{s+1} = max(0, R_s - M_s q_s). One functor, runtime branches.
 template <class TT, class TD>
@@ -174,6 +221,10 @@ SPECDEC_HD tree_outcome rejection_tree(const E& ex, const tree_request<TT, TD>& 
   const tree_request<TT, TD> r = checked(req, out.status);
   if (!tree_usable(r))
     return malformed_outcome(ex, r, u, out);
+  using scratch = rule_scratch<E, sibling_state<TD>>;
+  scratch held(ex);
+  sibling_state<TD>& st = held.get(); // read here, written through scratch::publish only
+  scratch::publish(ex, st.mass[0], 1.0f);
   std::int32_t node = 0;
   for (std::int32_t depth = 0;; ++depth) {
     const index_t pos = r.position + depth;
@@ -186,9 +237,6 @@ SPECDEC_HD tree_outcome rejection_tree(const E& ex, const tree_request<TT, TD>& 
       out.next = safe_token(ts);
       return out;
     }
-    draft_dist<TD> q[tree::max_siblings];
-    float mass[tree::max_siblings + 1];
-    mass[0] = 1.0f;
     std::int32_t m = 0; // rejected siblings folded into the residual
     std::int32_t accepted_child = -1;
     std::int32_t lane = 0;
@@ -226,9 +274,9 @@ SPECDEC_HD tree_outcome rejection_tree(const E& ex, const tree_request<TT, TD>& 
         const float px = sampling::prob_at(trow, ts, x);
         keep = px >= qx ? 1.0f : px / qx;
       } else {
-        const float rx = sibling_residual<TT, TD>{{trow, ts, ts.inv_mass}, q, mass, level}(
+        const float rx = sibling_residual<TT, TD>{{trow, ts, ts.inv_mass}, st.q, st.mass, level}(
             static_cast<index_t>(x));
-        const float mq = ::specdec::detail::fmul(mass[level], qx);
+        const float mq = ::specdec::detail::fmul(st.mass[level], qx);
         keep = rx >= mq ? 1.0f : rx / mq;
       }
       if (u(pos, draw_purpose::accept, static_cast<std::uint32_t>(lane)) < keep) {
@@ -237,20 +285,20 @@ SPECDEC_HD tree_outcome rejection_tree(const E& ex, const tree_request<TT, TD>& 
       }
       // Rejected: fold q_c into the residual (the biased variant keeps only the last sibling).
       if (Renormalise) {
-        q[m] = qc;
+        scratch::publish(ex, st.q[m], qc);
         ++m;
       } else {
-        q[0] = qc;
+        scratch::publish(ex, st.q[0], qc);
         m = 1;
       }
       const float next_mass = visit_sibling_residual<dynamic>(
-          trow, ts, q, mass, m, [&](const auto& res) { return ex.sum(trow.vocab, res); });
+          trow, ts, st.q, st.mass, m, [&](const auto& res) { return ex.sum(trow.vocab, res); });
       if (!(next_mass > residual_mass_floor)) {
         out.status.set(row_status::residual_fallback);
         out.next = draw_from(ex, trow, ts, u(pos, draw_purpose::sample));
         return out;
       }
-      mass[m] = next_mass;
+      scratch::publish(ex, st.mass[m], next_mass);
     }
     if (accepted_child >= 0) {
       node = accepted_child;
@@ -261,10 +309,10 @@ SPECDEC_HD tree_outcome rejection_tree(const E& ex, const tree_request<TT, TD>& 
       out.next = draw_from(ex, trow, ts, us);
       return out;
     }
-    out.next =
-        visit_sibling_residual<dynamic>(trow, ts, q, mass, m, [&](const auto& res) -> token_id {
+    out.next = visit_sibling_residual<dynamic>(
+        trow, ts, st.q, st.mass, m, [&](const auto& res) -> token_id {
           const index_t t =
-              ex.sample_inverse_cdf(trow.vocab, res, ::specdec::detail::fmul(us, mass[m]));
+              ex.sample_inverse_cdf(trow.vocab, res, ::specdec::detail::fmul(us, st.mass[m]));
           return t >= 0 ? static_cast<token_id>(t) : safe_token(ts);
         });
     return out;
@@ -371,6 +419,14 @@ typical_tree(const E& ex, const tree_request<TT, TD>& req, const U& u, const Thr
 }
 
 } // namespace detail
+
+/// @brief Bytes of executor scratch the tree rules of this header use with draft element type TD
+/// when the executor lends scratch (scratch_executor): multi-draft rejection sampling's sibling
+/// state (the rejected siblings' draft distributions and residual masses, about 1.2 KB). A
+/// device kernel gives its block executor this much shared memory.
+/// @tparam TD draft element type
+template <class TD>
+inline constexpr std::size_t tree_scratch_bytes = sizeof(detail::sibling_state<TD>);
 
 /// @brief A tree verification policy: a type with
 /// `tree_outcome verify_tree(const E&, const tree_request<TT, TD>&, const U&) const` for any
