@@ -16,6 +16,7 @@
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 
+#include <cstddef>
 #include <cstdint>
 
 SPECDEC_CUDA_NAMESPACE_BEGIN
@@ -149,17 +150,23 @@ struct prepared_rows {
 /// deterministic: the same inputs give bit-identical results on every run.
 ///
 /// Rules run redundantly in every thread (scalar logic is cheap and uniform); only the vocab-wide
-/// primitives are split across the CTA.
+/// primitives are split across the CTA. State a rule indexes at run time (tree rejection
+/// sampling's siblings) lives in the executor's scratch (`ScratchBytes` of shared memory, one
+/// copy per CTA; see scratch_executor), not per thread.
 /// @tparam Threads threads per CTA, a multiple of 32
+/// @tparam ScratchBytes bytes of scratch, a __shared__ array of the executor type's own (0: none;
+///   `scratch<T>()` then fails to compile)
 /// @par Complexity
 /// Each primitive reads the row once (sample_inverse_cdf stops at the tile holding the sample);
 /// O(n / Threads) per thread plus O(log Threads) for the reduction.
-template <int Threads>
+template <int Threads, std::size_t ScratchBytes = 0>
 struct block_executor {
   static_assert(Threads % 32 == 0 && Threads >= 32 && Threads <= 1024, "Threads: a warp multiple");
   /// One functor with runtime branches per row form, not one instantiation each (see
   /// sampling::detail::runtime_dispatch): keeps kernels small.
   static constexpr bool runtime_dispatch = true;
+  /// Bytes of scratch (see scratch()).
+  static constexpr std::size_t scratch_bytes = ScratchBytes;
   block_storage<Threads>* smem = nullptr; ///< the CTA's shared storage
   prepared_rows rows{};                   ///< rows with precomputed stats (may be empty)
 
@@ -169,6 +176,45 @@ struct block_executor {
   /// @hd
   SPECDEC_HD const sampling::row_stats* prepared(const void* p) const noexcept {
     return rows.find(p);
+  }
+
+  /// @brief The CTA's scratch viewed as one T (see scratch_executor). Not a collective.
+  ///
+  /// The scratch is a __shared__ array of ScratchBytes bytes declared in this function (one per
+  /// CTA and executor type, whatever T is), so it costs the executor object nothing and costs
+  /// shared memory only in kernels whose rules ask for it.
+  /// @tparam T a trivially copyable type of at most ScratchBytes bytes, aligned to at most 16
+  /// @return the scratch as a T*, the same in every thread; contents indeterminate until
+  ///   written through publish
+  /// @par Complexity
+  /// Constant.
+  template <class T>
+  SPECDEC_DEVICE T* scratch() const noexcept {
+    static_assert(ScratchBytes > 0, "block_executor: this kernel's executor has no scratch");
+    static_assert(sizeof(T) <= ScratchBytes && alignof(T) <= 16,
+                  "block_executor: T does not fit the executor's scratch");
+    return reinterpret_cast<T*>(scratch_area());
+  }
+
+  /// @brief Stores `v` at `dst` (inside the scratch) for every thread: barrier, thread 0 writes,
+  /// barrier. A collective (see scratch_executor).
+  /// @tparam T the stored type (trivially copyable)
+  /// @param[out] dst a T inside the scratch
+  /// @param[in] v the value, the same in every thread
+  /// @par Complexity
+  /// Constant: one copy of T, two __syncthreads.
+  template <class T>
+  SPECDEC_DEVICE void publish(T& dst, const T& v) const {
+    __syncthreads(); // no thread still reads dst's earlier value
+    if (threadIdx.x == 0)
+      dst = v;
+    __syncthreads();
+  }
+
+  /// The scratch's bytes (see scratch()).
+  SPECDEC_DEVICE static unsigned char* scratch_area() noexcept {
+    __shared__ alignas(16) unsigned char area[ScratchBytes > 0 ? ScratchBytes : 1];
+    return area;
   }
 
   /// @brief Visits the elements this thread owns: `body(i, f(i))` for each, in index order. Not a

@@ -228,7 +228,9 @@ __global__ void __launch_bounds__(Threads)
       rows = detail::prepared_rows_of<TT, TD>(
           batch, l.target_rows, l.stats, l.draft_rows, l.stats + l.target_rows);
   }
-  block::block_executor<Threads> ex{detail::shared_storage<Threads>(), rows};
+  // The rule's sibling state (tree rejection sampling) lives in the executor's shared scratch.
+  block::block_executor<Threads, verify::tree_scratch_bytes<TD>> ex{
+      detail::shared_storage<Threads>(), rows};
   verify::tree_request<TT, TD> req = batch.request(b, Policy::needs_draft_rows);
   req.position = position;
   const philox_uniforms u = detail::request_uniforms(l.p, b);
