@@ -178,27 +178,60 @@ struct basic_serial_executor {
   /// @param[in] target the cumulative weight to exceed (u * total mass for a uniform u)
   /// @return that index; if rounding leaves none, the last i with f(i) > 0; -1 when all are 0
   /// @par Complexity
-  /// O(n): one call of f per index, plus the indices of at most one chunk a second time. @hd
+  /// O(n): one call of f per index, plus the indices of at most one chunk a second time (on the
+  /// host's vector path each term is evaluated once and buffered per chunk). @hd
   template <class F>
   SPECDEC_HD index_t sample_inverse_cdf(index_t n, F f, float target) const {
     float running = 0.0f;
     index_t last_positive_chunk = -1;
-    for (index_t base = 0; base < n; base += chunk) {
-      const index_t len = detail::min_i<index_t>(chunk, n - base);
-      const float total = chunk_sum(base, len, f);
-      if (total > 0.0f)
-        last_positive_chunk = base;
-      if (running + total > target) {
-        // Fine scan of this chunk in index order from the running total.
-        float acc = running;
-        for (index_t i = base; i < base + len; ++i) {
-          acc += f(i);
-          if (acc > target)
-            return i;
+#if SPECDEC_HOST_SIMD
+    if constexpr (vector && vector_terms<F>) {
+      // Each chunk's terms are evaluated once, as vectors (the same bits as f(i)), into a
+      // buffer: its total is summed in chunk_sum's lane order, and the fine scan walks the
+      // buffer in index order.
+      float terms[chunk];
+      for (index_t base = 0; base < n; base += chunk) {
+        const index_t len = detail::min_i<index_t>(chunk, n - base);
+        index_t j = 0;
+        for (; j + detail::simd::width <= len; j += detail::simd::width)
+          detail::simd::store(terms + j, f.eval_v(base + j));
+        for (; j < len; ++j)
+          terms[j] = f(base + j);
+        const float total = buffer_sum(terms, len);
+        if (total > 0.0f)
+          last_positive_chunk = base;
+        if (running + total > target) {
+          float acc = running;
+          for (j = 0; j < len; ++j) {
+            acc += terms[j];
+            if (acc > target)
+              return base + j;
+          }
+          running = acc;
+        } else {
+          running += total;
         }
-        running = acc;
-      } else {
-        running += total;
+      }
+    } else
+#endif
+    {
+      for (index_t base = 0; base < n; base += chunk) {
+        const index_t len = detail::min_i<index_t>(chunk, n - base);
+        const float total = chunk_sum(base, len, f);
+        if (total > 0.0f)
+          last_positive_chunk = base;
+        if (running + total > target) {
+          // Fine scan of this chunk in index order from the running total.
+          float acc = running;
+          for (index_t i = base; i < base + len; ++i) {
+            acc += f(i);
+            if (acc > target)
+              return i;
+          }
+          running = acc;
+        } else {
+          running += total;
+        }
       }
     }
     if (last_positive_chunk < 0)
@@ -591,6 +624,26 @@ private:
       s += acc[l];
     return s;
   }
+
+#if SPECDEC_HOST_SIMD
+  /// The sum of `len` (<= chunk) buffered terms in chunk_sum's order (lane l of `lanes` takes the
+  /// terms l, l + lanes, ...; the ragged tail goes to lane 0; then sum_lanes), so it equals
+  /// chunk_sum over the terms the buffer holds. O(len). Host only.
+  static float buffer_sum(const float* terms, index_t len) {
+    float acc[lanes] = {};
+    detail::simd::vf a[k_vec] = {};
+    index_t j = 0;
+    for (; j + lanes <= len; j += lanes)
+      for (int k = 0; k < k_vec; ++k)
+        a[k] += detail::simd::load(terms + j + k * detail::simd::width);
+    for (int k = 0; k < k_vec; ++k)
+      detail::simd::store(acc + k * detail::simd::width, a[k]);
+    for (; j < len; ++j)
+      acc[0] += terms[j];
+    return sum_lanes(acc);
+  }
+#endif
+
   template <class F>
   SPECDEC_HD static float chunk_sum(index_t base, index_t len, F f) {
     float acc[lanes] = {};
