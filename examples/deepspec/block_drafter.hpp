@@ -34,6 +34,8 @@
 /// `layers.{i}.self_attn.q_proj.weight`, ..., `markov_head.markov_w1.weight`,
 /// `confidence_head.proj.weight`).
 
+#include <specdec/core/math.hpp>
+#include <specdec/core/simd.hpp>
 #include <specdec/core/status.hpp>
 #include <specdec/core/types.hpp>
 #include <specdec/core/views.hpp>
@@ -394,6 +396,103 @@ void block_layer_forward(const block_weights<T>& W,
   silu_mul_forward(s.g, s.u, s.a);
   linear_forward(s.a, W[BW::slot(l, bl_down)], s.f);
   out = s.r + s.f;
+}
+
+/// @brief Scratch of block_layer_infer (kept by the inference backbone across calls).
+struct block_infer_scratch {
+  mat<float> n, q, kb, vb, att, o, r, mn, g, u, a, f; ///< as in block_layer_state
+  std::vector<float> rn, p;                           ///< RMS factors; one head's scores
+};
+
+/// @brief p[j] = exp(p[j] - mx) for j < n (vectors where the host has them, the same bits as
+///        specdec::detail::exp_f); returns their sum in index order. O(n).
+inline float exp_shifted_sum(float* p, idx n, float mx) {
+  idx j = 0;
+#if SPECDEC_HOST_SIMD
+  namespace sd = specdec::detail::simd;
+  for (; j + sd::width <= n; j += sd::width)
+    sd::store(p + j, sd::exp_v(sd::load(p + j) - mx));
+#endif
+  for (; j < n; ++j)
+    p[j] = specdec::detail::exp_f(p[j] - mx);
+  float sum = 0.0f;
+  for (j = 0; j < n; ++j)
+    sum += p[j];
+  return sum;
+}
+
+/// @brief Y = X W^T for the few rows of a block: coefficient-wise (each output one dot product),
+///        which for 1-8 rows beats a packed matrix product. O(rows * in * out).
+inline void linear_rows(const mat<float>& X, const mat<float>& W, mat<float>& Y) {
+  Y.noalias() = X.lazyProduct(W.transpose());
+}
+
+/// @brief Inference form of block_layer_forward for one block: every block row sees the context
+///        keys [0, nctx) of `kc` / `vc` (rows already roped; read in place, not copied) and all the
+///        block's own keys (the block is not causal). Nothing is kept for a backward. The same
+///        operations as the training forward except for rounding: coefficient-wise products,
+///        exp_f for the softmax, the value sums weighted first and divided once.
+/// @param[in,out] X the block rows [g x d], replaced by the layer's output
+/// @par Complexity
+/// O(g * layer + g * H * (nctx + g) * hd).
+inline void block_layer_infer(const block_weights<float>& W,
+                              int l,
+                              mat<float>& X,
+                              const std::vector<std::int64_t>& pos,
+                              const mat<float>& kc,
+                              const mat<float>& vc,
+                              idx nctx,
+                              block_infer_scratch& s) {
+  using BW = block_weights<float>;
+  const block_config& c = W.cfg;
+  const int hd = c.head_dim();
+  const int group = c.heads / c.kv_heads;
+  const idx g = X.rows();
+  rmsnorm_forward(X, W[BW::slot(l, bl_in_ln)], s.n, s.rn);
+  linear_rows(s.n, W[BW::slot(l, bl_wq)], s.q);
+  linear_rows(s.n, W[BW::slot(l, bl_wk)], s.kb);
+  linear_rows(s.n, W[BW::slot(l, bl_wv)], s.vb);
+  rope_apply(s.q, pos, hd);
+  rope_apply(s.kb, pos, hd);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const idx keys = nctx + g;
+  s.att.setZero(g, static_cast<idx>(c.heads) * hd);
+  s.p.resize(static_cast<std::size_t>(keys));
+  for (idx t = 0; t < g; ++t)
+    for (int h = 0; h < c.heads; ++h) {
+      const idx kcol = static_cast<idx>(h / group) * hd;
+      const float* qv = s.q.data() + t * s.q.cols() + static_cast<idx>(h) * hd;
+      float mx = -std::numeric_limits<float>::infinity();
+      for (idx j = 0; j < keys; ++j) {
+        const float* kv = j < nctx ? kc.data() + j * kc.cols() + kcol
+                                   : s.kb.data() + (j - nctx) * s.kb.cols() + kcol;
+        float dot = 0.0f;
+        for (int e = 0; e < hd; ++e)
+          dot += qv[e] * kv[e];
+        s.p[static_cast<std::size_t>(j)] = dot * scale;
+        mx = std::max(mx, s.p[static_cast<std::size_t>(j)]);
+      }
+      const float sum = exp_shifted_sum(s.p.data(), keys, mx);
+      float* out = s.att.data() + t * s.att.cols() + static_cast<idx>(h) * hd;
+      for (idx j = 0; j < keys; ++j) {
+        const float* vv = j < nctx ? vc.data() + j * vc.cols() + kcol
+                                   : s.vb.data() + (j - nctx) * s.vb.cols() + kcol;
+        const float pj = s.p[static_cast<std::size_t>(j)];
+        for (int e = 0; e < hd; ++e)
+          out[e] += pj * vv[e];
+      }
+      const float inv = 1.0f / sum;
+      for (int e = 0; e < hd; ++e)
+        out[e] *= inv;
+    }
+  linear_rows(s.att, W[BW::slot(l, bl_wo)], s.o);
+  s.r = X + s.o;
+  rmsnorm_forward(s.r, W[BW::slot(l, bl_post_ln)], s.mn, s.rn);
+  linear_rows(s.mn, W[BW::slot(l, bl_gate)], s.g);
+  linear_rows(s.mn, W[BW::slot(l, bl_up)], s.u);
+  silu_mul_forward(s.g, s.u, s.a);
+  linear_rows(s.a, W[BW::slot(l, bl_down)], s.f);
+  X = s.r + s.f;
 }
 
 /// @brief Backward of block_layer_forward: from dout to dX (returned in dX, overwritten) and the
@@ -1007,27 +1106,24 @@ public:
       return status{errc::shape_mismatch};
     const idx a = r.context.size - 1;
     const idx nctx = std::min(a, n_);
-    std::vector<std::int32_t> toks;
-    block_rows(c, {anchor}, {a}, nctx, toks, pos_, mask_);
+    // The block's rows: [anchor, MASK, ...] at positions a .. a + block - 1, each seeing the
+    // context rows [0, nctx) and the whole block (as block_rows sets up training's mask).
+    toks_.assign(static_cast<std::size_t>(c.block), c.mask_token);
+    toks_[0] = anchor;
+    pos_.resize(static_cast<std::size_t>(c.block));
+    for (idx k = 0; k < c.block; ++k)
+      pos_[static_cast<std::size_t>(k)] = a + k;
     mat<float> x;
-    embed_rows(*e_, toks, x);
-    layers_.resize(static_cast<std::size_t>(c.n_layers));
+    embed_rows(*e_, toks_, x);
     for (int l = 0; l < c.n_layers; ++l) {
       const auto li = static_cast<std::size_t>(l);
-      const mat<float> kc = kc_[li].topRows(nctx);
-      const mat<float> vc = vc_[li].topRows(nctx);
-      mat<float> y;
-      block_layer_forward(*w_, l, x, pos_, kc, vc, mask_, layers_[li], y);
-      x = std::move(y);
+      block_layer_infer(*w_, l, x, pos_, kc_[li], vc_[li], nctx, scratch_);
     }
-    mat<float> h;
-    std::vector<float> rh;
-    rmsnorm_forward(x, (*w_)[bg_norm], h, rh);
-    mat<float> u;
-    linear_forward(h, *e_, u);
+    rmsnorm_forward(x, (*w_)[bg_norm], h_, scratch_.rn);
+    u_.noalias() = h_.topRows(r.gamma).lazyProduct(e_->transpose()); // returned rows only
     for (idx k = 0; k < r.gamma; ++k) {
-      std::copy_n(u.data() + k * c.vocab, c.vocab, U.data + k * U.row_stride);
-      std::copy_n(h.data() + k * c.dim, c.dim, H.data + k * H.row_stride);
+      std::copy_n(u_.data() + k * c.vocab, c.vocab, U.data + k * U.row_stride);
+      std::copy_n(h_.data() + k * c.dim, c.dim, H.data + k * H.row_stride);
     }
     return status{};
   }
@@ -1071,8 +1167,9 @@ private:
   idx n_ = 0;
   std::vector<mat<float>> kc_, vc_;
   std::vector<std::int64_t> pos_;
-  attention_mask mask_;
-  std::vector<block_layer_state<float>> layers_;
+  std::vector<std::int32_t> toks_;
+  block_infer_scratch scratch_;
+  mat<float> h_, u_; // final norm of the block, its logits
 };
 
 static_assert(specdec::propose::prompt_feature_backbone<block_backbone>);

@@ -118,18 +118,25 @@ void rope_apply(mat<T>& X,
                 double theta = 10000.0) {
   const idx n = X.rows();
   const idx w = X.cols();
+  // The rotation of pair i (columns c with c % hd = i, i even) at one position is the same for
+  // every head: computed once per row, in double, as before the hoisting (same bits).
+  std::vector<double> freq(static_cast<std::size_t>(hd / 2));
+  for (int i = 0; i < hd; i += 2)
+    freq[static_cast<std::size_t>(i / 2)] = 1.0 / std::pow(theta, static_cast<double>(i) / hd);
+  std::vector<T> cs(freq.size()), sn(freq.size());
   for (idx t = 0; t < n; ++t) {
     const double p = static_cast<double>(pos[static_cast<std::size_t>(t)]);
+    for (std::size_t i = 0; i < freq.size(); ++i) {
+      const double a = p * freq[i];
+      cs[i] = static_cast<T>(std::cos(a));
+      sn[i] = static_cast<T>(inverse ? -std::sin(a) : std::sin(a));
+    }
     for (idx c = 0; c < w; c += 2) {
-      const int i = static_cast<int>(c % hd);
-      const double freq = 1.0 / std::pow(theta, static_cast<double>(i) / hd);
-      const double a = p * freq;
-      const T cs = static_cast<T>(std::cos(a));
-      const T sn = static_cast<T>(inverse ? -std::sin(a) : std::sin(a));
+      const std::size_t i = static_cast<std::size_t>(c % hd) / 2;
       const T x0 = X(t, c);
       const T x1 = X(t, c + 1);
-      X(t, c) = x0 * cs - x1 * sn;
-      X(t, c + 1) = x0 * sn + x1 * cs;
+      X(t, c) = x0 * cs[i] - x1 * sn[i];
+      X(t, c + 1) = x0 * sn[i] + x1 * cs[i];
     }
   }
 }
