@@ -21,14 +21,19 @@
 /// adds, a final RMSNorm and the classifier. Greedy decoding from BOS reproduces llama2.c's output.
 ///
 /// **Speed.** Weights are repacked at load time transposed, padded and cut into panels
-/// (`[in][8 output vectors]`, contiguous), so a register tile streams its weights sequentially and
-/// one weight load serves a whole vector of outputs. The products use GCC/clang vector extensions
-/// (16 floats with AVX-512, 8 with AVX, else 4) with tiles of up to 4 rows x 8 output vectors in
-/// registers. Keys and values are cached feature-major, so one vector op handles `lanes`
-/// consecutive positions: scores, softmax and the weighted value sums all run over positions.
-/// exp() is a vectorised Cephes polynomial (about 1 ulp). Build with `-O3 -march=native
-/// -ffp-contract=off`. About 40,000 greedy tokens/s single-threaded for stories260K on an
-/// AVX-512 Xeon (llama2.c's run.c: 10-13k).
+/// (`[in][8 output vectors]` with 32 vector registers, 24 vectors with 16), so a register tile
+/// streams its weights sequentially and one weight load serves a whole vector of outputs. The
+/// products use GCC/clang vector extensions (16 floats with AVX-512, 8 with AVX, else 4) with tiles
+/// of up to 4 rows x 8 output vectors in registers (x 12 with 16 registers). Keys and values are
+/// cached feature-major, so one vector op handles `lanes` consecutive positions: scores, softmax
+/// and the weighted value sums all run over positions. exp() is a vectorised Cephes polynomial
+/// (about 1 ulp). A baseline x86 build (SSE, 4 lanes) also carries 256- and 512-bit versions of the
+/// hot kernels (detail::wide) and runs them when the CPU has AVX2 / AVX-512F (kernel_width()); they
+/// compute every element with the same operations in the same order as the 4-lane kernels, so the
+/// logits are bitwise the same on every x86 CPU. Greedy decoding of stories260K on a 2-core AVX-512
+/// Xeon VM (2.3 GHz, shared): about 43,000 tokens/s single-threaded from the baseline build, 45,000
+/// with `-march=native` (llama2.c's run.c built with -Ofast -march=native: 13-15k); about 25,000
+/// for the 4-lane kernels alone.
 ///
 /// **Batch invariance (guaranteed by construction).** A row's logits are bitwise identical
 /// whether its token is scored alone (T = 1) or among T rows in one call, whatever its index in
@@ -135,6 +140,28 @@ inline constexpr index_t lanes = 8; ///< floats per vector (AVX)
 inline constexpr index_t lanes = 4; ///< floats per vector (SSE / other targets)
 #endif
 
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))        \
+    && !defined(__AVX__)
+/// 1 when a baseline x86 build also carries the 256-bit kernels of detail::wide, which
+/// model::load() selects when the CPU has AVX2 (bitwise the same results).
+#define LLAMA2C_WIDE_KERNELS 1
+#else
+#define LLAMA2C_WIDE_KERNELS 0
+#endif
+
+/// Bits per register of the widest kernels this build can run on this CPU: 512 (AVX-512F) or 256
+/// (AVX2) for the kernels of detail::wide (LLAMA2C_WIDE_KERNELS), else the build's own `lanes`.
+inline int widest_kernels() noexcept {
+#if LLAMA2C_WIDE_KERNELS
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f"))
+    return 512;
+  if (__builtin_cpu_supports("avx2"))
+    return 256;
+#endif
+  return static_cast<int>(lanes) * 32;
+}
+
 /// A vector of `lanes` floats (GCC/clang vector extension).
 using vf = float __attribute__((vector_size(lanes * sizeof(float))));
 /// A vector of `lanes` int32 (comparison results, lane masks).
@@ -231,9 +258,30 @@ SPECDEC_FORCEINLINE float madd(float acc, float a, float b) noexcept {
 SPECDEC_FORCEINLINE vf select(vi mask, vf a, vf b) noexcept {
   return mask ? a : b; // lane-wise: a where mask lanes are -1, b where they are 0
 }
-/// Lane-wise `a > b ? a : b` (one vmaxps).
+/// Lane-wise `a > b ? a : b`: one (v)maxps on x86, whose definition is exactly this expression
+/// (b when either is NaN or both are zeros); a compare-and-blend elsewhere.
 SPECDEC_FORCEINLINE vf vmax(vf a, vf b) noexcept {
+#if defined(__AVX512F__)
+  return _mm512_mask_max_ps(a, 0xFFFF, a, b); // (mask form: no undefined source)
+#elif defined(__AVX__)
+  return _mm256_max_ps(a, b);
+#elif defined(__SSE__)
+  return _mm_max_ps(a, b);
+#else
   return select(a > b, a, b);
+#endif
+}
+/// Lane-wise `a < b ? a : b` (one (v)minps on x86; see vmax).
+SPECDEC_FORCEINLINE vf vmin(vf a, vf b) noexcept {
+#if defined(__AVX512F__)
+  return _mm512_mask_min_ps(a, 0xFFFF, a, b);
+#elif defined(__AVX__)
+  return _mm256_min_ps(a, b);
+#elif defined(__SSE__)
+  return _mm_min_ps(a, b);
+#else
+  return select(a < b, a, b);
+#endif
 }
 /// 4 floats (the last levels of the horizontal reductions).
 using v4f = float __attribute__((vector_size(4 * sizeof(float))));
@@ -292,10 +340,8 @@ SPECDEC_FORCEINLINE vf exp(vf x) noexcept {
 #if defined(__AVX512F__)
   x = _mm512_mask_max_ps(x, 0xFFFF, x, splat<vf>(-104.0f)); // (mask form: no undefined source)
 #else
-  const vf lo = splat<vf>(-87.0f);
-  const vf hi = splat<vf>(88.0f);
-  x = select(lo > x, lo, x);
-  x = select(hi < x, hi, x);
+  x = vmax(splat<vf>(-87.0f), x); // lo > x ? lo : x
+  x = vmin(splat<vf>(88.0f), x);  // hi < x ? hi : x
 #endif
   const vf magic = splat<vf>(12582912.0f); // 1.5 * 2^23: adding and subtracting rounds to integer
   vf fx = x * splat<vf>(1.44269504088896341f);
@@ -348,11 +394,22 @@ inline void mm_tile(const float* x,
       vstore(y + r * ys + c * lanes, acc[r][c]);
 }
 
-/// Output-vector tile width for a row tile of R rows (accumulators + weights fit 32 registers).
-template <int R>
-inline constexpr int col_tile = R <= 2 ? 8 : (R == 3 ? 6 : 4);
+/// Vector registers of the target: 32 with AVX-512 and on AArch64, else 16 (SSE, AVX).
+#if defined(__AVX512F__) || defined(__aarch64__)
+inline constexpr int vector_registers = 32;
+#else
+inline constexpr int vector_registers = 16;
+#endif
 
-/// R rows times `nv` output vectors (nv <= 8), split into register tiles.
+/// Output-vector tile width for a row tile of R rows. With 32 registers the accumulators and the
+/// tile's weight vectors fit (R = 1, 2: 8; 3: 6; 4: 4). With 16, at most 12 accumulators, so that
+/// one temporary and the broadcast input still fit (12, 6, 4, 3: every width divides the panel of
+/// 12 vectors, and a matrix-vector product streams 12 output vectors per broadcast).
+template <int R>
+inline constexpr int col_tile = vector_registers == 32 ? (R <= 2 ? 8 : (R == 3 ? 6 : 4))
+                                                       : (R == 1 ? 12 : 12 / R);
+
+/// R rows times `nv` output vectors (nv <= panel_vectors), split into register tiles.
 template <int R>
 inline void mm_rows(const float* x,
                     index_t xs,
@@ -376,8 +433,9 @@ inline void mm_rows(const float* x,
   (std::make_integer_sequence<int, ct - 1>{});
 }
 
-/// Output vectors per weight panel (see matmul).
-inline constexpr index_t panel_vectors = 8;
+/// Output vectors per weight panel (see matmul): the widest register tile with 32 registers; two
+/// of them with 16 (24 vectors: 12 of 8 floats for detail::wide's 256-bit tiles).
+inline constexpr index_t panel_vectors = vector_registers == 32 ? col_tile<1> : 2 * col_tile<1>;
 
 /// @brief y[T][ws] = x[T][in] W for W stored transposed (`[in][ws]`, ws a multiple of lanes) and
 /// cut into panels of panel_vectors output vectors: the panel of output vectors c0 .. c0+cb-1
@@ -531,6 +589,608 @@ inline void vsum_tile(const float* a,
     for (int f = 0; f < F; ++f)
       out[m * out_stride + f] = hsum(acc[m][f]) * inv[m];
 }
+
+#if LLAMA2C_WIDE_KERNELS
+/// @brief Wider versions of the hot kernels for a baseline (SSE) build, chosen at run time
+/// (model::kernel_width()): 256-bit ones for a CPU with AVX2, and a 512-bit matrix product for one
+/// with AVX-512F. They read the same packed layouts (4-float vectors) and perform, for every
+/// element, exactly the operations of the 4-lane kernels above in the same order: what the 4-lane
+/// code runs lane-parallel (products, dot products over the input, exp) is done 8 or 16 lanes at
+/// a time, and every accumulation that runs along chunks of 4 lanes (softmax sum, value sums) still
+/// adds one 4-lane chunk after the other. The results are therefore bitwise those of the baseline
+/// kernels, on any CPU. Every product goes through an asm barrier (mul) and the targets do not
+/// include FMA, so no product can be contracted into its add.
+namespace wide {
+
+#define LLAMA2C_WIDE_TARGET __attribute__((target("avx2")))
+#define LLAMA2C_WIDE512_TARGET __attribute__((target("avx512f")))
+
+/// The product `a * b` behind an empty asm barrier, as in detail::madd: it cannot be fused with
+/// the add that follows, whatever the target and the -ffp-contract setting.
+LLAMA2C_WIDE_TARGET SPECDEC_FORCEINLINE __m256 mul(__m256 a, __m256 b) noexcept {
+  __m256 p = _mm256_mul_ps(a, b);
+  __asm__("" : "+x"(p));
+  return p;
+}
+/// 128-bit mul (see the 256-bit one).
+LLAMA2C_WIDE_TARGET SPECDEC_FORCEINLINE __m128 mul(__m128 a, __m128 b) noexcept {
+  __m128 p = _mm_mul_ps(a, b);
+  __asm__("" : "+x"(p));
+  return p;
+}
+/// 512-bit mul (see the 256-bit one).
+LLAMA2C_WIDE512_TARGET SPECDEC_FORCEINLINE __m512 mul(__m512 a, __m512 b) noexcept {
+  __m512 p = _mm512_mul_ps(a, b);
+  __asm__("" : "+v"(p));
+  return p;
+}
+
+/// One register tile of matmul: R rows x (C 8-float columns, then one 4-float column if Tail).
+template <int R, int C, bool Tail>
+LLAMA2C_WIDE_TARGET inline void mm_tile(const float* x,
+                                        index_t xs,
+                                        const float* w,
+                                        index_t ws,
+                                        index_t in,
+                                        float* y,
+                                        index_t ys) noexcept {
+  __m256 acc[R][C > 0 ? C : 1];
+  __m128 tail[R];
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < C; ++c)
+      acc[r][c] = _mm256_setzero_ps();
+    tail[r] = _mm_setzero_ps();
+  }
+  for (index_t k = 0; k < in; ++k) {
+    const float* wk = w + k * ws;
+    for (int r = 0; r < R; ++r) {
+      const __m256 xv = _mm256_broadcast_ss(x + r * xs + k);
+      for (int c = 0; c < C; ++c)
+        acc[r][c] = _mm256_add_ps(acc[r][c], mul(_mm256_loadu_ps(wk + 8 * c), xv));
+      if constexpr (Tail)
+        tail[r] = _mm_add_ps(tail[r], mul(_mm_loadu_ps(wk + 8 * C), _mm256_castps256_ps128(xv)));
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < C; ++c)
+      _mm256_storeu_ps(y + r * ys + 8 * c, acc[r][c]);
+    if constexpr (Tail)
+      _mm_storeu_ps(y + r * ys + 8 * C, tail[r]);
+  }
+}
+
+/// 8-float columns per tile for R rows (at most 12 accumulators of the 16 registers).
+template <int R>
+inline constexpr int col_tile = 12 / R;
+
+/// R rows times one panel of n4 4-float vectors.
+template <int R>
+LLAMA2C_WIDE_TARGET inline void mm_rows(const float* x,
+                                        index_t xs,
+                                        const float* w,
+                                        index_t ws,
+                                        index_t in,
+                                        float* y,
+                                        index_t ys,
+                                        index_t n4) noexcept {
+  constexpr int ct = col_tile<R>;
+  index_t c = 0; // in floats
+  const index_t n = n4 * 4;
+  for (; c + 8 * ct <= n; c += 8 * ct)
+    mm_tile<R, ct, false>(x, xs, w + c, ws, in, y + c, ys);
+  const index_t rem8 = (n - c) / 8;
+  const bool tail = (n - c) % 8 != 0;
+  if (rem8 == 0 && !tail)
+    return;
+  [&]<int... I>(std::integer_sequence<int, I...>) {
+    ((rem8 == I ? (tail ? mm_tile<R, I, true>(x, xs, w + c, ws, in, y + c, ys)
+                        : mm_tile<R, I, false>(x, xs, w + c, ws, in, y + c, ys),
+                   0)
+                : 0),
+     ...);
+  }
+  (std::make_integer_sequence<int, ct>{});
+}
+
+/// detail::matmul with 8-float tiles: the same panels, the same per-element sums.
+LLAMA2C_WIDE_TARGET inline void matmul(const float* x,
+                                       index_t xs,
+                                       index_t rows,
+                                       const float* w,
+                                       index_t ws,
+                                       index_t in,
+                                       float* y,
+                                       index_t ys) noexcept {
+  const index_t nv = ws / lanes;
+  for (index_t c0 = 0; c0 < nv; c0 += panel_vectors) {
+    const index_t cb = std::min<index_t>(panel_vectors, nv - c0);
+    const float* wc = w + c0 * lanes * in;
+    const index_t pw = cb * lanes;
+    float* yc = y + c0 * lanes;
+    index_t r = 0;
+    for (; r + 4 <= rows; r += 4)
+      mm_rows<4>(x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
+    switch (rows - r) {
+    case 3:
+      mm_rows<3>(x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
+      break;
+    case 2:
+      mm_rows<2>(x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
+      break;
+    case 1:
+      mm_rows<1>(x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
+      break;
+    default:
+      break;
+    }
+  }
+}
+
+/// One register tile of matmul with 512-bit registers: R rows x C 16-float columns, the last one
+/// covering only the floats of `last` (a lane mask) when Partial.
+template <int R, int C, bool Partial>
+LLAMA2C_WIDE512_TARGET inline void mm_tile512(const float* x,
+                                              index_t xs,
+                                              const float* w,
+                                              index_t ws,
+                                              index_t in,
+                                              float* y,
+                                              index_t ys,
+                                              __mmask16 last) noexcept {
+  __m512 acc[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c)
+      acc[r][c] = _mm512_setzero_ps();
+  for (index_t k = 0; k < in; ++k) {
+    const float* wk = w + k * ws;
+    __m512 wv[C];
+    for (int c = 0; c < C; ++c)
+      wv[c] = Partial && c == C - 1 ? _mm512_maskz_loadu_ps(last, wk + 16 * c)
+                                    : _mm512_loadu_ps(wk + 16 * c);
+    for (int r = 0; r < R; ++r) {
+      const __m512 xv = _mm512_set1_ps(x[r * xs + k]);
+      for (int c = 0; c < C; ++c)
+        acc[r][c] = _mm512_add_ps(acc[r][c], mul(wv[c], xv));
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) {
+      if (Partial && c == C - 1)
+        _mm512_mask_storeu_ps(y + r * ys + 16 * c, last, acc[r][c]);
+      else
+        _mm512_storeu_ps(y + r * ys + 16 * c, acc[r][c]);
+    }
+}
+
+/// R rows times one panel of n4 4-float vectors (at most 24: six 16-float columns).
+template <int R>
+LLAMA2C_WIDE512_TARGET inline void mm_rows512(const float* x,
+                                              index_t xs,
+                                              const float* w,
+                                              index_t ws,
+                                              index_t in,
+                                              float* y,
+                                              index_t ys,
+                                              index_t n4) noexcept {
+  const index_t n = n4 * 4;
+  const index_t cols = (n + 15) / 16;
+  const bool partial = n % 16 != 0;
+  const auto last = static_cast<__mmask16>((1u << (n % 16)) - 1u);
+  [&]<int... I>(std::integer_sequence<int, I...>) {
+    ((cols == I + 1 ? (partial ? mm_tile512<R, I + 1, true>(x, xs, w, ws, in, y, ys, last)
+                               : mm_tile512<R, I + 1, false>(x, xs, w, ws, in, y, ys, last),
+                       0)
+                    : 0),
+     ...);
+  }
+  (std::make_integer_sequence<int, 6>{});
+}
+
+/// detail::matmul with 512-bit tiles: the same panels, the same per-element sums.
+LLAMA2C_WIDE512_TARGET inline void matmul512(const float* x,
+                                             index_t xs,
+                                             index_t rows,
+                                             const float* w,
+                                             index_t ws,
+                                             index_t in,
+                                             float* y,
+                                             index_t ys) noexcept {
+  static_assert(panel_vectors * lanes <= 6 * 16, "a panel must fit six 16-float columns");
+  const index_t nv = ws / lanes;
+  for (index_t c0 = 0; c0 < nv; c0 += panel_vectors) {
+    const index_t cb = std::min<index_t>(panel_vectors, nv - c0);
+    const float* wc = w + c0 * lanes * in;
+    const index_t pw = cb * lanes;
+    float* yc = y + c0 * lanes;
+    index_t r = 0;
+    for (; r + 4 <= rows; r += 4)
+      mm_rows512<4>(x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
+    switch (rows - r) {
+    case 3:
+      mm_rows512<3>(x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
+      break;
+    case 2:
+      mm_rows512<2>(x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
+      break;
+    case 1:
+      mm_rows512<1>(x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
+      break;
+    default:
+      break;
+    }
+  }
+}
+
+/// detail::exp on 8 lanes, operation for operation (the baseline branch: clamps to [-87, 88], the
+/// Cephes polynomial with separate products and sums, the power of two built in the exponent).
+LLAMA2C_WIDE_TARGET inline __m256 exp(__m256 x) noexcept {
+  x = _mm256_max_ps(_mm256_set1_ps(-87.0f), x);
+  x = _mm256_min_ps(_mm256_set1_ps(88.0f), x);
+  const __m256 magic = _mm256_set1_ps(12582912.0f);
+  __m256 fx = mul(x, _mm256_set1_ps(1.44269504088896341f));
+  fx = _mm256_sub_ps(_mm256_add_ps(fx, magic), magic);
+  __m256 r = _mm256_add_ps(x, mul(fx, _mm256_set1_ps(-0.693359375f)));
+  r = _mm256_add_ps(r, mul(fx, _mm256_set1_ps(2.12194440e-4f)));
+  const __m256 z = _mm256_mul_ps(r, r);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_add_ps(_mm256_set1_ps(1.3981999507e-3f), mul(y, r));
+  y = _mm256_add_ps(_mm256_set1_ps(8.3334519073e-3f), mul(y, r));
+  y = _mm256_add_ps(_mm256_set1_ps(4.1665795894e-2f), mul(y, r));
+  y = _mm256_add_ps(_mm256_set1_ps(1.6666665459e-1f), mul(y, r));
+  y = _mm256_add_ps(_mm256_set1_ps(5.0000001201e-1f), mul(y, r));
+  y = _mm256_add_ps(_mm256_add_ps(r, mul(y, z)), _mm256_set1_ps(1.0f));
+  const __m256i n = _mm256_cvttps_epi32(fx);
+  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(n, _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
+}
+
+/// model::score_keys over 8 keys per register: G 8-key groups x M heads, the same per-key sums.
+template <int M, int G>
+LLAMA2C_WIDE_TARGET inline void score_keys(const float* q,
+                                           index_t hs,
+                                           const float* k,
+                                           index_t k_stride,
+                                           float* a,
+                                           index_t a_stride,
+                                           float inv_scale) noexcept {
+  __m256 acc[M][G];
+  for (int m = 0; m < M; ++m)
+    for (int g = 0; g < G; ++g)
+      acc[m][g] = _mm256_setzero_ps();
+  for (index_t i = 0; i < hs; ++i) {
+    __m256 kv[G];
+    for (int g = 0; g < G; ++g)
+      kv[g] = _mm256_loadu_ps(k + i * k_stride + 8 * g);
+    for (int m = 0; m < M; ++m) {
+      const __m256 qv = _mm256_broadcast_ss(q + m * hs + i);
+      for (int g = 0; g < G; ++g)
+        acc[m][g] = _mm256_add_ps(acc[m][g], mul(kv[g], qv));
+    }
+  }
+  const __m256 sc = _mm256_set1_ps(inv_scale);
+  for (int m = 0; m < M; ++m)
+    for (int g = 0; g < G; ++g)
+      _mm256_storeu_ps(a + m * a_stride + 8 * g, _mm256_mul_ps(acc[m][g], sc));
+}
+
+/// model::score_prefix: the whole 8-key groups below P rounded up to 4 keys, the rest 4-wide.
+template <int M>
+LLAMA2C_WIDE_TARGET inline void score_prefix(const float* q,
+                                             index_t hs,
+                                             const float* k,
+                                             index_t k_stride,
+                                             float* a,
+                                             index_t a_stride,
+                                             float inv_scale,
+                                             index_t P) noexcept {
+  constexpr int G = M == 1 ? 4 : 2;
+  const index_t n = round_up(P, 4);
+  index_t c = 0;
+  for (; c + 8 * G <= n; c += 8 * G)
+    score_keys<M, G>(q, hs, k + c, k_stride, a + c, a_stride, inv_scale);
+  for (; c + 8 <= n; c += 8)
+    score_keys<M, 1>(q, hs, k + c, k_stride, a + c, a_stride, inv_scale);
+  if (c < n) { // one chunk of 4 keys
+    __m128 acc[M];
+    for (int m = 0; m < M; ++m)
+      acc[m] = _mm_setzero_ps();
+    for (index_t i = 0; i < hs; ++i) {
+      const __m128 kv = _mm_loadu_ps(k + i * k_stride + c);
+      for (int m = 0; m < M; ++m)
+        acc[m] = _mm_add_ps(acc[m], mul(kv, _mm_set1_ps(q[m * hs + i])));
+    }
+    for (int m = 0; m < M; ++m)
+      _mm_storeu_ps(a + m * a_stride + c, _mm_mul_ps(acc[m], _mm_set1_ps(inv_scale)));
+  }
+}
+
+/// model::softmax_exp without the sum (see inv_sums): the maximum (exact in any order), then
+/// a[j] = exp(a[j] - max) 8 lanes at a time, 0 for the lanes of the last 4-lane chunk past n.
+LLAMA2C_WIDE_TARGET inline void softmax_exp(float* a, index_t n) noexcept {
+  const index_t chunks = (n + 3) / 4;
+  const index_t last = (chunks - 1) * 4;
+  const __m128 ninf = _mm_set1_ps(-std::numeric_limits<float>::infinity());
+  const __m128i iota = _mm_setr_epi32(0, 1, 2, 3);
+  const __m128 mask =
+      _mm_castsi128_ps(_mm_cmplt_epi32(iota, _mm_set1_epi32(static_cast<int>(n - last))));
+  // mask ? v : -inf, for the last chunk
+  const __m128 tailv = _mm_loadu_ps(a + last);
+  __m128 m0 = _mm_or_ps(_mm_and_ps(mask, tailv), _mm_andnot_ps(mask, ninf));
+  __m256 m8 = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  index_t c = 0;
+  for (; c + 8 <= last; c += 8)
+    m8 = _mm256_max_ps(m8, _mm256_loadu_ps(a + c));
+  if (c < last)
+    m0 = _mm_max_ps(m0, _mm_loadu_ps(a + c));
+  m0 = _mm_max_ps(m0, _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1)));
+  float mv[4];
+  _mm_storeu_ps(mv, m0);
+  const float a02 = mv[0] > mv[2] ? mv[0] : mv[2];
+  const float a13 = mv[1] > mv[3] ? mv[1] : mv[3];
+  const float mx = a02 > a13 ? a02 : a13;
+  const __m256 mx8 = _mm256_set1_ps(mx);
+  for (c = 0; c + 8 <= last; c += 8)
+    _mm256_storeu_ps(a + c, exp(_mm256_sub_ps(_mm256_loadu_ps(a + c), mx8)));
+  // the remaining chunks (one or two of 4 lanes, the last masked) through the 8-lane exp
+  alignas(32) float buf[8] = {};
+  const index_t rest = last + 4 - c; // 4 or 8 floats
+  std::memcpy(buf, a + c, static_cast<std::size_t>(rest) * sizeof(float));
+  const __m256 e = exp(_mm256_sub_ps(_mm256_load_ps(buf), mx8));
+  _mm256_store_ps(buf, e);
+  if (rest == 8)
+    _mm_storeu_ps(a + c, _mm_load_ps(buf));
+  _mm_storeu_ps(a + last, _mm_and_ps(mask, _mm_load_ps(buf + rest - 4)));
+}
+
+/// 1 / (sum of the softmax numerators) of H heads (head h at `a + h * stride`, n keys, lanes
+/// past n zero): each head's sum runs one 4-lane chunk after the other, then the fixed hsum tree,
+/// as in model::softmax_exp; the heads are interleaved so that their add chains overlap.
+LLAMA2C_WIDE_TARGET inline void
+inv_sums(const float* a, index_t stride, index_t H, index_t n, float* inv) noexcept {
+  const index_t end = round_up(n, 4);
+  for (index_t h0 = 0; h0 < H; h0 += 8) {
+    const index_t hn = std::min<index_t>(8, H - h0);
+    __m128 s[8];
+    for (int h = 0; h < 8; ++h)
+      s[h] = _mm_setzero_ps();
+    for (index_t c = 0; c < end; c += 4)
+      for (int h = 0; h < 8; ++h)
+        if (h < hn)
+          s[h] = _mm_add_ps(s[h], _mm_loadu_ps(a + (h0 + h) * stride + c));
+    for (index_t h = 0; h < hn; ++h) {
+      float mv[4];
+      _mm_storeu_ps(mv, s[h]);
+      inv[h0 + h] = 1.0f / ((mv[0] + mv[2]) + (mv[1] + mv[3]));
+    }
+  }
+}
+
+/// detail::vsum_tile for M heads x 2 FP features: each register holds the 4-lane accumulators of
+/// two features side by side, so every accumulator still adds its chunks one after the other. (The
+/// chunk step is written out here, not in a helper taking the accumulator array by reference:
+/// GCC then kept the array in memory and stored it on every chunk.)
+template <int M, int FP>
+LLAMA2C_WIDE_TARGET inline void vsum_tile(const float* a,
+                                          index_t a_stride,
+                                          const float* v1,
+                                          index_t s1,
+                                          index_t chunks1,
+                                          const float* v2,
+                                          index_t s2,
+                                          index_t chunks2,
+                                          index_t valid_last,
+                                          float* out,
+                                          index_t out_stride,
+                                          const float* inv) noexcept {
+  __m256 acc[M][FP];
+  for (int m = 0; m < M; ++m)
+    for (int f = 0; f < FP; ++f)
+      acc[m][f] = _mm256_setzero_ps();
+  const index_t total = chunks1 + chunks2;
+  const __m128 m4 = _mm_castsi128_ps(
+      _mm_cmplt_epi32(_mm_setr_epi32(0, 1, 2, 3), _mm_set1_epi32(static_cast<int>(valid_last))));
+  const __m256 mask = _mm256_insertf128_ps(_mm256_castps128_ps256(m4), m4, 1);
+  // chunk c: acc[m][f] += (a_m[c], a_m[c]) * (v_2f[c], v_2f+1[c]); the last keeps masked lanes
+  for (index_t c = 0; c < total; ++c) {
+    const float* v = c < chunks1 ? v1 + 4 * c : v2 + 4 * (c - chunks1);
+    const index_t vs = c < chunks1 ? s1 : s2;
+    __m256 av[M];
+    for (int m = 0; m < M; ++m)
+      av[m] = _mm256_broadcast_ps(reinterpret_cast<const __m128*>(a + m * a_stride + 4 * c));
+    if (c + 1 < total) {
+      for (int f = 0; f < FP; ++f) {
+        const __m256 vv = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(v + 2 * f * vs)),
+                                               _mm_loadu_ps(v + (2 * f + 1) * vs),
+                                               1);
+        for (int m = 0; m < M; ++m)
+          acc[m][f] = _mm256_add_ps(acc[m][f], mul(av[m], vv));
+      }
+    } else {
+      for (int f = 0; f < FP; ++f) {
+        const __m256 vv = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_loadu_ps(v + 2 * f * vs)),
+                                               _mm_loadu_ps(v + (2 * f + 1) * vs),
+                                               1);
+        for (int m = 0; m < M; ++m)
+          acc[m][f] = _mm256_blendv_ps(acc[m][f], _mm256_add_ps(acc[m][f], mul(av[m], vv)), mask);
+      }
+    }
+  }
+  for (int m = 0; m < M; ++m)
+    for (int f = 0; f < FP; ++f) {
+      alignas(32) float t[8];
+      _mm256_store_ps(t, acc[m][f]);
+      out[m * out_stride + 2 * f] = ((t[0] + t[2]) + (t[1] + t[3])) * inv[m];
+      out[m * out_stride + 2 * f + 1] = ((t[4] + t[6]) + (t[5] + t[7])) * inv[m];
+    }
+}
+
+/// detail::exp on 16 lanes, operation for operation (see the 8-lane exp).
+LLAMA2C_WIDE512_TARGET inline __m512 exp512(__m512 x) noexcept {
+  x = _mm512_mask_max_ps(x, 0xFFFF, _mm512_set1_ps(-87.0f), x);
+  x = _mm512_mask_min_ps(x, 0xFFFF, _mm512_set1_ps(88.0f), x);
+  const __m512 magic = _mm512_set1_ps(12582912.0f);
+  __m512 fx = mul(x, _mm512_set1_ps(1.44269504088896341f));
+  fx = _mm512_sub_ps(_mm512_add_ps(fx, magic), magic);
+  __m512 r = _mm512_add_ps(x, mul(fx, _mm512_set1_ps(-0.693359375f)));
+  r = _mm512_add_ps(r, mul(fx, _mm512_set1_ps(2.12194440e-4f)));
+  const __m512 z = _mm512_mul_ps(r, r);
+  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+  y = _mm512_add_ps(_mm512_set1_ps(1.3981999507e-3f), mul(y, r));
+  y = _mm512_add_ps(_mm512_set1_ps(8.3334519073e-3f), mul(y, r));
+  y = _mm512_add_ps(_mm512_set1_ps(4.1665795894e-2f), mul(y, r));
+  y = _mm512_add_ps(_mm512_set1_ps(1.6666665459e-1f), mul(y, r));
+  y = _mm512_add_ps(_mm512_set1_ps(5.0000001201e-1f), mul(y, r));
+  y = _mm512_add_ps(_mm512_add_ps(r, mul(y, z)), _mm512_set1_ps(1.0f));
+  // (vector extensions: GCC 12's intrinsics for these read an "undefined" source and warn)
+  using v16i = std::int32_t __attribute__((vector_size(64)));
+  const v16i n = __builtin_convertvector(fx, v16i);
+  const v16i bits = (n + 127) << 23;
+  return _mm512_mul_ps(y, (__m512)bits);
+}
+
+/// score_keys with 16 keys per register; Partial: the last register holds only the keys of `last`.
+template <int M, int G, bool Partial>
+LLAMA2C_WIDE512_TARGET inline void score_keys512(const float* q,
+                                                 index_t hs,
+                                                 const float* k,
+                                                 index_t k_stride,
+                                                 float* a,
+                                                 index_t a_stride,
+                                                 float inv_scale,
+                                                 __mmask16 last) noexcept {
+  __m512 acc[M][G];
+  for (int m = 0; m < M; ++m)
+    for (int g = 0; g < G; ++g)
+      acc[m][g] = _mm512_setzero_ps();
+  for (index_t i = 0; i < hs; ++i) {
+    __m512 kv[G];
+    for (int g = 0; g < G; ++g)
+      kv[g] = Partial && g == G - 1 ? _mm512_maskz_loadu_ps(last, k + i * k_stride + 16 * g)
+                                    : _mm512_loadu_ps(k + i * k_stride + 16 * g);
+    for (int m = 0; m < M; ++m) {
+      const __m512 qv = _mm512_set1_ps(q[m * hs + i]);
+      for (int g = 0; g < G; ++g)
+        acc[m][g] = _mm512_add_ps(acc[m][g], mul(kv[g], qv));
+    }
+  }
+  const __m512 sc = _mm512_set1_ps(inv_scale);
+  for (int m = 0; m < M; ++m)
+    for (int g = 0; g < G; ++g) {
+      if (Partial && g == G - 1)
+        _mm512_mask_storeu_ps(a + m * a_stride + 16 * g, last, _mm512_mul_ps(acc[m][g], sc));
+      else
+        _mm512_storeu_ps(a + m * a_stride + 16 * g, _mm512_mul_ps(acc[m][g], sc));
+    }
+}
+
+/// score_prefix with 16 keys per register (the keys below P rounded up to 4).
+template <int M>
+LLAMA2C_WIDE512_TARGET inline void score_prefix512(const float* q,
+                                                   index_t hs,
+                                                   const float* k,
+                                                   index_t k_stride,
+                                                   float* a,
+                                                   index_t a_stride,
+                                                   float inv_scale,
+                                                   index_t P) noexcept {
+  constexpr int G = M == 1 ? 4 : 2;
+  const index_t n = round_up(P, 4);
+  index_t c = 0;
+  for (; c + 16 * G <= n; c += 16 * G)
+    score_keys512<M, G, false>(q, hs, k + c, k_stride, a + c, a_stride, inv_scale, 0);
+  for (; c + 16 <= n; c += 16)
+    score_keys512<M, 1, false>(q, hs, k + c, k_stride, a + c, a_stride, inv_scale, 0);
+  if (c < n)
+    score_keys512<M, 1, true>(q,
+                              hs,
+                              k + c,
+                              k_stride,
+                              a + c,
+                              a_stride,
+                              inv_scale,
+                              static_cast<__mmask16>((1u << (n - c)) - 1u));
+}
+
+/// softmax_exp (the 8-lane one) with 16 lanes: the same maximum and numerators, no sum.
+LLAMA2C_WIDE512_TARGET inline void softmax_exp512(float* a, index_t n) noexcept {
+  const index_t chunks = (n + 3) / 4;
+  const index_t end = chunks * 4; // floats covered, the last chunk partial
+  const auto valid = static_cast<int>(n - (chunks - 1) * 4); // lanes of the last chunk
+  // maximum over the first n (exact in any order)
+  __m512 m16 = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  index_t c = 0;
+  for (; c + 16 <= n; c += 16)
+    m16 = _mm512_mask_max_ps(m16, 0xFFFF, m16, _mm512_loadu_ps(a + c));
+  if (c < n) {
+    const auto k = static_cast<__mmask16>((1u << (n - c)) - 1u);
+    m16 = _mm512_mask_max_ps(m16, k, m16, _mm512_maskz_loadu_ps(k, a + c));
+  }
+  // halves, quarters, ... (any order gives the same maximum)
+  const __m256 m8 = _mm256_max_ps(__builtin_shufflevector(m16, m16, 0, 1, 2, 3, 4, 5, 6, 7),
+                                  __builtin_shufflevector(m16, m16, 8, 9, 10, 11, 12, 13, 14, 15));
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m8), _mm256_extractf128_ps(m8, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  m4 = _mm_max_ps(m4, _mm_shuffle_ps(m4, m4, 1));
+  const float mx = _mm_cvtss_f32(m4);
+  const __m512 mx16 = _mm512_set1_ps(mx);
+  for (c = 0; c + 16 <= end; c += 16) {
+    __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(a + c), mx16));
+    if (c + 16 == end && valid < 4) // the last chunk: lanes past n are 0
+      e = _mm512_maskz_mov_ps(static_cast<__mmask16>(0x0FFFu | (((1u << valid) - 1u) << 12)), e);
+    _mm512_storeu_ps(a + c, e);
+  }
+  if (c < end) {
+    const index_t m = end - c; // 4, 8 or 12 floats
+    const auto k =
+        static_cast<__mmask16>(((1u << (m - 4)) - 1u) | (((1u << valid) - 1u) << (m - 4)));
+    const auto ld = static_cast<__mmask16>((1u << m) - 1u);
+    const __m512 e =
+        _mm512_maskz_mov_ps(k, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(ld, a + c), mx16)));
+    _mm512_mask_storeu_ps(a + c, ld, e);
+  }
+}
+
+/// model::swiglu for one row of n floats (n a multiple of 4): o = h1 * (1 / (1 + exp(-h1))) * h3,
+/// 8 lanes at a time with the 8-lane exp (the same operations per element).
+LLAMA2C_WIDE_TARGET inline void
+swiglu(const float* h1, const float* h3, float* o, index_t n) noexcept {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  index_t c = 0;
+  for (; c + 8 <= n; c += 8) {
+    const __m256 a = _mm256_loadu_ps(h1 + c);
+    const __m256 e = exp(_mm256_xor_ps(a, sign));
+    const __m256 sv = _mm256_mul_ps(a, _mm256_div_ps(one, _mm256_add_ps(one, e)));
+    _mm256_storeu_ps(o + c, _mm256_mul_ps(sv, _mm256_loadu_ps(h3 + c)));
+  }
+  if (c < n) { // 4 floats
+    alignas(32) float t[8] = {};
+    std::memcpy(t, h1 + c, 4 * sizeof(float));
+    const __m256 a = _mm256_load_ps(t);
+    const __m256 e = exp(_mm256_xor_ps(a, sign));
+    const __m256 sv = _mm256_mul_ps(a, _mm256_div_ps(one, _mm256_add_ps(one, e)));
+    _mm_storeu_ps(o + c, _mm_mul_ps(_mm256_castps256_ps128(sv), _mm_loadu_ps(h3 + c)));
+  }
+}
+
+/// swiglu with 16 lanes (the 16-lane exp; the last register masked to the n % 16 floats left).
+LLAMA2C_WIDE512_TARGET inline void
+swiglu512(const float* h1, const float* h3, float* o, index_t n) noexcept {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (index_t c = 0; c < n; c += 16) {
+    const auto k = static_cast<__mmask16>(n - c >= 16 ? 0xFFFFu : (1u << (n - c)) - 1u);
+    const __m512 a = _mm512_maskz_loadu_ps(k, h1 + c);
+    const __m512 e = exp512(-a);
+    const __m512 sv = _mm512_mul_ps(a, _mm512_div_ps(one, _mm512_add_ps(one, e)));
+    _mm512_mask_storeu_ps(o + c, k, _mm512_mul_ps(sv, _mm512_maskz_loadu_ps(k, h3 + c)));
+  }
+}
+
+#undef LLAMA2C_WIDE_TARGET
+#undef LLAMA2C_WIDE512_TARGET
+
+} // namespace wide
+#endif
 
 /// Checked 64-bit arithmetic for the size computation of the loader.
 struct checked_size {
@@ -834,19 +1494,39 @@ public:
       std::memcpy(xb_.data() + t * dim_pad_,
                   hidden + t * hidden_stride,
                   static_cast<std::size_t>(cfg_.dim) * sizeof(float));
-    detail::matmul(xb_.data(),
-                   dim_pad_,
-                   T,
-                   w_->data() + wcls_,
-                   vocab_pad_,
-                   cfg_.dim,
-                   logits_.data(),
-                   vocab_pad_);
+    mm(xb_.data(),
+       dim_pad_,
+       T,
+       w_->data() + wcls_,
+       vocab_pad_,
+       cfg_.dim,
+       logits_.data(),
+       vocab_pad_);
     for (index_t t = 0; t < T; ++t)
       std::memcpy(out.data + t * out.row_stride,
                   logits_.data() + t * vocab_pad_,
                   static_cast<std::size_t>(cfg_.vocab_size) * sizeof(float));
     return specdec::status{};
+  }
+  /// @brief Bits per register of the kernels the forward pass runs: the build's own vector width
+  ///        (128 for a baseline x86 build), or 256 / 512 where a baseline build runs the kernels
+  ///        of detail::wide (load() picks the widest the CPU has). Every width gives bitwise the
+  ///        same results. O(1).
+  [[nodiscard]] int kernel_width() const noexcept {
+    return kw_;
+  }
+  /// @brief Runs the widest kernels of at most `bits` that the CPU and the build support (for
+  ///        tests and measurements); copies made later by share_weights() inherit the choice.
+  /// @return kernel_width() now in effect
+  /// @par Complexity
+  /// O(1).
+  int set_kernel_width(int bits) noexcept {
+    const int widest = detail::widest_kernels();
+    kw_ = static_cast<int>(detail::lanes) * 32;
+    for (const int b : {256, 512})
+      if (b <= bits && b <= widest && b > kw_)
+        kw_ = b;
+    return kw_;
   }
   /// @brief Empties the cache (length 0) and forgets any early-exit draft. O(1).
   void reset() noexcept {
@@ -1054,6 +1734,7 @@ public:
     m.wcls_ = wcls_;
     m.rope_cos_ = rope_cos_;
     m.rope_sin_ = rope_sin_;
+    m.kw_ = kw_;
     m.reserve_rows(8);
     return m;
   }
@@ -1312,6 +1993,7 @@ private:
         rope_cos_[static_cast<std::size_t>(pos * half + k)] = std::cos(val);
         rope_sin_[static_cast<std::size_t>(pos * half + k)] = std::sin(val);
       }
+    kw_ = detail::widest_kernels();
     rows_cap_ = 0;
     reserve_rows(8);
   }
@@ -1466,6 +2148,28 @@ private:
 
   // ----- forward pass
   // -----------------------------------------------------------------------------
+
+  /// detail::matmul, or its 256- or 512-bit twin (bitwise the same products).
+  void mm(const float* x,
+          index_t xs,
+          index_t rows,
+          const float* w,
+          index_t ws,
+          index_t in,
+          float* y,
+          index_t ys) const noexcept {
+#if LLAMA2C_WIDE_KERNELS
+    if (kw_ == 512) {
+      detail::wide::matmul512(x, xs, rows, w, ws, in, y, ys);
+      return;
+    }
+    if (kw_ == 256) {
+      detail::wide::matmul(x, xs, rows, w, ws, in, y, ys);
+      return;
+    }
+#endif
+    detail::matmul(x, xs, rows, w, ws, in, y, ys);
+  }
 
   /// o = RMSNorm(x) * w for T rows of dim_pad_ floats (padding lanes stay 0).
   void rmsnorm(float* o, const float* x, const float* w, index_t T) const noexcept {
@@ -1639,6 +2343,26 @@ private:
     for (index_t h = 0; h < cfg_.n_heads; h += mblk) {
       const float* kg = kp + (h / kv_mul_) * hs_ * cap_;
       float* ah = att_.data() + h * att_stride_;
+#if LLAMA2C_WIDE_KERNELS
+      if (kw_ == 512) {
+        if (mblk == 4)
+          wide::score_prefix512<4>(q + h * hs_, hs_, kg, cap_, ah, att_stride_, inv_scale_, P);
+        else if (mblk == 2)
+          wide::score_prefix512<2>(q + h * hs_, hs_, kg, cap_, ah, att_stride_, inv_scale_, P);
+        else
+          wide::score_prefix512<1>(q + h * hs_, hs_, kg, cap_, ah, att_stride_, inv_scale_, P);
+        continue;
+      }
+      if (kw_ == 256) {
+        if (mblk == 4)
+          wide::score_prefix<4>(q + h * hs_, hs_, kg, cap_, ah, att_stride_, inv_scale_, P);
+        else if (mblk == 2)
+          wide::score_prefix<2>(q + h * hs_, hs_, kg, cap_, ah, att_stride_, inv_scale_, P);
+        else
+          wide::score_prefix<1>(q + h * hs_, hs_, kg, cap_, ah, att_stride_, inv_scale_, P);
+        continue;
+      }
+#endif
       if (mblk == 4)
         score_prefix<4>(q + h * hs_, kg, ah, P);
       else if (mblk == 2)
@@ -1657,8 +2381,24 @@ private:
         a[P + e] = acc * inv_scale_;
       }
     }
-    for (index_t h = 0; h < cfg_.n_heads; ++h)
-      inv_sum_[static_cast<std::size_t>(h)] = softmax_exp(att_.data() + h * att_stride_, n);
+    for (index_t h = 0; h < cfg_.n_heads; ++h) {
+      float* a = att_.data() + h * att_stride_;
+#if LLAMA2C_WIDE_KERNELS
+      if (kw_ == 512) {
+        wide::softmax_exp512(a, n);
+        continue;
+      }
+      if (kw_ == 256) {
+        wide::softmax_exp(a, n);
+        continue;
+      }
+#endif
+      inv_sum_[static_cast<std::size_t>(h)] = softmax_exp(a, n);
+    }
+#if LLAMA2C_WIDE_KERNELS
+    if (kw_ >= 256)
+      wide::inv_sums(att_.data(), att_stride_, cfg_.n_heads, n, inv_sum_.data());
+#endif
     // Value segments: the cache directly for a plain prefix; for a row with extra slots, the
     // chunks from the one holding position P on are gathered into vtail_ (compact order).
     const float* v1 = vp;
@@ -1686,6 +2426,52 @@ private:
     }
     const index_t valid_last = n - ((n + lanes - 1) / lanes - 1) * lanes;
     float* o = ao_.data() + t * dim_pad_;
+#if LLAMA2C_WIDE_KERNELS
+    if (kw_ >= 256) {
+      // feature pairs per tile: 8 accumulators (head_size is even, so nf is too)
+      const index_t fpmax = mblk == 4 ? 2 : 4;
+      for (index_t g = 0; g < cfg_.n_kv_heads; ++g)
+        for (index_t m0 = 0; m0 < kv_mul_; m0 += mblk) {
+          const index_t h0 = g * kv_mul_ + m0;
+          for (index_t f0 = 0; f0 < hs_; f0 += 2 * fpmax) {
+            const index_t np = std::min(fpmax, (hs_ - f0) / 2);
+            const index_t fo = g * hs_ + f0;
+            const float* a = att_.data() + h0 * att_stride_;
+            const float* w1 = v1 + fo * cap_;
+            const float* w2 = v2 == nullptr ? nullptr : v2 + fo * s2;
+            float* out = o + h0 * hs_ + f0;
+            const float* inv = inv_sum_.data() + h0;
+            auto run = [&]<int M>() {
+              [&]<int... I>(std::integer_sequence<int, I...>) {
+                ((np == I + 1 ? (wide::vsum_tile<M, I + 1>(a,
+                                                           att_stride_,
+                                                           w1,
+                                                           cap_,
+                                                           chunks1,
+                                                           w2,
+                                                           s2,
+                                                           chunks2,
+                                                           valid_last,
+                                                           out,
+                                                           hs_,
+                                                           inv),
+                                 0)
+                              : 0),
+                 ...);
+              }
+              (std::make_integer_sequence < int, M == 4 ? 2 : 4 > {});
+            };
+            if (mblk == 4)
+              run.template operator()<4>();
+            else if (mblk == 2)
+              run.template operator()<2>();
+            else
+              run.template operator()<1>();
+          }
+        }
+      return;
+    }
+#endif
     const index_t fmax = value_accumulators / mblk;
     for (index_t g = 0; g < cfg_.n_kv_heads; ++g)
       for (index_t m0 = 0; m0 < kv_mul_; m0 += mblk) {
@@ -1714,6 +2500,18 @@ private:
   /// hb = silu(h1) * h3 for T rows (h1, h3 = the two halves of h13_).
   void swiglu(index_t T) noexcept {
     using namespace detail;
+#if LLAMA2C_WIDE_KERNELS
+    if (kw_ >= 256) {
+      for (index_t t = 0; t < T; ++t) {
+        const float* h1 = h13_.data() + t * 2 * hid_pad_;
+        if (kw_ == 512)
+          wide::swiglu512(h1, h1 + hid_pad_, hb_.data() + t * hid_pad_, hid_pad_);
+        else
+          wide::swiglu(h1, h1 + hid_pad_, hb_.data() + t * hid_pad_, hid_pad_);
+      }
+      return;
+    }
+#endif
     const vf one = splat<vf>(1.0f);
     for (index_t t = 0; t < T; ++t) {
       const float* h1 = h13_.data() + t * 2 * hid_pad_;
@@ -1774,24 +2572,22 @@ private:
     for (index_t l = 0; l < n_layers; ++l) {
       const layer_offsets& lo = layers_[static_cast<std::size_t>(l)];
       rmsnorm(xb_.data(), x_.data(), w + lo.rms_att, T);
-      detail::matmul(xb_.data(), dim_pad_, T, w + lo.wqkv, qkv_pad_, dim, qkv_.data(), qkv_pad_);
+      mm(xb_.data(), dim_pad_, T, w + lo.wqkv, qkv_pad_, dim, qkv_.data(), qkv_pad_);
       for (index_t t = 0; t < T; ++t)
         rope_and_store(t, l);
       for (index_t t = 0; t < T; ++t)
         attend(t, l);
-      detail::matmul(ao_.data(), dim_pad_, T, w + lo.wo, dim_pad_, dim, tmp_.data(), dim_pad_);
+      mm(ao_.data(), dim_pad_, T, w + lo.wo, dim_pad_, dim, tmp_.data(), dim_pad_);
       add_rows(x_.data(), tmp_.data(), T);
       rmsnorm(xb_.data(), x_.data(), w + lo.rms_ffn, T);
-      detail::matmul(
-          xb_.data(), dim_pad_, T, w + lo.w13, 2 * hid_pad_, dim, h13_.data(), 2 * hid_pad_);
+      mm(xb_.data(), dim_pad_, T, w + lo.w13, 2 * hid_pad_, dim, h13_.data(), 2 * hid_pad_);
       swiglu(T);
-      detail::matmul(
-          hb_.data(), hid_pad_, T, w + lo.w2, dim_pad_, cfg_.hidden_dim, tmp_.data(), dim_pad_);
+      mm(hb_.data(), hid_pad_, T, w + lo.w2, dim_pad_, cfg_.hidden_dim, tmp_.data(), dim_pad_);
       add_rows(x_.data(), tmp_.data(), T);
       capture(f, l + 1, T);
     }
     rmsnorm(xb_.data(), x_.data(), w + rms_final_, T);
-    detail::matmul(xb_.data(), dim_pad_, T, w + wcls_, vocab_pad_, dim, logits_.data(), vocab_pad_);
+    mm(xb_.data(), dim_pad_, T, w + wcls_, vocab_pad_, dim, logits_.data(), vocab_pad_);
     for (index_t t = 0; t < T; ++t)
       std::memcpy(out.data + t * out.row_stride,
                   logits_.data() + t * vocab_pad_,
@@ -1802,6 +2598,7 @@ private:
   index_t hs_ = 0, kv_dim_ = 0, kv_mul_ = 1;
   index_t dim_pad_ = 0, qkv_pad_ = 0, hid_pad_ = 0, vocab_pad_ = 0, cap_ = 0, att_stride_ = 0;
   float inv_scale_ = 1.0f; // 1 / sqrt(head_size)
+  int kw_ = 128;           // kernel_width(): above lanes * 32, the detail::wide kernels run
   std::size_t params_ = 0;
   std::shared_ptr<const detail::fbuf> w_; // packed weights: immutable, shared by copies
   std::vector<layer_offsets> layers_;

@@ -249,6 +249,54 @@ TEST_CASE("llama2c model: chained early exit writes the K/V that score() recompu
         == errc::invalid_argument);
 }
 
+TEST_CASE("llama2c model: every kernel width gives bitwise the same logits", "[llama2c]") {
+  // A baseline build runs 128-, 256- or 512-bit kernels (what the CPU has); each must give the
+  // rows of the 4-lane kernels bit for bit: chains in chunks of 1 to 7 rows (every register tile
+  // of the products), a tree (the gathered value tail) and an early exit, over 40 positions
+  // (every remainder of the softmax and value chunks).
+  llama2c::model& m = shared_model();
+  const std::vector<token_id> seq = bos_sample();
+  const std::vector<std::int32_t> parents{-1, 0, 1, 1, 3, 0, 5, 2};
+  auto run = [&](int bits) {
+    const int width = m.set_kernel_width(bits);
+    CHECK(width == m.kernel_width());
+    std::vector<float> out;
+    for (const index_t chunk : {1, 3, 4, 7}) {
+      m.reset();
+      std::vector<float> rows(40 * V);
+      for (index_t at = 0; at < 40; at += chunk) {
+        const index_t T = std::min<index_t>(chunk, 40 - at);
+        REQUIRE(m.score({0, {&seq[static_cast<std::size_t>(at)], T}, at},
+                        {rows.data() + at * V, T, V, V})
+                    .ok());
+      }
+      out.insert(out.end(), rows.begin(), rows.end());
+    }
+    std::vector<float> tree(parents.size() * V);
+    REQUIRE(m.cache().rollback(29).ok());
+    REQUIRE(m.score_tree(29,
+                         {&seq[29], static_cast<index_t>(parents.size())},
+                         {parents.data(), static_cast<index_t>(parents.size())},
+                         {tree.data(), static_cast<index_t>(parents.size()), V, V})
+                .ok());
+    out.insert(out.end(), tree.begin(), tree.end());
+    REQUIRE(m.cache().rollback(21).ok());
+    std::vector<float> early(3 * V);
+    REQUIRE(m.score_layers({0, {&seq[21], 3}, 21}, 2, {early.data(), 3, V, V}).ok());
+    out.insert(out.end(), early.begin(), early.end());
+    return out;
+  };
+  const std::vector<float> base = run(128);
+  for (const int bits : {256, 512}) {
+    INFO("kernel width " << m.set_kernel_width(bits));
+    const std::vector<float> wide = run(bits);
+    REQUIRE(wide.size() == base.size());
+    CHECK(std::memcmp(wide.data(), base.data(), base.size() * sizeof(float)) == 0);
+  }
+  m.set_kernel_width(1 << 20); // back to the widest, as load() leaves it
+  m.reset();
+}
+
 TEST_CASE("llama2c model: an unshared classifier file equal to the embedding scores the same",
           "[llama2c]") {
   const std::vector<char> good = file_bytes(model_path());
