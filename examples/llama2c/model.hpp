@@ -1083,7 +1083,8 @@ LLAMA2C_WIDE512_TARGET inline void score_keys512(const float* q,
     }
 }
 
-/// score_prefix with 16 keys per register (the keys below P rounded up to 4).
+/// score_prefix with 16 keys per register (the keys below P rounded up to 4); tiles of 8 or 4
+/// accumulators, so that the add chains overlap.
 template <int M>
 LLAMA2C_WIDE512_TARGET inline void score_prefix512(const float* q,
                                                    index_t hs,
@@ -1093,11 +1094,14 @@ LLAMA2C_WIDE512_TARGET inline void score_prefix512(const float* q,
                                                    index_t a_stride,
                                                    float inv_scale,
                                                    index_t P) noexcept {
-  constexpr int G = M == 1 ? 4 : 2;
+  constexpr int G = M == 1 ? 8 : (M == 2 ? 4 : 2);
   const index_t n = round_up(P, 4);
   index_t c = 0;
   for (; c + 16 * G <= n; c += 16 * G)
     score_keys512<M, G, false>(q, hs, k + c, k_stride, a + c, a_stride, inv_scale, 0);
+  if constexpr (G > 2)
+    for (; c + 16 * (G / 2) <= n; c += 16 * (G / 2))
+      score_keys512<M, G / 2, false>(q, hs, k + c, k_stride, a + c, a_stride, inv_scale, 0);
   for (; c + 16 <= n; c += 16)
     score_keys512<M, 1, false>(q, hs, k + c, k_stride, a + c, a_stride, inv_scale, 0);
   if (c < n)
