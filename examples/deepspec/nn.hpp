@@ -222,12 +222,16 @@ void attention_forward(const mat<T>& Q,
       const int g = h / group;
       T* p =
           cache.probs.data() + cache.offset[static_cast<std::size_t>(q)] + static_cast<idx>(h) * n;
+      // Rows through raw pointers (row-major): the same operations as Q(q, c) * K(k, c), without
+      // an accessor call per coefficient in unoptimised and sanitized builds.
+      const T* qr = Q.data() + q * Q.cols() + static_cast<idx>(h) * hd;
+      T* orow = O.data() + q * O.cols() + static_cast<idx>(h) * hd;
       T mx = -std::numeric_limits<T>::infinity();
       for (idx j = 0; j < n; ++j) {
-        const idx k = mask.key(q, j);
+        const T* kr = K.data() + mask.key(q, j) * K.cols() + static_cast<idx>(g) * hd;
         T s = 0;
         for (int c = 0; c < hd; ++c)
-          s += Q(q, h * hd + c) * K(k, g * hd + c);
+          s += qr[c] * kr[c];
         p[j] = s * scale;
         mx = std::max(mx, p[j]);
       }
@@ -239,9 +243,9 @@ void attention_forward(const mat<T>& Q,
       const T inv = T(1) / sum;
       for (idx j = 0; j < n; ++j) {
         p[j] *= inv;
-        const idx k = mask.key(q, j);
+        const T* vr = V.data() + mask.key(q, j) * V.cols() + static_cast<idx>(g) * hd;
         for (int c = 0; c < hd; ++c)
-          O(q, h * hd + c) += p[j] * V(k, g * hd + c);
+          orow[c] += p[j] * vr[c];
       }
     }
   }
@@ -274,23 +278,31 @@ void attention_backward(const mat<T>& Q,
       const int g = h / group;
       const T* p =
           cache.probs.data() + cache.offset[static_cast<std::size_t>(q)] + static_cast<idx>(h) * n;
+      const idx qo = q * Q.cols() + static_cast<idx>(h) * hd; // Q, dQ and dO are [Tq x H*hd]
+      const T* dor = dO.data() + qo;
+      const T* qr = Q.data() + qo;
+      T* dqr = dQ.data() + qo;
       T dot = 0; // sum_j p_j dp_j
       for (idx j = 0; j < n; ++j) {
-        const idx k = mask.key(q, j);
+        const idx ko = mask.key(q, j) * V.cols() + static_cast<idx>(g) * hd; // K, V, dK, dV alike
+        const T* vr = V.data() + ko;
+        T* dvr = dV.data() + ko;
         T d = 0;
         for (int c = 0; c < hd; ++c) {
-          d += dO(q, h * hd + c) * V(k, g * hd + c);
-          dV(k, g * hd + c) += p[j] * dO(q, h * hd + c);
+          d += dor[c] * vr[c];
+          dvr[c] += p[j] * dor[c];
         }
         dp[static_cast<std::size_t>(j)] = d;
         dot += p[j] * d;
       }
       for (idx j = 0; j < n; ++j) {
-        const idx k = mask.key(q, j);
+        const idx ko = mask.key(q, j) * K.cols() + static_cast<idx>(g) * hd;
+        const T* kr = K.data() + ko;
+        T* dkr = dK.data() + ko;
         const T ds = p[j] * (dp[static_cast<std::size_t>(j)] - dot) * scale;
         for (int c = 0; c < hd; ++c) {
-          dQ(q, h * hd + c) += ds * K(k, g * hd + c);
-          dK(k, g * hd + c) += ds * Q(q, h * hd + c);
+          dqr[c] += ds * kr[c];
+          dkr[c] += ds * qr[c];
         }
       }
     }

@@ -38,6 +38,8 @@ struct block_fixture {
   block_weights<float> untrained, dspark, dflash;
   train_result res, dflash_res;
 
+  static constexpr int epochs = specdec_test::by_build(12, 6); // of 8 steps (batch 4, 32 stories)
+
   static block_config shape(bool heads) {
     block_config c; // the miniature mapping: the target's width, EAGLE-3's layers
     c.n_layers = 2;
@@ -64,10 +66,14 @@ struct block_fixture {
     dspark = untrained;
     block_train_options t;
     t.batch = 4;
-    t.epochs = 12; // 96 steps
+    // 96 steps; under ASan (about 10x slower) 48, with the acceptance gains asked of the run
+    // lowered to what 48 steps give (32 raised held-out acceptance by 0.095 and tau by 0.03):
+    // the sanitizer looks for memory and UB errors in the same code, the Release build trains in
+    // full and asks the full gains.
+    t.epochs = epochs;
     t.anchors = 0; // every candidate
     t.quiet = true;
-    t.log_every = 48;
+    t.log_every = specdec_test::by_build(48, 16);
     t.eval_sequences = 8;
     REQUIRE(
         train_block_drafter(dspark, E, specdec_test::model_path(), train, heldout, t, res).ok());
@@ -118,15 +124,15 @@ static void check_training_run() {
     const curve_point& first = r->curve[1];
     const curve_point& last = r->curve.back();
     CAPTURE(first.train_loss, last.train_loss, r->curve[0].heldout_accept, last.heldout_accept);
-    CHECK(r->steps == 96);
+    CHECK(r->steps == 8 * block_fixture::epochs);
     CHECK(last.train_loss < first.train_loss);
     CHECK(last.heldout_loss < r->curve[0].heldout_loss);
-    CHECK(last.heldout_accept > r->curve[0].heldout_accept + 0.1);
+    CHECK(last.heldout_accept > r->curve[0].heldout_accept + specdec_test::by_build(0.1, 0.05));
   }
   const double tau_untrained = greedy_tau(f.untrained);
   const double tau_trained = greedy_tau(f.dspark);
   CAPTURE(tau_untrained, tau_trained);
-  CHECK(tau_trained > tau_untrained + 0.1);
+  CHECK(tau_trained > tau_untrained + specdec_test::by_build(0.1, 0.02));
 }
 
 static void check_thread_invariance() {
