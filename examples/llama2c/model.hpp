@@ -2601,8 +2601,8 @@ private:
   config cfg_{};
   index_t hs_ = 0, kv_dim_ = 0, kv_mul_ = 1;
   index_t dim_pad_ = 0, qkv_pad_ = 0, hid_pad_ = 0, vocab_pad_ = 0, cap_ = 0, att_stride_ = 0;
-  float inv_scale_ = 1.0f; // 1 / sqrt(head_size)
-  int kw_ = 128;           // kernel_width(): above lanes * 32, the detail::wide kernels run
+  float inv_scale_ = 1.0f;                        // 1 / sqrt(head_size)
+  int kw_ = static_cast<int>(detail::lanes) * 32; // kernel_width(); wider: detail::wide runs
   std::size_t params_ = 0;
   std::shared_ptr<const detail::fbuf> w_; // packed weights: immutable, shared by copies
   std::vector<layer_offsets> layers_;
