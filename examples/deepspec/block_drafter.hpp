@@ -358,6 +358,29 @@ void block_context_kv(const block_weights<T>& W,
   rope_apply(kc, pos, W.cfg.head_dim());
 }
 
+/// @brief The tail of draft layer l after attention, shared by the training and the inference
+///        forward: output projection of s.att, residual onto x, post-attention RMSNorm (factors
+///        into `rms`), SwiGLU FFN, residual; fills s.o, s.r, s.mn, s.g, s.u, s.a, s.f and writes
+///        `out` last (it may be x). `lin(X, W, Y)` computes Y = X W^T. O(rows * (d^2 + d * ffn)).
+template <class T, class S, class Lin>
+void block_layer_ffn(const block_weights<T>& W,
+                     int l,
+                     const mat<T>& x,
+                     S& s,
+                     std::vector<T>& rms,
+                     const Lin& lin,
+                     mat<T>& out) {
+  using BW = block_weights<T>;
+  lin(s.att, W[BW::slot(l, bl_wo)], s.o);
+  s.r = x + s.o;
+  rmsnorm_forward(s.r, W[BW::slot(l, bl_post_ln)], s.mn, rms);
+  lin(s.mn, W[BW::slot(l, bl_gate)], s.g);
+  lin(s.mn, W[BW::slot(l, bl_up)], s.u);
+  silu_mul_forward(s.g, s.u, s.a);
+  lin(s.a, W[BW::slot(l, bl_down)], s.f);
+  out = s.r + s.f;
+}
+
 /// @brief One draft layer over block rows X (positions `pos`) with `nctx` context keys kc / vc
 ///        (already roped) in front of the block's own; visibility from `mask` (keys: context
 ///        rows, then block rows). Keeps what the backward needs in `s`; returns the output in
@@ -388,14 +411,14 @@ void block_layer_forward(const block_weights<T>& W,
   s.V.topRows(vc.rows()) = vc;
   s.V.bottomRows(s.vb.rows()) = s.vb;
   attention_forward(s.q, s.K, s.V, c.heads, c.kv_heads, c.head_dim(), mask, s.att, s.ac);
-  linear_forward(s.att, W[BW::slot(l, bl_wo)], s.o);
-  s.r = s.x + s.o;
-  rmsnorm_forward(s.r, W[BW::slot(l, bl_post_ln)], s.mn, s.rm);
-  linear_forward(s.mn, W[BW::slot(l, bl_gate)], s.g);
-  linear_forward(s.mn, W[BW::slot(l, bl_up)], s.u);
-  silu_mul_forward(s.g, s.u, s.a);
-  linear_forward(s.a, W[BW::slot(l, bl_down)], s.f);
-  out = s.r + s.f;
+  block_layer_ffn(
+      W,
+      l,
+      s.x,
+      s,
+      s.rm,
+      [](const mat<T>& x, const mat<T>& w, mat<T>& y) { linear_forward(x, w, y); },
+      out);
 }
 
 /// @brief Scratch of block_layer_infer (kept by the inference backbone across calls).
@@ -485,14 +508,7 @@ inline void block_layer_infer(const block_weights<float>& W,
       for (int e = 0; e < hd; ++e)
         out[e] *= inv;
     }
-  linear_rows(s.att, W[BW::slot(l, bl_wo)], s.o);
-  s.r = X + s.o;
-  rmsnorm_forward(s.r, W[BW::slot(l, bl_post_ln)], s.mn, s.rn);
-  linear_rows(s.mn, W[BW::slot(l, bl_gate)], s.g);
-  linear_rows(s.mn, W[BW::slot(l, bl_up)], s.u);
-  silu_mul_forward(s.g, s.u, s.a);
-  linear_rows(s.a, W[BW::slot(l, bl_down)], s.f);
-  X = s.r + s.f;
+  block_layer_ffn(W, l, X, s, s.rn, linear_rows, X);
 }
 
 /// @brief Backward of block_layer_forward: from dout to dX (returned in dX, overwritten) and the
