@@ -211,7 +211,9 @@ struct block_executor {
     __syncthreads();
   }
 
-  /// The scratch's bytes (see scratch()).
+  /// @brief The scratch's bytes (see scratch()): a block-wide `__shared__` array of ScratchBytes
+  ///        (at least 1), 16-byte aligned. O(1).
+  /// @return its first byte, the same address in every thread of the block
   SPECDEC_DEVICE static unsigned char* scratch_area() noexcept {
     __shared__ alignas(16) unsigned char area[ScratchBytes > 0 ? ScratchBytes : 1];
     return area;
