@@ -109,6 +109,7 @@
 #include <new>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -437,6 +438,45 @@ inline void mm_rows(const float* x,
 /// of them with 16 (24 vectors: 12 of 8 floats for detail::wide's 256-bit tiles).
 inline constexpr index_t panel_vectors = vector_registers == 32 ? col_tile<1> : 2 * col_tile<1>;
 
+/// @brief The panel loop of matmul, shared by every kernel width (detail::matmul, wide::matmul,
+/// wide::matmul512): for each panel of panel_vectors output vectors, the rows in tiles of 4, then
+/// the 3, 2 or 1 left, each tile handed to `tile(std::integral_constant<int, R>{}, x, xs, w, ws,
+/// in, y, ys, nv)` (that width's mm_rows<R>). O(rows * ws * in) through the tiles.
+template <class Tile>
+SPECDEC_FORCEINLINE void for_each_panel_tile(const Tile& tile,
+                                             const float* x,
+                                             index_t xs,
+                                             index_t rows,
+                                             const float* w,
+                                             index_t ws,
+                                             index_t in,
+                                             float* y,
+                                             index_t ys) noexcept {
+  const index_t nv = ws / lanes;
+  for (index_t c0 = 0; c0 < nv; c0 += panel_vectors) {
+    const index_t cb = std::min<index_t>(panel_vectors, nv - c0);
+    const float* wc = w + c0 * lanes * in;
+    const index_t pw = cb * lanes;
+    float* yc = y + c0 * lanes;
+    index_t r = 0;
+    for (; r + 4 <= rows; r += 4)
+      tile(std::integral_constant<int, 4>{}, x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
+    switch (rows - r) {
+    case 3:
+      tile(std::integral_constant<int, 3>{}, x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
+      break;
+    case 2:
+      tile(std::integral_constant<int, 2>{}, x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
+      break;
+    case 1:
+      tile(std::integral_constant<int, 1>{}, x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
+      break;
+    default:
+      break;
+    }
+  }
+}
+
 /// @brief y[T][ws] = x[T][in] W for W stored transposed (`[in][ws]`, ws a multiple of lanes) and
 /// cut into panels of panel_vectors output vectors: the panel of output vectors c0 .. c0+cb-1
 /// starts at `w + c0 * lanes * in` and is `[in][cb * lanes]`, so a tile streams its weights
@@ -449,29 +489,15 @@ inline void matmul(const float* x,
                    index_t in,
                    float* y,
                    index_t ys) noexcept {
-  const index_t nv = ws / lanes;
-  for (index_t c0 = 0; c0 < nv; c0 += panel_vectors) {
-    const index_t cb = std::min<index_t>(panel_vectors, nv - c0);
-    const float* wc = w + c0 * lanes * in;
-    const index_t pw = cb * lanes;
-    float* yc = y + c0 * lanes;
-    index_t r = 0;
-    for (; r + 4 <= rows; r += 4)
-      mm_rows<4>(x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
-    switch (rows - r) {
-    case 3:
-      mm_rows<3>(x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
-      break;
-    case 2:
-      mm_rows<2>(x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
-      break;
-    case 1:
-      mm_rows<1>(x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
-      break;
-    default:
-      break;
-    }
-  }
+  for_each_panel_tile([](auto R, auto... a) noexcept { mm_rows<decltype(R)::value>(a...); },
+                      x,
+                      xs,
+                      rows,
+                      w,
+                      ws,
+                      in,
+                      y,
+                      ys);
 }
 
 /// Mask of the first `valid` lanes (0 < valid <= lanes).
@@ -701,29 +727,15 @@ LLAMA2C_WIDE_TARGET inline void matmul(const float* x,
                                        index_t in,
                                        float* y,
                                        index_t ys) noexcept {
-  const index_t nv = ws / lanes;
-  for (index_t c0 = 0; c0 < nv; c0 += panel_vectors) {
-    const index_t cb = std::min<index_t>(panel_vectors, nv - c0);
-    const float* wc = w + c0 * lanes * in;
-    const index_t pw = cb * lanes;
-    float* yc = y + c0 * lanes;
-    index_t r = 0;
-    for (; r + 4 <= rows; r += 4)
-      mm_rows<4>(x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
-    switch (rows - r) {
-    case 3:
-      mm_rows<3>(x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
-      break;
-    case 2:
-      mm_rows<2>(x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
-      break;
-    case 1:
-      mm_rows<1>(x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
-      break;
-    default:
-      break;
-    }
-  }
+  for_each_panel_tile([](auto R, auto... a) noexcept { mm_rows<decltype(R)::value>(a...); },
+                      x,
+                      xs,
+                      rows,
+                      w,
+                      ws,
+                      in,
+                      y,
+                      ys);
 }
 
 /// One register tile of matmul with 512-bit registers: R rows x C 16-float columns, the last one
@@ -796,29 +808,15 @@ LLAMA2C_WIDE512_TARGET inline void matmul512(const float* x,
                                              float* y,
                                              index_t ys) noexcept {
   static_assert(panel_vectors * lanes <= 6 * 16, "a panel must fit six 16-float columns");
-  const index_t nv = ws / lanes;
-  for (index_t c0 = 0; c0 < nv; c0 += panel_vectors) {
-    const index_t cb = std::min<index_t>(panel_vectors, nv - c0);
-    const float* wc = w + c0 * lanes * in;
-    const index_t pw = cb * lanes;
-    float* yc = y + c0 * lanes;
-    index_t r = 0;
-    for (; r + 4 <= rows; r += 4)
-      mm_rows512<4>(x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
-    switch (rows - r) {
-    case 3:
-      mm_rows512<3>(x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
-      break;
-    case 2:
-      mm_rows512<2>(x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
-      break;
-    case 1:
-      mm_rows512<1>(x + r * xs, xs, wc, pw, in, yc + r * ys, ys, cb);
-      break;
-    default:
-      break;
-    }
-  }
+  for_each_panel_tile([](auto R, auto... a) noexcept { mm_rows512<decltype(R)::value>(a...); },
+                      x,
+                      xs,
+                      rows,
+                      w,
+                      ws,
+                      in,
+                      y,
+                      ys);
 }
 
 /// detail::exp on 8 lanes, operation for operation (the baseline branch: clamps to [-87, 88], the
