@@ -312,6 +312,17 @@ struct counting_executor {
     *visited += n;
     return inner.gather_keys(n, raw, g, floor, lo, hi, keys, weights, cap);
   }
+  template <class Raw>
+  row_scan_result scan_row_histogram(index_t n,
+                                     Raw raw,
+                                     float inv_temp,
+                                     int width,
+                                     std::uint32_t* count,
+                                     float* mass,
+                                     bool* ok) const {
+    *visited += n;
+    return inner.scan_row_histogram(n, raw, inv_temp, width, count, mass, ok);
+  }
 };
 static_assert(row_executor<counting_executor>);
 

@@ -206,6 +206,112 @@ TEST_CASE("fused truncation on small and degenerate rows", "[sampling][fused]") 
       }
 }
 
+TEST_CASE("scan_row_histogram: scan_row's bits and key_histogram's first level in one pass",
+          "[sampling][fused]") {
+  // The scan must be scan_row's bit for bit (the device decides from the same sums); the counts
+  // key_histogram's exactly; the masses key_histogram's up to the rescaling roundings. Rows
+  // whose max climbs across chunks exercise the reference factor (rises under e^32), the rebase
+  // (over it) and the give-up after max_rebases rebases; an invalid entry and a leading chunk of
+  // -inf the count-only path.
+  const cpu::basic_serial_executor<false, false> scalar{};
+  const float ninf = -specdec::detail::infinity();
+  struct rcase {
+    const char* name;
+    std::vector<float> v;
+    float t;
+    bool ok; // the histogram is usable
+  };
+  std::vector<rcase> cases;
+  cases.push_back({"logits", make_row(0, 32000, 11u), 1.0f, true});
+  cases.push_back({"logits T 0.6", make_row(0, 151936, 12u), 0.6f, true});
+  cases.push_back({"ties", make_row(1, 5000, 13u), 1.3f, true});
+  {
+    auto v = make_row(0, 4000, 14u);
+    for (std::size_t i = 0; i < v.size(); ++i)
+      v[i] += 3.0f * static_cast<float>(i / 512); // rises of 3 per chunk: a factor, no rebase
+    cases.push_back({"slow climb", v, 1.0f, true});
+  }
+  {
+    auto v = make_row(0, 2048, 15u);
+    for (std::size_t i = 1024; i < v.size(); ++i)
+      v[i] += 40.0f; // one rise of 40 > 32: one rebase
+    cases.push_back({"one rebase", v, 1.0f, true});
+  }
+  {
+    auto v = make_row(0, 3000, 16u);
+    for (std::size_t i = 0; i < v.size(); ++i)
+      v[i] += 40.0f * static_cast<float>(i / 512); // a rebase per chunk: given up
+    cases.push_back({"steep climb", v, 1.0f, false});
+  }
+  {
+    auto v = make_row(0, 3000, 17u);
+    for (std::size_t i = 0; i < 700; ++i)
+      v[i] = ninf; // the first chunk has no valid value
+    v[2000] = ninf;
+    cases.push_back({"leading -inf", v, 0.9f, true});
+  }
+  for (const rcase& c : cases) {
+    CAPTURE(c.name);
+    const index_t n = static_cast<index_t>(c.v.size());
+    const auto raw = [&](index_t i) { return c.v[static_cast<std::size_t>(i)]; };
+    const float it = 1.0f / c.t;
+    const int w = sampling::detail::fused_first_width(n);
+    const std::size_t bins = std::size_t{1} << w;
+    std::vector<std::uint32_t> cnt(bins + 1), cnt_s(bins + 1), ref_cnt(bins + 1);
+    std::vector<float> mass(bins + 1), mass_s(bins + 1), ref_mass(bins + 1);
+    bool ok = false, ok_s = false;
+    const row_scan_result a = fused.scan_row_histogram(n, raw, it, w, cnt.data(), mass.data(), &ok);
+    const row_scan_result b = fused.scan_row(n, raw, weight_mode::exp_scaled, it);
+    const row_scan_result a_s =
+        scalar.scan_row_histogram(n, raw, it, w, cnt_s.data(), mass_s.data(), &ok_s);
+    CHECK(specdec::detail::float_bits(a.max) == specdec::detail::float_bits(b.max));
+    CHECK(a.argmax == b.argmax);
+    CHECK(specdec::detail::float_bits(a.weight_sum) == specdec::detail::float_bits(b.weight_sum));
+    CHECK(a.invalid == b.invalid);
+    CHECK(specdec::detail::float_bits(a_s.weight_sum) == specdec::detail::float_bits(a.weight_sum));
+    CHECK(ok == c.ok);
+    // The vector path and the scalar one: the same histogram, bit for bit.
+    CHECK(ok_s == ok);
+    CHECK(cnt_s == cnt);
+    bool same_mass = true;
+    for (std::size_t i = 0; i <= bins; ++i)
+      same_mass &= specdec::detail::float_bits(mass[i]) == specdec::detail::float_bits(mass_s[i]);
+    CHECK(same_mass);
+    if (!ok)
+      continue;
+    const float mx = b.max;
+    const auto g = [mx, it](float r) { return specdec::detail::exp_f((r - mx) * it); };
+    fused.key_histogram(n, raw, g, ninf, 0u, 32 - w, w, ref_cnt.data(), ref_mass.data());
+    CHECK(cnt == ref_cnt);
+    double worst = 0.0, total = 0.0;
+    for (std::size_t i = 0; i < bins; ++i)
+      total += ref_mass[i];
+    for (std::size_t i = 0; i < bins; ++i) // relative to the bin, or to the row for tiny bins
+      worst = std::max(worst,
+                       std::fabs(static_cast<double>(mass[i]) - ref_mass[i])
+                           / std::max(static_cast<double>(ref_mass[i]), 1e-6 * total));
+    CAPTURE(worst);
+    CHECK(worst <= 1e-5);
+    // Through prepare_row (top-p alone takes this path): radix select's cut or a rounding tie.
+    for (const float p : {0.9f, 0.5f}) {
+      sampling::sampling_params sp;
+      sp.temperature = c.t;
+      sp.top_p = p;
+      const sampling::dist_row<float> row{c.v.data(), n, distribution_kind::logits};
+      const auto x = sampling::prepare_row(fused, row, sp);
+      const auto y = sampling::prepare_row(radix, row, sp);
+      REQUIRE(x.ok() == y.ok());
+      if (x.cut != y.cut) { // F at the higher cut within rounding of the goal
+        const double row_mass = b.weight_sum;
+        const double f_hi = mass_at(c.v, y, std::max(x.cut, y.cut), false);
+        CHECK(std::fabs(f_hi - static_cast<double>(p) * row_mass) <= 2e-5 * row_mass);
+      } else {
+        CHECK(std::fabs(x.mass - y.mass) <= 1e-5f * y.mass);
+      }
+    }
+  }
+}
+
 TEST_CASE("draws through the fused cut fit the processed law (1e6 draws); a cut one entry low "
           "fails",
           "[sampling][fused][stat]") {

@@ -70,9 +70,27 @@ struct basic_serial_executor {
   /// O(n), one read of each raw value. @hd
   template <class Raw>
   SPECDEC_HD row_scan_result scan_row(index_t n, Raw raw, weight_mode mode, float inv_temp) const {
+    const no_chunk_hook none;
+    return scan_chunks<false>(n, raw, mode, inv_temp, none);
+  }
+
+private:
+  /// scan_row's chunk hook that does nothing.
+  struct no_chunk_hook {
+    SPECDEC_HD void operator()(const float*, const float*, int, float) const {}
+  };
+
+  /// scan_row, and when `Keep`, after each chunk hook(values, weights, len, running max): the
+  /// chunk's validated values (invalid ones as -inf) and, once a valid value has been seen and
+  /// the mode is exp_scaled, their weights exp((x - running max) * inv_temp), the very terms of
+  /// the sum (nullptr before that, and in the other modes).
+  template <bool Keep, class Raw, class Hook>
+  SPECDEC_HD row_scan_result
+  scan_chunks(index_t n, Raw raw, weight_mode mode, float inv_temp, Hook& hook) const {
     const float inf = detail::infinity();
     const bool linear = mode == weight_mode::linear;
     float buf[chunk];
+    [[maybe_unused]] float wbuf[Keep ? chunk : 1];
     row_scan_result res{-inf, -1, 0.0f, 0};
     for (index_t base = 0; base < n; base += chunk) {
       const int len = static_cast<int>(detail::min_i<index_t>(chunk, n - base));
@@ -123,8 +141,11 @@ struct basic_serial_executor {
           }
         }
       }
-      if (mode == weight_mode::one_hot || res.argmax < 0)
+      if (mode == weight_mode::one_hot || res.argmax < 0) {
+        if constexpr (Keep)
+          hook(static_cast<const float*>(buf), static_cast<const float*>(nullptr), len, res.max);
         continue;
+      }
       float acc[lanes] = {};
       const float m = res.max;
       j = 0;
@@ -141,21 +162,35 @@ struct basic_serial_executor {
       } else {
 #if SPECDEC_HOST_SIMD
         if constexpr (vector)
-          j = exp_sum_vector(buf, len, m, inv_temp, acc);
+          j = exp_sum_vector<Keep>(buf, len, m, inv_temp, acc, wbuf);
 #endif
         for (; j + lanes <= len; j += lanes)
-          for (int l = 0; l < lanes; ++l)
-            acc[l] += detail::exp_f((buf[j + l] - m) * inv_temp);
-        for (; j < len; ++j)
-          acc[0] += detail::exp_f((buf[j] - m) * inv_temp);
+          for (int l = 0; l < lanes; ++l) {
+            const float e = detail::exp_f((buf[j + l] - m) * inv_temp);
+            if constexpr (Keep)
+              wbuf[j + l] = e;
+            acc[l] += e;
+          }
+        for (; j < len; ++j) {
+          const float e = detail::exp_f((buf[j] - m) * inv_temp);
+          if constexpr (Keep)
+            wbuf[j] = e;
+          acc[0] += e;
+        }
       }
       res.weight_sum += sum_lanes(acc);
+      if constexpr (Keep)
+        hook(static_cast<const float*>(buf),
+             linear ? static_cast<const float*>(nullptr) : static_cast<const float*>(wbuf),
+             len,
+             m);
     }
     if (mode == weight_mode::one_hot)
       res.weight_sum = res.argmax >= 0 ? 1.0f : 0.0f;
     return res;
   }
 
+public:
   /// @brief Sum of f(i) over 0 .. n-1. See `row_executor`.
   /// @tparam F a callable `float(index_t)`
   /// @param[in] n number of entries
@@ -421,6 +456,113 @@ struct basic_serial_executor {
     }
   }
 
+  /// @brief scan_row in exp_scaled mode that also builds key_histogram's first level of the
+  /// whole row (floor -inf, no prefix) from the same pass (host only).
+  ///
+  /// The returned scan is scan_row(n, raw, weight_mode::exp_scaled, inv_temp) bit for bit. The
+  /// histogram counts every entry (invalid ones in the bin of -inf) in bin k >> (32 - width) of
+  /// its key k = zero_key(raw); each bin's mass is the sum, in index order, of the scan's own
+  /// terms exp((x - running max) * inv_temp), brought to the row max by at most two exact-order
+  /// rescalings: the masses stay relative to a reference max, the terms of a chunk whose running
+  /// max lies above it are multiplied by exp((max - reference) * inv_temp) (at most e^32), and
+  /// the reference moves (every bin rescaled) when that factor would exceed e^32. So a mass
+  /// differs from key_histogram's by a few roundings per term, which the fused search tolerates
+  /// as it tolerates bin-order rounding. A row whose max rises past the reference more than
+  /// `max_rebases` times (logits that climb across chunks by hundreds) leaves `*ok` false: the
+  /// histogram is then unusable and the caller histograms the row itself.
+  /// @tparam Raw a callable `float(index_t)` giving the raw value at an index
+  /// @param[in] n number of entries
+  /// @param[in] raw the raw values
+  /// @param[in] inv_temp 1 / temperature
+  /// @param[in] width bits of the first-level digit (1 .. 16)
+  /// @param[out] count 2^width + 1 counters (the last, key_histogram's skip bin, stays 0)
+  /// @param[out] mass 2^width + 1 weight sums relative to the row max (likewise)
+  /// @param[out] ok whether the histogram is valid
+  /// @return the scan_row result
+  /// @par Complexity
+  /// O(n + 2^width * (1 + rebases)), one read of each raw value and one exp per entry (the
+  /// scan's).
+  template <class Raw>
+  row_scan_result scan_row_histogram(index_t n,
+                                     Raw raw,
+                                     float inv_temp,
+                                     int width,
+                                     std::uint32_t* count,
+                                     float* mass,
+                                     bool* ok) const {
+    const std::uint32_t bins = 1u << width;
+    for (std::uint32_t b = 0; b <= bins; ++b) {
+      count[b] = 0;
+      mass[b] = 0.0f;
+    }
+    const int shift = 32 - width;
+    constexpr float rebase_gap = 32.0f; // the largest scaled rise kept as a factor: e^32
+    float ref = 0.0f;
+    bool have_ref = false;
+    bool good = true;
+    int rebases = 0;
+    const auto rescale = [&](float f) {
+      for (std::uint32_t b = 0; b < bins; ++b)
+        mass[b] = detail::fmul(mass[b], f);
+    };
+    const auto hook = [&](const float* x, const float* w, int len, float m) {
+      if (!good)
+        return;
+      std::uint32_t bin[chunk];
+      int j = 0;
+#if SPECDEC_HOST_SIMD
+      if constexpr (vector)
+        for (; j + width_v <= len; j += width_v) {
+          const vu b = zero_keys(detail::simd::load(x + j)) >> shift;
+          std::memcpy(bin + j, &b, sizeof(b));
+        }
+#endif
+      for (; j < len; ++j)
+        bin[j] = detail::order_key(x[j] == 0.0f ? 0.0f : x[j]) >> shift;
+      if (w == nullptr) { // no valid value yet: weights 0
+        for (j = 0; j < len; ++j)
+          count[bin[j]] += 1u;
+        return;
+      }
+      if (!have_ref) {
+        ref = m;
+        have_ref = true;
+      }
+      float scale = 1.0f;
+      if (m != ref) {
+        if (!((m - ref) * inv_temp <= rebase_gap)) {
+          if (++rebases > max_rebases) {
+            good = false;
+            return;
+          }
+          rescale(detail::exp_f((ref - m) * inv_temp));
+          ref = m;
+        } else {
+          scale = detail::exp_f((m - ref) * inv_temp);
+        }
+      }
+      if (scale == 1.0f) {
+        for (j = 0; j < len; ++j) {
+          count[bin[j]] += 1u;
+          mass[bin[j]] += w[j];
+        }
+      } else {
+        for (j = 0; j < len; ++j) {
+          count[bin[j]] += 1u;
+          mass[bin[j]] += detail::fmul(w[j], scale);
+        }
+      }
+    };
+    const row_scan_result res = scan_chunks<true>(n, raw, weight_mode::exp_scaled, inv_temp, hook);
+    if (good && have_ref && res.max != ref)
+      rescale(detail::exp_f((ref - res.max) * inv_temp));
+    *ok = good;
+    return res;
+  }
+
+  /// Rebases scan_row_histogram allows before it gives its histogram up.
+  static constexpr int max_rebases = 2;
+
   /// @brief Gathers the keys and weights of the entries with raw >= floor and lo <= zero_key(raw)
   /// <= hi, in index order (host only).
   /// @tparam Raw a callable `float(index_t)` giving the raw value at an index
@@ -551,13 +693,21 @@ private:
     return j;
   }
 
-  /// scan_row's sum of exp((x - m) * inv_temp) over the whole blocks of a chunk into `acc`.
-  static int exp_sum_vector(const float* buf, int len, float m, float inv_temp, float* acc) {
+  /// scan_row's sum of exp((x - m) * inv_temp) over the whole blocks of a chunk into `acc`;
+  /// when `Keep`, each term is also stored to `out` at its index.
+  template <bool Keep>
+  static int
+  exp_sum_vector(const float* buf, int len, float m, float inv_temp, float* acc, float* out) {
     vf a[k_vec] = {};
     int j = 0;
     for (; j + lanes <= len; j += lanes)
-      for (int k = 0; k < k_vec; ++k)
-        a[k] += detail::simd::exp_v((detail::simd::load(buf + j + k * width_v) - m) * inv_temp);
+      for (int k = 0; k < k_vec; ++k) {
+        const vf e =
+            detail::simd::exp_v((detail::simd::load(buf + j + k * width_v) - m) * inv_temp);
+        if constexpr (Keep)
+          detail::simd::store(out + j + k * width_v, e);
+        a[k] += e;
+      }
     for (int k = 0; k < k_vec; ++k)
       detail::simd::store(acc + k * width_v, a[k]);
     return j;

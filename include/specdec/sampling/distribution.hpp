@@ -362,7 +362,8 @@ SPECDEC_HD truncation truncate(const E& ex,
                                W weight,
                                const sampling_params& params,
                                weight_mode mode,
-                               float max_raw) {
+                               float max_raw,
+                               bool level0_ready = false) {
   const auto one = [](auto r) { return decltype(r){} + 1.0f; }; // float or a host vector
   float cut = -::specdec::detail::infinity();
   if (params.min_p > 0.0f) {
@@ -379,7 +380,7 @@ SPECDEC_HD truncation truncate(const E& ex,
     // than any histogram.
     truncation fused{cut, 0.0f};
     if ((params.top_k > 0 || params.top_p < 1.0f) && n > small_row
-        && fused_truncate(ex, n, raw, weight, params, fused, cut))
+        && fused_truncate(ex, n, raw, weight, params, fused, cut, level0_ready))
       return fused;
   }
 #endif
@@ -420,8 +421,34 @@ SPECDEC_HD row_stats prepare_row_impl(const E& ex,
                                       const Raw& raw,
                                       raw_form form) {
   const bool greedy = params.greedy();
-  const row_scan_result scan =
-      prescan != nullptr ? *prescan : ex.scan_row(row.vocab, raw, st.mode, st.inv_temp);
+  bool level0_ready = false; // the fused truncation's first histogram came with the scan
+  row_scan_result scan;
+  if (prescan != nullptr) {
+    scan = *prescan;
+  } else {
+#if !defined(__CUDA_ARCH__)
+    if constexpr (scan_histogram_executor<E, Raw>) {
+      // Top-p alone on a long row: its first histogram pass needs the weights the scan computes
+      // anyway, so one pass does both (and the row is read and exponentiated once less).
+      if (!greedy && st.mode == weight_mode::exp_scaled && params.top_p < 1.0f && params.top_k <= 0
+          && !(params.min_p > 0.0f) && row.vocab > small_row) {
+        fused_scratch& s = fused_scratch_for_thread();
+        scan = ex.scan_row_histogram(row.vocab,
+                                     raw,
+                                     st.inv_temp,
+                                     fused_first_width(row.vocab),
+                                     s.count,
+                                     s.mass,
+                                     &level0_ready);
+      } else {
+        scan = ex.scan_row(row.vocab, raw, st.mode, st.inv_temp);
+      }
+    } else
+#endif
+    {
+      scan = ex.scan_row(row.vocab, raw, st.mode, st.inv_temp);
+    }
+  }
   st.max_raw = scan.max;
   st.argmax = scan.argmax;
   st.cut = -::specdec::detail::infinity();
@@ -457,7 +484,7 @@ SPECDEC_HD row_stats prepare_row_impl(const E& ex,
     } else if (st.mode == weight_mode::linear) {
       t = truncate(ex, row.vocab, raw, linear_weight, params, st.mode, max_raw);
     } else {
-      t = truncate(ex, row.vocab, raw, exp_weight, params, st.mode, max_raw);
+      t = truncate(ex, row.vocab, raw, exp_weight, params, st.mode, max_raw, level0_ready);
     }
     st.cut = t.cut;
     st.mass = t.mass;

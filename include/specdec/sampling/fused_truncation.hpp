@@ -13,7 +13,10 @@
 /// 1. One pass builds a histogram (2^8 bins for rows up to 4095 entries, up to 2^14 from 131072
 /// entries;
 ///    count and weight sum per bin) of the order keys of the entries >= floor; walking the bins
-///    from the top finds the bin where the goal is crossed.
+///    from the top finds the bin where the goal is crossed. For top-p alone (no top-k, no
+///    min-p) prepare_row has the executor build this level in its first pass
+///    (`scan_row_histogram`, from the scan's own exps), so the row is read and exponentiated
+///    once, not twice.
 /// 2. One pass gathers the keys and weights of the entries in that bin (or, when they fit, of
 ///    every entry from that bin up, so that a following top-p needs no further pass); sorted,
 ///    they give v exactly, with the mass kept.
@@ -29,9 +32,11 @@
 
 #include <specdec/config.hpp>
 
+#include <specdec/core/executor.hpp>
 #include <specdec/core/math.hpp>
 #include <specdec/core/types.hpp>
 
+#include <concepts>
 #include <cstdint>
 
 #if !defined(__CUDA_ARCH__)
@@ -50,6 +55,14 @@ namespace detail {
 template <class E>
 concept fused_truncation_executor = requires {
   requires E::fused_truncation;
+};
+
+/// Fused executors whose first pass can also build the first histogram level
+/// (`scan_row_histogram`, as cpu::serial_executor): prepare_row then reads a top-p row once less.
+template <class E, class Raw>
+concept scan_histogram_executor = fused_truncation_executor<E> && requires(
+    const E& e, index_t n, const Raw& raw, std::uint32_t* c, float* m, bool* ok) {
+  { e.scan_row_histogram(n, raw, 1.0f, 8, c, m, ok) } -> std::same_as<row_scan_result>;
 };
 
 /// Entries gathered around a boundary at most (larger boundary bins are refined by histogram).
@@ -153,7 +166,19 @@ inline fused_cut walk_sorted(const fused_scratch& s,
   return r;
 }
 
+/// Bits of the first histogram level for a row of n entries: 8 for short rows, where zeroing
+/// 2^14 bins would cost more than the row, up to 14 from 131072 entries.
+inline int fused_first_width(index_t n) noexcept {
+  int w1 = 8;
+  while (w1 < 14 && (index_t{1} << (w1 + 3)) <= n)
+    ++w1;
+  return w1;
+}
+
 /// The fused search of the largest v >= floor whose F(v) reaches `goal`. See the file comment.
+/// When `level0_ready`, `s` already holds the first level's weighted histogram of the whole row
+/// (fused_first_width(n) bits, floor -inf: the executor's scan_row_histogram), and the first
+/// histogram pass is skipped.
 /// O(n) per histogram level (one to three, plus one unweighted count for top-k) and one gather
 /// pass, then O(m log m) for the m <= fused_gather_cap gathered entries.
 template <class E, class Raw, class G>
@@ -163,16 +188,14 @@ fused_cut fused_search(const E& ex,
                        const G& g,
                        float floor,
                        fused_goal goal,
-                       fused_scratch& s) {
+                       fused_scratch& s,
+                       bool level0_ready = false) {
   const bool by_count = goal.by_count;
   struct level {
     int shift, width;
   };
-  // First-level bins scale with the row (2^8 for short rows, where zeroing 2^14 bins would cost
-  // more than the row, up to 2^14 from 131072 entries); the other two levels split the rest.
-  int w1 = 8;
-  while (w1 < 14 && (index_t{1} << (w1 + 3)) <= n)
-    ++w1;
+  // The other two levels split the bits the first one leaves.
+  const int w1 = fused_first_width(n);
   const int w2 = (32 - w1 + 1) / 2;
   const level levels[3] = {{32 - w1, w1}, {32 - w1 - w2, w2}, {0, 32 - w1 - w2}};
   std::uint32_t prefix = 0;
@@ -192,7 +215,8 @@ fused_cut fused_search(const E& ex,
         ex.key_histogram(n, raw, no_weight, floor, prefix, lv.shift, lv.width, s.count, s.mass);
       }
     };
-    histogram(weighted);
+    if (li > 0 || !level0_ready || by_count)
+      histogram(weighted);
     const int bins = 1 << lv.width;
     if (li == 0 && !by_count && goal.of_total < 1.0f) {
       float total = 0.0f;
@@ -282,7 +306,8 @@ fused_cut fused_search(const E& ex,
 
 /// Top-k then top-p by the fused search (min-p's cut given as `cut`). Writes st.cut and st.mass
 /// and returns true, or returns false (st untouched) when rounding made a walk disagree with its
-/// bin sums; the caller then runs radix select.
+/// bin sums; the caller then runs radix select. `level0_ready`: the thread's scratch holds the
+/// row's first-level histogram (see fused_search), used by a top-p search with no cut before it.
 template <class E, class Raw, class W, class Stats, class Params>
 bool fused_truncate(const E& ex,
                     index_t n,
@@ -290,7 +315,8 @@ bool fused_truncate(const E& ex,
                     const W& weight,
                     const Params& params,
                     Stats& st,
-                    float cut) {
+                    float cut,
+                    bool level0_ready = false) {
   fused_scratch& s = fused_scratch_for_thread();
   float mass = 0.0f;
   bool have_mass = false;
@@ -320,7 +346,8 @@ bool fused_truncate(const E& ex,
       const fused_goal goal =
           have_mass ? fused_goal::mass_at_least(::specdec::detail::fmul(params.top_p, mass))
                     : fused_goal::fraction_of_total(params.top_p);
-      r = fused_search(ex, n, raw, weight, cut, goal, s);
+      const bool ready = level0_ready && !have_mass && !(cut > -::specdec::detail::infinity());
+      r = fused_search(ex, n, raw, weight, cut, goal, s, ready);
     }
     if (!r.ok)
       return false;
