@@ -292,7 +292,19 @@ TEST_CASE("scan_row_histogram: scan_row's bits and key_histogram's first level i
                            / std::max(static_cast<double>(ref_mass[i]), 1e-6 * total));
     CAPTURE(worst);
     CHECK(worst <= 1e-5);
-    // Through prepare_row (top-p alone takes this path): radix select's cut or a rounding tie.
+    // Through prepare_row (top-k and top-p without min-p take this path): top-k's cut is radix
+    // select's exactly, top-p's is or lies within rounding of the goal.
+    for (const int k : {50, 3000}) {
+      sampling::sampling_params sp;
+      sp.temperature = c.t;
+      sp.top_k = k;
+      const sampling::dist_row<float> row{c.v.data(), n, distribution_kind::logits};
+      const auto x = sampling::prepare_row(fused, row, sp);
+      const auto y = sampling::prepare_row(radix, row, sp);
+      REQUIRE(x.ok() == y.ok());
+      CHECK(x.cut == y.cut);
+      CHECK(std::fabs(x.mass - y.mass) <= 1e-4f * y.mass); // summation order, as above
+    }
     for (const float p : {0.9f, 0.5f}) {
       sampling::sampling_params sp;
       sp.temperature = c.t;

@@ -428,9 +428,10 @@ SPECDEC_HD row_stats prepare_row_impl(const E& ex,
   } else {
 #if !defined(__CUDA_ARCH__)
     if constexpr (scan_histogram_executor<E, Raw>) {
-      // Top-p alone on a long row: its first histogram pass needs the weights the scan computes
-      // anyway, so one pass does both (and the row is read and exponentiated once less).
-      if (!greedy && st.mode == weight_mode::exp_scaled && params.top_p < 1.0f && params.top_k <= 0
+      // Top-k / top-p on a long row without min-p: the first histogram of the fused search
+      // comes with the scan, from the scan's own exps (the row is read once less, and for top-p
+      // exponentiated once less).
+      if (!greedy && st.mode == weight_mode::exp_scaled && (params.top_p < 1.0f || params.top_k > 0)
           && !(params.min_p > 0.0f) && row.vocab > small_row) {
         fused_scratch& s = fused_scratch_for_thread();
         scan = ex.scan_row_histogram(row.vocab,

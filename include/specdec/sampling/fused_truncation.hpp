@@ -13,10 +13,9 @@
 /// 1. One pass builds a histogram (2^8 bins for rows up to 4095 entries, up to 2^14 from 131072
 /// entries;
 ///    count and weight sum per bin) of the order keys of the entries >= floor; walking the bins
-///    from the top finds the bin where the goal is crossed. For top-p alone (no top-k, no
-///    min-p) prepare_row has the executor build this level in its first pass
-///    (`scan_row_histogram`, from the scan's own exps), so the row is read and exponentiated
-///    once, not twice.
+///    from the top finds the bin where the goal is crossed. Without min-p, prepare_row has the
+///    executor build this level in its first pass (`scan_row_histogram`, from the scan's own
+///    exps): the row is read once less, and for top-p exponentiated once, not twice.
 /// 2. One pass gathers the keys and weights of the entries in that bin (or, when they fit, of
 ///    every entry from that bin up, so that a following top-p needs no further pass); sorted,
 ///    they give v exactly, with the mass kept.
@@ -206,7 +205,7 @@ fused_cut fused_search(const E& ex,
     // A top-k search counts first without computing weights: when everything from the boundary
     // bin up fits the gather list (k well below fused_gather_cap), the weights of the gathered
     // entries are all it needs, so the row's exp pass is saved.
-    bool weighted = !(li == 0 && by_count);
+    bool weighted = !(li == 0 && by_count) || (li == 0 && level0_ready);
     const auto histogram = [&](bool with_weights) {
       if (with_weights) {
         ex.key_histogram(n, raw, g, floor, prefix, lv.shift, lv.width, s.count, s.mass);
@@ -215,7 +214,7 @@ fused_cut fused_search(const E& ex,
         ex.key_histogram(n, raw, no_weight, floor, prefix, lv.shift, lv.width, s.count, s.mass);
       }
     };
-    if (li > 0 || !level0_ready || by_count)
+    if (li > 0 || !level0_ready)
       histogram(weighted);
     const int bins = 1 << lv.width;
     if (li == 0 && !by_count && goal.of_total < 1.0f) {
@@ -307,7 +306,8 @@ fused_cut fused_search(const E& ex,
 /// Top-k then top-p by the fused search (min-p's cut given as `cut`). Writes st.cut and st.mass
 /// and returns true, or returns false (st untouched) when rounding made a walk disagree with its
 /// bin sums; the caller then runs radix select. `level0_ready`: the thread's scratch holds the
-/// row's first-level histogram (see fused_search), used by a top-p search with no cut before it.
+/// row's first-level histogram (see fused_search), used by the first search when no cut precedes
+/// it.
 template <class E, class Raw, class W, class Stats, class Params>
 bool fused_truncate(const E& ex,
                     index_t n,
@@ -322,8 +322,15 @@ bool fused_truncate(const E& ex,
   bool have_mass = false;
   bool complete = false;
   if (params.top_k > 0) {
-    const fused_cut r = fused_search(
-        ex, n, raw, weight, cut, fused_goal::top_k(static_cast<std::uint64_t>(params.top_k)), s);
+    const bool ready = level0_ready && !(cut > -::specdec::detail::infinity());
+    const fused_cut r = fused_search(ex,
+                                     n,
+                                     raw,
+                                     weight,
+                                     cut,
+                                     fused_goal::top_k(static_cast<std::uint64_t>(params.top_k)),
+                                     s,
+                                     ready);
     if (!r.ok)
       return false;
     if (!r.whole)
