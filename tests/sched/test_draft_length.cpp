@@ -8,6 +8,7 @@
 //   - failed probes back off exponentially (interval doubled up to max_explore_interval), a
 //     probe that makes the bucket draft resets the interval;
 //   - may_draft() with exploration off answers per bucket and per available length;
+//   - explore_budget stretches the first probe interval to the probe's cost;
 //   - the decoder skips a bucketed proposer's run when may_draft() is false, and stays exact;
 //   - profile_verify_costs with a horizon scores at the prompt's end and at the horizon (clamped
 //     to the cache), leaves the cache holding the prefix minus its last token, refuses bad input.
@@ -170,6 +171,39 @@ TEST_CASE("adaptive draft length: may_draft with exploration off", "[sched][cpu]
   // reset_statistics() returns to the priors.
   c.reset_statistics();
   CHECK(c.may_draft(3));
+}
+
+TEST_CASE("adaptive draft length: explore_budget spaces the probes by their cost", "[sched][cpu]") {
+  // A probe costs C(1) - C(0) = 0.5 of a step; a budget of 1/16 of plain decoding's cost allows
+  // one probe per 8 steps at most, so the first interval is 8 rather than explore_interval = 4.
+  const step_costs costly{{1.0, 1.5}, 0.0, 0.0};
+  adaptive_config cfg = one_bucket(4, 1 << 20);
+  cfg.explore_budget = 0.0625;
+  SECTION("a costly probe: the first interval is stretched, then doubles as before") {
+    adaptive_draft_length c(cfg);
+    REQUIRE(c.set_costs(costly).ok());
+    REQUIRE(c.drafting_can_pay()); // 2 / 1.5 beats the margin at perfect acceptance
+    CHECK(c.explore_interval(0) == 8);
+    CHECK(probe_steps(c, 8 + 16 + 32, false) == std::vector<int>{8, 24, 56});
+    c.reset_statistics();
+    CHECK(c.explore_interval(0) == 8);
+  }
+  SECTION("a cheap probe keeps explore_interval") {
+    adaptive_draft_length c(cfg);
+    REQUIRE(c.set_costs({{1.0, 1.125}, 0.0, 0.0}).ok()); // 0.125 / 0.0625 = 2 < 4
+    CHECK(c.explore_interval(0) == 4);
+  }
+  SECTION("drafting costs count in the probe's cost") {
+    adaptive_draft_length c(cfg);
+    REQUIRE(c.set_costs({{1.0, 1.25}, 0.25, 0.5}).ok()); // C(1) - C(0) = 1: 16 steps
+    CHECK(c.explore_interval(0) == 16);
+  }
+  SECTION("no budget: explore_interval as before") {
+    adaptive_draft_length c(one_bucket(4, 1 << 20));
+    REQUIRE(c.set_costs(costly).ok());
+    CHECK(c.explore_interval(0) == 4);
+    CHECK(probe_steps(c, 4 + 8 + 16, false) == std::vector<int>{4, 12, 28});
+  }
 }
 
 namespace {

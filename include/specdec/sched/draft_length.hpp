@@ -37,7 +37,9 @@
 ///    target step, the controller is plain decoding from the first step;
 ///  - a probe that leaves its bucket at zero doubles that bucket's probe interval, up to
 ///    `max_explore_interval`, so a regime where drafting does not pay costs a vanishing share of
-///    the steps; a probe that makes the bucket draft again resets the interval;
+///    the steps; a probe that makes the bucket draft again resets the interval; with
+///    `explore_budget` the first interval is long enough that probes, each costing C(1) - C(0),
+///    take at most that share of plain decoding's time;
 ///  - may_draft() tells a decoder whose proposer drafts before the length is chosen (a
 ///    bucketed proposer) that no bucket would draft now, so the proposer is not run at all and a
 ///    step costs what a plain step does.
@@ -50,6 +52,7 @@
 #include <specdec/core/types.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <concepts>
 #include <cstdint>
 #include <vector>
@@ -152,6 +155,12 @@ struct adaptive_config {
   /// interval (from explore_interval) up to this many steps; a value <= explore_interval keeps
   /// the interval fixed.
   int max_explore_interval = 4096;
+  /// Largest share of plain decoding's cost that probing may take, > 0 (0 = no such bound): each
+  /// probe costs C(1) - C(0), so a bucket's probe interval starts at no less than
+  /// (C(1) - C(0)) / (explore_budget C(0)) steps (rounded up). A probe that costs most of a step
+  /// (a draft model on a CPU) is made rarely, one that costs little (a GPU, where C(1) is close
+  /// to C(0)) as often as explore_interval allows.
+  double explore_budget = 0.0;
 };
 
 /// @brief Cost-aware draft-length controller (see the file comment for the rule).
@@ -159,7 +168,8 @@ struct adaptive_config {
 /// Exploration cost: a bucket whose choice is 0 verifies one extra token once per
 /// `explore_interval` of its steps at first, so the slowdown from learning starts at
 /// (C(1)/C(0) - 1) / explore_interval, about 1% for C(1)/C(0) = 1.65 and the default 64, and
-/// halves with every probe that fails (the interval doubles up to `max_explore_interval`). No
+/// halves with every probe that fails (the interval doubles up to `max_explore_interval`);
+/// `explore_budget` lengthens the first interval so that it is at most that share. No
 /// probe is made where drafting cannot beat plain decoding by `min_gain` even at perfect
 /// acceptance.
 class adaptive_draft_length {
@@ -198,7 +208,7 @@ public:
     tries_.assign(b * k, 0.0);
     hits_.assign(b * k, 0.0);
     idle_.assign(b, 0);
-    interval_.assign(b, config_.explore_interval);
+    interval_.assign(b, base_interval());
     probing_.assign(b, 0);
     first_paying_.assign(b, 0);
     for (int i = 0; i < config_.buckets; ++i)
@@ -223,8 +233,9 @@ public:
     return can_pay_;
   }
 
-  /// @brief The current probe interval of a bucket: explore_interval, doubled by every failed
-  ///        probe up to max_explore_interval (0 when exploration is off). O(1).
+  /// @brief The current probe interval of a bucket: explore_interval (lengthened to respect
+  ///        explore_budget), doubled by every failed probe up to max_explore_interval (0 when
+  ///        exploration is off). O(1).
   /// @param[in] bucket feature bucket (clamped)
   /// @return steps between probes of the bucket while it chooses 0
   [[nodiscard]] int explore_interval(int bucket) const noexcept {
@@ -319,7 +330,7 @@ public:
   /// @param[in] accepted drafts accepted
   /// A recorded probe (a step whose length came from exploration) that leaves the bucket at 0
   /// doubles the bucket's probe interval (up to max_explore_interval); one after which the bucket
-  /// drafts resets it to explore_interval.
+  /// drafts resets it to its first value (explore_interval, or longer by explore_budget).
   void record(int bucket, int drafted, int accepted) noexcept {
     const int kmax = std::max(1, costs_.max_draft());
     const int tried = std::min({drafted, accepted + 1, kmax});
@@ -333,7 +344,7 @@ public:
     refresh(cb);
     if (probing_[b] != 0) {
       probing_[b] = 0;
-      interval_[b] = first_paying_[b] > 0 ? config_.explore_interval
+      interval_[b] = first_paying_[b] > 0 ? base_interval()
                                           : std::max(interval_[b],
                                                      interval_[b] > config_.max_explore_interval / 2
                                                          ? config_.max_explore_interval
@@ -359,6 +370,17 @@ private:
       }
     }
     return best;
+  }
+
+  // The first probe interval: explore_interval, or the longer one that keeps a probe's cost
+  // C(1) - C(0) within explore_budget of plain decoding's cost per step.
+  [[nodiscard]] int base_interval() const noexcept {
+    const int e = config_.explore_interval;
+    if (e <= 0 || !(config_.explore_budget > 0.0) || costs_.verify.size() < 2)
+      return e;
+    const double steps =
+        (costs_.cost(1) - costs_.cost(0)) / (config_.explore_budget * costs_.cost(0));
+    return steps > static_cast<double>(e) ? static_cast<int>(std::min(std::ceil(steps), 1e9)) : e;
   }
 
   // Recomputes a bucket's shortest length that beats plain decoding by the margin (0: none).
