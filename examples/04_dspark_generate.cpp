@@ -2,7 +2,8 @@
 // 04_dspark_generate: the whole DSpark round on a real transformer (stories260K, llama2.c format):
 // a trained DSpark drafter (the miniature DeepSpec path's parallel block backbone fed by the
 // target's features, a Markov head, a confidence head), Sequential Temperature Scaling, the draft
-// length chosen by a threshold or by the hardware-aware prefix scheduler over the backend's
+// length chosen by a threshold, by the cost-aware controller (profiled verification costs plus
+// the block's measured cost) or by the hardware-aware prefix scheduler over the backend's
 // profiled steps-per-second curve, rejection verification, and the DSpark statistics. Ends with
 // a simulated load sweep: R concurrent requests drawing rounds logged from the real decoder,
 // verified with the profiled SPS(B) of this backend (a simulation: no batched backend yet).
@@ -36,6 +37,8 @@
 #include <specdec/propose/semi_ar.hpp>
 #include <specdec/propose/semi_ar_heads_io.hpp>
 #include <specdec/sched/confidence_length.hpp>
+#include <specdec/sched/cost_profile.hpp>
+#include <specdec/sched/draft_length.hpp>
 #include <specdec/sched/prefix_scheduler.hpp>
 #include <specdec/sched/sps_profile.hpp>
 #include <specdec/verify/greedy.hpp>
@@ -53,6 +56,7 @@
 #include "llama2c/tokenizer.hpp"
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -617,6 +621,15 @@ int demo(llama2c::model& m,
               "target ms",
               "draft/tgt",
               "identical to plain");
+  // The cost-aware controller's curve: seconds per verification of k = 0 .. gamma drafts,
+  // profiled over the contexts the decode will see.
+  std::vector<double> verify_seconds;
+  if (const status s = sched::profile_verify_costs(
+          m, m.cache(), prompt, o.gamma, 9, verify_seconds, static_cast<index_t>(o.steps));
+      !s.ok()) {
+    std::fprintf(stderr, "dspark_generate: cost profile failed: %s\n", s.message());
+    return 1;
+  }
   for (const float t : {0.0f, 1.0f}) {
     decode::decode_result plain;
     const decode::decode_config c0 = with_temperature(t, o.seed);
@@ -673,19 +686,66 @@ int demo(llama2c::model& m,
     };
     go(sched::threshold_length{0.0f}, "full block, no head", dflash);
     go(sched::threshold_length{0.0f}, "full block", drafter);
+    // The full block's measured draft cost and acceptance, for the cost-aware row below.
+    const double block_seconds =
+        r.out.stats.steps > 0 ? r.out.stats.seconds_draft / static_cast<double>(r.out.stats.steps)
+                              : 0.0;
+    const double block_tau = r.metrics.tau_mean();
     char name[64];
     std::snprintf(name, sizeof name, "threshold %.2f", static_cast<double>(o.theta));
     go(sched::threshold_length{o.theta}, name, drafter);
+    // Cost-aware: sched::adaptive_draft_length with the profiled verification curve and the
+    // block's measured cost as a fixed per-draft cost. It drafts only where E(k) / (C(k) +
+    // draft) beats 1 / C(0); probes are held to 0.5 % of plain decoding's time (explore_budget).
+    // Where no length could pay even at perfect acceptance (drafting_can_pay() false), the
+    // drafter is not attached at all: it would still ingest the target's features every step.
+    sched::adaptive_config ac;
+    ac.explore_budget = 0.005;
+    sched::adaptive_draft_length ctl(ac);
+    if (!ctl.set_costs({verify_seconds, block_seconds, 0.0}).ok()) {
+      std::fprintf(stderr, "dspark_generate: bad cost curve\n");
+      return 1;
+    }
+    if (ctl.drafting_can_pay()) {
+      go(ctl, "cost-aware", drafter);
+    } else {
+      run_result rp;
+      decode::decode_config c = with_temperature(t, o.seed);
+      c.on_step = [&rp](const decode::step_record& s) {
+        (void)rp.metrics.add(s.drafted, s.accepted, false);
+      };
+      if (!run_plain(m, prompt, c, rp.out).ok())
+        return 1;
+      report("cost-aware (plain)", rp);
+    }
     go(sched::scheduled_length{table}, "scheduler (R = 1)", drafter);
     if (t == 0.0f && r.out.tokens.size() >= 1)
       std::printf("       story: %s\n", tok.decode(r.out.tokens, prompt.back()).c_str());
+    {
+      // Break-even: the full block pays only if tau C(0) > C(gamma) + draft.
+      const double cost0 = verify_seconds.front();
+      const double need = (verify_seconds.back() + block_seconds) / cost0;
+      std::printf("       cost model: C(%d)/C(0) = %.2f (profiled), block = %.2f C(0): the full "
+                  "block pays only if tau > %.2f; measured tau %.3f%s\n",
+                  o.gamma,
+                  verify_seconds.back() / cost0,
+                  block_seconds / cost0,
+                  need,
+                  block_tau,
+                  ctl.drafting_can_pay() ? "" : " (no length can pay: cost-aware decodes plain)");
+    }
     if (t == 1.0f) {
       std::printf("       scheduler run: accept_rate@i");
       for (index_t i = 0; i < r.metrics.max_proposed(); ++i)
         std::printf(" %.2f", r.metrics.accept_rate_at(i));
       std::printf(", conditional acceptance");
-      for (index_t k = 1; k <= r.metrics.max_proposed(); ++k)
-        std::printf(" %.2f", r.metrics.conditional_acceptance(k));
+      for (index_t k = 1; k <= r.metrics.max_proposed(); ++k) {
+        const double a = r.metrics.conditional_acceptance(k);
+        if (std::isnan(a))
+          std::printf(" -"); // no draft reached position k
+        else
+          std::printf(" %.2f", a);
+      }
       std::printf("\n");
     }
   }
