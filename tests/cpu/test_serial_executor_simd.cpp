@@ -14,6 +14,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -89,23 +90,43 @@ TEST_CASE("the host executor runs its lane loops as vectors", "[cpu][simd]") {
 
 TEST_CASE("scan_row: vector and scalar lane loops agree bit for bit", "[cpu][simd]") {
   int checked = 0;
-  for (const std::size_t n : sizes)
-    for (unsigned seed = 0; seed < 6; ++seed)
-      for (const bool specials : {false, true}) {
-        const bool probs = seed % 2 == 1;
-        const auto v = awkward_row(n, seed * 31u + static_cast<unsigned>(n), probs, specials);
-        const auto raw = [&v](index_t i) { return v[static_cast<std::size_t>(i)]; };
-        const auto in = static_cast<index_t>(n);
-        for (const weight_mode mode :
-             {weight_mode::exp_scaled, weight_mode::linear, weight_mode::one_hot})
-          for (const float inv_t : {1.0f, 1.7f, 0.3f}) {
-            const auto a = vec.scan_row(in, raw, mode, inv_t);
-            const auto b = ref.scan_row(in, raw, mode, inv_t);
-            CHECK(same_scan(a, b));
-            ++checked;
-          }
-      }
-  CHECK(checked == 12 * 6 * 2 * 9);
+  // Every width of the run-time dispatched exp loops this CPU has (4, 8, 16 lanes).
+  std::vector<int> widths{0};
+#if SPECDEC_HOST_SIMD && SPECDEC_HOST_WIDE
+  widths = {detail::simd::width};
+  for (const int w : {8, 16}) {
+    detail::simd::limit_wide_lanes(w);
+    if (detail::simd::wide_lanes() == w && w > detail::simd::width)
+      widths.push_back(w);
+  }
+  detail::simd::limit_wide_lanes(0);
+#endif
+  for (const int width : widths) {
+    CAPTURE(width);
+#if SPECDEC_HOST_SIMD && SPECDEC_HOST_WIDE
+    detail::simd::limit_wide_lanes(width);
+#endif
+    for (const std::size_t n : sizes)
+      for (unsigned seed = 0; seed < 6; ++seed)
+        for (const bool specials : {false, true}) {
+          const bool probs = seed % 2 == 1;
+          const auto v = awkward_row(n, seed * 31u + static_cast<unsigned>(n), probs, specials);
+          const auto raw = [&v](index_t i) { return v[static_cast<std::size_t>(i)]; };
+          const auto in = static_cast<index_t>(n);
+          for (const weight_mode mode :
+               {weight_mode::exp_scaled, weight_mode::linear, weight_mode::one_hot})
+            for (const float inv_t : {1.0f, 1.7f, 0.3f}) {
+              const auto a = vec.scan_row(in, raw, mode, inv_t);
+              const auto b = ref.scan_row(in, raw, mode, inv_t);
+              CHECK(same_scan(a, b));
+              ++checked;
+            }
+        }
+  }
+#if SPECDEC_HOST_SIMD && SPECDEC_HOST_WIDE
+  detail::simd::limit_wide_lanes(0);
+#endif
+  CHECK(checked == 12 * 6 * 2 * 9 * static_cast<int>(widths.size()));
 }
 
 TEST_CASE("prepare_row, sample_row and entropy agree bit for bit under every filter",
@@ -292,6 +313,53 @@ TEST_CASE("simd exp_v equals exp_f lane by lane", "[core][simd]") {
   CHECK(mismatches == 0);
   CHECK(xs.size() > 800000);
 }
+
+#if SPECDEC_HOST_SIMD && SPECDEC_HOST_WIDE
+namespace {
+typedef float v8f __attribute__((vector_size(32)));
+typedef float v16f __attribute__((vector_size(64)));
+// The executor's exp blocks compiled for AVX2 and AVX-512F, as the executor compiles them; with
+// m = 0 and inv_temp = 1 the stored terms are exp(x) itself.
+__attribute__((target("avx2"))) void exp_blocks8(const float* x, int n, float* out) {
+  float acc[16];
+  for (int i = 0; i < n; i += 512)
+    (void)simd::any_width::exp_sum_blocks<true, v8f>(
+        x + i, std::min(512, n - i), 0.0f, 1.0f, acc, out + i);
+}
+__attribute__((target("avx512f"))) void exp_blocks16(const float* x, int n, float* out) {
+  float acc[16];
+  for (int i = 0; i < n; i += 512)
+    (void)simd::any_width::exp_sum_blocks<true, v16f>(
+        x + i, std::min(512, n - i), 0.0f, 1.0f, acc, out + i);
+}
+} // namespace
+
+TEST_CASE("the 8- and 16-lane exp loops equal exp_f lane by lane", "[core][simd]") {
+  auto xs = test_inputs();
+  while (xs.size() % 512 != 0)
+    xs.push_back(1.0f);
+  const int n = static_cast<int>(xs.size());
+  int widths = 0;
+  for (const int w : {8, 16}) {
+    __builtin_cpu_init();
+    if (w == 8 ? !__builtin_cpu_supports("avx2") : !__builtin_cpu_supports("avx512f"))
+      continue;
+    ++widths;
+    std::vector<float> out(xs.size(), -1.0f);
+    if (w == 8)
+      exp_blocks8(xs.data(), n, out.data());
+    else
+      exp_blocks16(xs.data(), n, out.data());
+    std::size_t mismatches = 0;
+    for (std::size_t i = 0; i < xs.size(); ++i)
+      mismatches += detail::float_bits(out[i]) != detail::float_bits(detail::exp_f(xs[i]));
+    CAPTURE(w);
+    CHECK(mismatches == 0);
+  }
+  if (widths == 0)
+    SUCCEED("neither AVX2 nor AVX-512F on this CPU: only the 4-lane loops run here");
+}
+#endif
 
 TEST_CASE("simd min, max, select and fmul equal the scalar rules", "[core][simd]") {
   const auto xs = test_inputs();

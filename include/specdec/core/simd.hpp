@@ -17,6 +17,14 @@
 /// `std::experimental::simd` would do the same with g++ but not with every clang/libc++ the engines
 /// use; vector extensions work in both.
 ///
+/// Run-time width (g++ on x86, a build below AVX-512F, not nvcc's host pass: SPECDEC_HOST_WIDE):
+/// the executor's exp loop, the costliest of its passes, also exists compiled for AVX2 (8 lanes)
+/// and AVX-512F (16 lanes) through `__attribute__((target(...)))`, and wide_lanes() picks the
+/// widest the CPU has. The rules at those widths are the any_width templates, the same source as
+/// the 4-lane ones, always inlined into the wide loop, so no vector crosses a call; the lane sums
+/// keep their order, so the bits do not depend on the width (tests check 4, 8 and 16 lanes). The
+/// speed of a default-flags build then follows the CPU, not the consumer's -march.
+///
 /// Exactness: every function here applies, lane by lane, exactly the scalar operations of its
 /// scalar twin in core/math.hpp, in the same order, each rounded to nearest and never contracted
 /// into an FMA (each product passes an empty asm barrier), so lane c of `exp_v(x)` equals
@@ -30,6 +38,7 @@
 
 #include <specdec/core/math.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 
@@ -136,27 +145,9 @@ inline vf fmul(vf a, float b) noexcept {
   return fmul<vf>(a, splat(b));
 }
 
-/// Lane-wise `detail::exp_f`, bit for bit (same operations, same order, same rounding).
-inline vf exp_v(vf x) noexcept {
-  const vf zero = splat(0.0f);
-  const vf lo = splat(-87.33654f);
-  const vf xn = select(x == x, x, zero);
-  const vf xc = min(max(xn, lo), splat(88.0f));
-  const vf round_magic = splat(12582912.0f);
-  const vf fn = (fmul(xc, 1.44269504088896341f) + round_magic) + (-round_magic);
-  const vf r = (xc + fmul(fn, -0.693359375f)) + fmul(fn, 2.12194440e-4f);
-  vf p = splat(1.9875691500e-4f);
-  p = fmul<vf>(p, r) + 1.3981999507e-3f;
-  p = fmul<vf>(p, r) + 8.3334519073e-3f;
-  p = fmul<vf>(p, r) + 4.1665795894e-2f;
-  p = fmul<vf>(p, r) + 1.6666665459e-1f;
-  p = fmul<vf>(p, r) + 5.0000001201e-1f;
-  const vf y = (fmul<vf>(fmul<vf>(p, r), r) + r) + 1.0f;
-  const vi n = __builtin_convertvector(fn, vi);
-  const vf scale = from_bits(__builtin_bit_cast(vu, n + 127) << 23);
-  const vf e = fmul<vf>(y, scale);
-  return select(x < lo, zero, select(x != x, x, e));
-}
+/// Lane-wise `detail::exp_f`, bit for bit (same operations, same order, same rounding): the
+/// rule of any_width::exp at this width.
+inline vf exp_v(vf x) noexcept;
 
 /// Sum of the lanes in index order ((((l0 + l1) + l2) + ...)), as the scalar lane loops add.
 inline float sum_lanes_in_order(float s, vf v) noexcept {
@@ -166,6 +157,162 @@ inline float sum_lanes_in_order(float s, vf v) noexcept {
 }
 
 } // namespace w8 / w4
+
+/// @brief The lane rules on a vector of any width (4, 8 or 16 floats), always inlined.
+///
+/// A loop compiled for a wider instruction set than the build's (a function with
+/// `__attribute__((target("avx2")))` or `("avx512f")`, chosen at run time: see wide_lanes())
+/// instantiates them at its own width and gets them inline, in its own instruction set, with no
+/// vector crossing a call (so no calling-convention question arises). Every lane applies exactly
+/// the operations of the scalar rule, as the fixed-width functions above do.
+namespace any_width {
+
+// Vectors pass by reference here: g++ warns (-Wpsabi) about any function that takes or returns a
+// 32- or 64-byte vector by value while compiled without AVX, even one that is always inlined.
+
+/// out = m ? a : b lane-wise, for a comparison mask m (I: the signed integers of V's width).
+template <class V, class I>
+SPECDEC_FORCEINLINE void select_into(V& out, const I& m, const V& a, const V& b) noexcept {
+  out = __builtin_bit_cast(V, (m & __builtin_bit_cast(I, a)) | (~m & __builtin_bit_cast(I, b)));
+}
+
+/// p = a * b behind an empty asm barrier (see simd::fmul): never contracted into an FMA.
+template <class V>
+SPECDEC_FORCEINLINE void mul_into(V& p, const V& a, const V& b) noexcept {
+  p = a * b;
+#if defined(__x86_64__) || defined(__i386__)
+  if constexpr (sizeof(V) == 64)
+    __asm__("" : "+v"(p)); // zmm registers: the EVEX class
+  else
+    __asm__("" : "+x"(p));
+#elif defined(__aarch64__)
+  __asm__("" : "+w"(p));
+#else
+  p = p * (V{} + opaque_one<float>());
+#endif
+}
+
+/// x = `detail::exp_f`(x) lane-wise, bit for bit (same operations, same order, same rounding).
+template <class V>
+SPECDEC_FORCEINLINE void exp_in_place(V& x) noexcept {
+  using I = decltype(x < x);
+  const V zero = V{};
+  const V lo = V{} + -87.33654f;
+  const V hi = V{} + 88.0f;
+  V xn, xm, xc, t, u;
+  select_into(xn, I(x == x), x, zero); // NaN: computed as 0
+  select_into(xm, I(xn < lo), lo, xn); // max_f(xn, lo)
+  select_into(xc, I(hi < xm), hi, xm); // min_f(xm, 88)
+  const V round_magic = V{} + 12582912.0f;
+  mul_into(t, xc, V{} + 1.44269504088896341f);
+  const V fn = (t + round_magic) + (-round_magic);
+  mul_into(t, fn, V{} + -0.693359375f);
+  mul_into(u, fn, V{} + 2.12194440e-4f);
+  const V r = (xc + t) + u;
+  V p = V{} + 1.9875691500e-4f;
+  mul_into(t, p, r);
+  p = t + 1.3981999507e-3f;
+  mul_into(t, p, r);
+  p = t + 8.3334519073e-3f;
+  mul_into(t, p, r);
+  p = t + 4.1665795894e-2f;
+  mul_into(t, p, r);
+  p = t + 1.6666665459e-1f;
+  mul_into(t, p, r);
+  p = t + 5.0000001201e-1f;
+  mul_into(t, p, r);
+  mul_into(u, t, r);
+  const V y = (u + r) + 1.0f;
+  const I n = __builtin_convertvector(fn, I);
+  const V scale = __builtin_bit_cast(V, (n + 127) << 23); // n + 127 in [1, 254]: no overflow
+  mul_into(t, y, scale);
+  select_into(u, I(x != x), x, t);
+  select_into(x, I(x < lo), zero, u);
+}
+
+/// @brief scan_row's exp sum over the whole 16-float blocks of a chunk: lane l of `acc[0..15]`
+/// adds exp((buf[j + l] - m) * inv_temp) for j = 0, 16, 32, ... in that order, whatever V's
+/// width (16 / width vectors per block), so every width gives the same 16 sums bit for bit.
+/// When `Keep`, each term is also stored to `out` at its index. Returns the entries summed.
+template <bool Keep, class V>
+SPECDEC_FORCEINLINE int
+exp_sum_blocks(const float* buf, int len, float m, float inv_temp, float* acc, float* out) {
+  constexpr int block = 16;
+  constexpr int w = static_cast<int>(sizeof(V) / sizeof(float));
+  constexpr int kv = block / w;
+  V a[kv];
+  for (int k = 0; k < kv; ++k)
+    a[k] = V{};
+  int j = 0;
+  for (; j + block <= len; j += block)
+    for (int k = 0; k < kv; ++k) {
+      V e;
+      std::memcpy(&e, buf + j + k * w, sizeof(V));
+      e = (e - m) * inv_temp;
+      exp_in_place(e);
+      if constexpr (Keep)
+        std::memcpy(out + j + k * w, &e, sizeof(V));
+      a[k] += e;
+    }
+  for (int k = 0; k < kv; ++k)
+    std::memcpy(acc + k * w, &a[k], sizeof(V));
+  return j;
+}
+
+} // namespace any_width
+
+#if defined(__AVX__)
+inline namespace w8 {
+#else
+inline namespace w4 {
+#endif
+inline vf exp_v(vf x) noexcept {
+  any_width::exp_in_place(x);
+  return x;
+}
+} // namespace w8 / w4
+
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(__AVX512F__) && !defined(__CUDACC__)    \
+    && !defined(__clang__)
+/// 1 where the executor's exp loops also exist for AVX2 and AVX-512F, chosen at run time
+/// (wide_lanes()): a baseline build runs them as wide as the CPU allows, with the same bits.
+/// g++ only for now: clang checks the product barrier's asm operand against the template's own
+/// (baseline) target, where a 32- or 64-byte register operand is refused.
+#define SPECDEC_HOST_WIDE 1
+
+/// Most lanes the run-time dispatched loops may use (0: as many as the CPU has); see wide_lanes().
+inline std::atomic<int>& wide_lanes_limit() noexcept {
+  static std::atomic<int> limit{0};
+  return limit;
+}
+
+/// @brief Floats per vector of the executor's run-time dispatched loops: 16 where the CPU has
+/// AVX-512F, 8 where it has AVX2, else the build's width; never more than a limit set with
+/// limit_wide_lanes() (tests run every width this way; results are the same bits at every width).
+/// O(1) (the CPU is queried once).
+inline int wide_lanes() noexcept {
+  static const int detected = [] {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+      return 16;
+    if (__builtin_cpu_supports("avx2"))
+      return width > 8 ? width : 8;
+    return width;
+  }();
+  const int limit = wide_lanes_limit().load(std::memory_order_relaxed);
+  return limit > 0 && limit < detected ? (limit < width ? width : limit) : detected;
+}
+
+/// @brief Caps wide_lanes() at `lanes` (0 lifts the cap); the build's own width is the floor.
+/// For tests and for pinning a speed; the results do not depend on it. Thread-safe.
+inline void limit_wide_lanes(int lanes) noexcept {
+  wide_lanes_limit().store(lanes, std::memory_order_relaxed);
+}
+#else
+/// 0: the build is already at its widest (AVX-512F), or not x86, or nvcc's host pass.
+#define SPECDEC_HOST_WIDE 0
+#endif
+
 } // namespace simd
 
 } // namespace detail

@@ -694,24 +694,41 @@ private:
   }
 
   /// scan_row's sum of exp((x - m) * inv_temp) over the whole blocks of a chunk into `acc`;
-  /// when `Keep`, each term is also stored to `out` at its index.
+  /// when `Keep`, each term is also stored to `out` at its index. Runs as wide as the CPU allows
+  /// (detail::simd::wide_lanes(): 16 or 8 lanes on a baseline build), with the same bits.
   template <bool Keep>
   static int
   exp_sum_vector(const float* buf, int len, float m, float inv_temp, float* acc, float* out) {
-    vf a[k_vec] = {};
-    int j = 0;
-    for (; j + lanes <= len; j += lanes)
-      for (int k = 0; k < k_vec; ++k) {
-        const vf e =
-            detail::simd::exp_v((detail::simd::load(buf + j + k * width_v) - m) * inv_temp);
-        if constexpr (Keep)
-          detail::simd::store(out + j + k * width_v, e);
-        a[k] += e;
-      }
-    for (int k = 0; k < k_vec; ++k)
-      detail::simd::store(acc + k * width_v, a[k]);
-    return j;
+    static_assert(lanes == 16, "the exp blocks are 16 lanes wide");
+#if SPECDEC_HOST_WIDE
+    const int w = detail::simd::wide_lanes();
+    if (w == 16)
+      return exp_sum_avx512<Keep>(buf, len, m, inv_temp, acc, out);
+    if (w == 8 && width_v == 4)
+      return exp_sum_avx2<Keep>(buf, len, m, inv_temp, acc, out);
+#endif
+    return detail::simd::any_width::exp_sum_blocks<Keep, vf>(buf, len, m, inv_temp, acc, out);
   }
+
+#if SPECDEC_HOST_WIDE
+  /// 8-float vectors of the AVX2 loops.
+  typedef float vf8 __attribute__((vector_size(32)));
+  /// 16-float vectors of the AVX-512F loops.
+  typedef float vf16 __attribute__((vector_size(64)));
+
+  /// exp_sum_vector on a CPU with AVX2 (8 lanes).
+  template <bool Keep>
+  __attribute__((target("avx2"))) static int
+  exp_sum_avx2(const float* buf, int len, float m, float inv_temp, float* acc, float* out) {
+    return detail::simd::any_width::exp_sum_blocks<Keep, vf8>(buf, len, m, inv_temp, acc, out);
+  }
+  /// exp_sum_vector on a CPU with AVX-512F (16 lanes).
+  template <bool Keep>
+  __attribute__((target("avx512f"))) static int
+  exp_sum_avx512(const float* buf, int len, float m, float inv_temp, float* acc, float* out) {
+    return detail::simd::any_width::exp_sum_blocks<Keep, vf16>(buf, len, m, inv_temp, acc, out);
+  }
+#endif
 
   /// scan_row's sum of max(x, 0) over the whole blocks of a chunk into `acc`.
   static int linear_sum_vector(const float* buf, int len, float* acc) {
